@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/ccos-project/ccos/rtfs"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	var check, write bool
+	var width int
+	cmd := &cobra.Command{
+		Use:   "fmt FILE...",
+		Short: "Format RTFS files canonically, keeping comments",
+		Long: "fmt prints the pretty form of each FILE. With --check it prints nothing\n" +
+			"and exits 1 if a file is not formatted; with -w it rewrites the files\n" +
+			"in place (atomically). A file that does not read is left untouched and\n" +
+			"its errors are printed.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if check && write {
+				return &exitError{code: exitUsage, msg: "ccos fmt: --check and -w cannot be used together"}
+			}
+			failed := false
+			for _, path := range args {
+				src, name, err := readInput(path)
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					failed = true
+					continue
+				}
+				s, rerr := rtfs.Read(src, name, rtfs.ReadOptions{})
+				if rerr != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), rerr)
+					failed = true
+					continue
+				}
+				out := []byte(rtfs.Format(s, width))
+				switch {
+				case check:
+					if !bytes.Equal(out, src) {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: not formatted\n", name)
+						failed = true
+					}
+				case write && path != "-":
+					if !bytes.Equal(out, src) {
+						if err := writeFileAtomic(path, out); err != nil {
+							fmt.Fprintln(cmd.ErrOrStderr(), err)
+							failed = true
+						}
+					}
+				default:
+					if _, err := cmd.OutOrStdout().Write(out); err != nil {
+						return err
+					}
+				}
+			}
+			if failed {
+				return rejected("")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&check, "check", false, "exit 1 if any file is not formatted; print nothing else")
+	cmd.Flags().BoolVarP(&write, "write", "w", false, "rewrite the files in place")
+	cmd.Flags().IntVar(&width, "width", rtfs.DefaultWidth, "line width to aim for")
+	rootCmd.AddCommand(cmd)
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the
+// same directory, so that readers never see a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dirOf(path), ".ccos-fmt-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i+1]
+		}
+	}
+	return "."
+}

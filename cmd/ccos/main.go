@@ -1,0 +1,62 @@
+// Command ccos runs AI-agent plans written in RTFS inside strong isolation,
+// governed by an agent configuration that is itself RTFS.
+//
+// Each subcommand lives in its own file and registers itself on rootCmd in
+// an init function.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of the CLI contract.
+const (
+	exitOK       = 0
+	exitRejected = 1
+	exitUsage    = 2
+)
+
+// exitError carries an exit code out of a command; its message, if any, has
+// already been printed (or is printed by main).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// rejected returns an error that makes ccos exit 1 after printing msg (if
+// not empty) to stderr.
+func rejected(msg string) error { return &exitError{code: exitRejected, msg: msg} }
+
+var rootCmd = &cobra.Command{
+	Use:           "ccos",
+	Short:         "Run AI-agent plans written in RTFS inside strong isolation",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+func main() {
+	rootCmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, msg: err.Error() + "\n" + c.UsageString()}
+	})
+	err := rootCmd.Execute()
+	if err == nil {
+		os.Exit(exitOK)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, ee.msg)
+		}
+		os.Exit(ee.code)
+	}
+	// cobra's own errors (unknown command, wrong argument count) are usage
+	// errors.
+	fmt.Fprintln(os.Stderr, "ccos:", err)
+	os.Exit(exitUsage)
+}
