@@ -140,6 +140,25 @@ type reader struct {
 	lastTop   []topForm
 	lastClose Pos
 	stopped   bool
+	// scratch holds the items of every collection being read, innermost
+	// last; each collection copies its own items out when it closes.
+	scratch []Value
+	// names interns symbol and keyword names: plans repeat few names many
+	// times.
+	names map[string]string
+}
+
+// intern returns a shared copy of the name held in b.
+func (r *reader) intern(b []byte) string {
+	if s, ok := r.names[string(b)]; ok {
+		return s
+	}
+	if r.names == nil {
+		r.names = make(map[string]string, 64)
+	}
+	s := string(b)
+	r.names[s] = s
+	return s
 }
 
 func (r *reader) pos() Pos { return Pos{Line: r.line, Col: r.col, Offset: r.off} }
@@ -542,7 +561,8 @@ func (r *reader) readCollLabel(open byte, label string) Value {
 	r.stack = append(r.stack, openForm{open: open, pos: start, label: label})
 	defer func() { r.stack = r.stack[:len(r.stack)-1] }()
 	close := closerOf(open)
-	var items []Value
+	base := len(r.scratch)
+	defer func() { r.scratch = r.scratch[:base] }()
 	for {
 		r.skipSpace()
 		if r.stopped {
@@ -551,7 +571,7 @@ func (r *reader) readCollLabel(open byte, label string) Value {
 		if r.off >= len(r.src) {
 			r.errAt(start, fmt.Sprintf("add '%c' where the %s should end", close, collName(open)),
 				"unclosed %s: %s opened here is not closed before the end of the input at line %d; expected '%c'",
-				collName(open), describeOpen(open, items), r.line, close)
+				collName(open), describeOpen(open, r.scratch[base:]), r.line, close)
 			r.stop()
 			return nil
 		}
@@ -564,7 +584,7 @@ func (r *reader) readCollLabel(open byte, label string) Value {
 			// A closer of the wrong kind: when some enclosing form takes it,
 			// it is most likely a typo for this form's closer and closes
 			// it; otherwise it closes nothing and is skipped.
-			closesThis := r.mismatched(c, open, start, items)
+			closesThis := r.mismatched(c, open, start, r.scratch[base:])
 			r.advance()
 			if closesThis {
 				break
@@ -572,8 +592,13 @@ func (r *reader) readCollLabel(open byte, label string) Value {
 			continue
 		}
 		if v := r.readForm(); v != nil {
-			items = append(items, v)
+			r.scratch = append(r.scratch, v)
 		}
+	}
+	var items []Value
+	if n := len(r.scratch) - base; n > 0 {
+		items = make([]Value, n)
+		copy(items, r.scratch[base:])
 	}
 	r.lastClose = r.pos()
 	sp := r.span(start)
@@ -785,12 +810,14 @@ func (r *reader) token() string {
 	for j < len(r.src) && !isDelimiter(r.src[j]) {
 		j++
 	}
-	return string(r.src[r.off:j])
+	if c := r.src[r.off]; (c >= '0' && c <= '9') || c == '+' || c == '-' {
+		// Numbers vary too much to be worth interning.
+		return string(r.src[r.off:j])
+	}
+	return r.intern(r.src[r.off:j])
 }
 
 var (
-	reInt       = regexp.MustCompile(`^[+-]?[0-9]+$`)
-	reFloat     = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]+([eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)$`)
 	reRadix     = regexp.MustCompile(`^([+-]?)0([xXoObB])([0-9a-zA-Z_]+)$`)
 	reRatio     = regexp.MustCompile(`^([+-]?[0-9]+)/([0-9]+)$`)
 	reUUID      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -827,7 +854,7 @@ func (r *reader) classify(tok string, sp Span) Value {
 	case c == ':':
 		return r.keyword(tok, sp)
 	case c >= '0' && c <= '9', (c == '+' || c == '-') && len(tok) > 1 && tok[1] >= '0' && tok[1] <= '9':
-		if reUUID.MatchString(tok) {
+		if isUUID(tok) {
 			return UUID{V: strings.ToLower(tok), S: sp}
 		}
 		return r.number(tok, sp)
@@ -849,7 +876,7 @@ func (r *reader) classify(tok string, sp Span) Value {
 		}
 		return Resource{URI: tok, S: sp}
 	}
-	if reUUID.MatchString(tok) {
+	if isUUID(tok) {
 		return UUID{V: strings.ToLower(tok), S: sp}
 	}
 	if bad, ok := badSymbolRune(tok); ok {
@@ -857,6 +884,10 @@ func (r *reader) classify(tok string, sp Span) Value {
 		return Nil{S: sp}
 	}
 	return Symbol{Name: tok, S: sp}
+}
+
+func isUUID(tok string) bool {
+	return len(tok) == 36 && tok[8] == '-' && reUUID.MatchString(tok)
 }
 
 func (r *reader) keyword(tok string, sp Span) Value {
@@ -900,9 +931,53 @@ func badSymbolRune(s string) (rune, bool) {
 	return 0, false
 }
 
+// numberShape classifies a token as a decimal integer (1), a decimal float
+// (2) or neither (0) without regular expressions: this is the reader's
+// hottest path.
+func numberShape(tok string) int {
+	i := 0
+	if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+		i++
+	}
+	digits := func() int {
+		j := i
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	if digits() == 0 {
+		return 0
+	}
+	if i == len(tok) {
+		return 1
+	}
+	if tok[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0
+		}
+		if i == len(tok) {
+			return 2
+		}
+	}
+	if tok[i] != 'e' && tok[i] != 'E' {
+		return 0
+	}
+	i++
+	if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+		i++
+	}
+	if digits() == 0 || i != len(tok) {
+		return 0
+	}
+	return 2
+}
+
 func (r *reader) number(tok string, sp Span) Value {
+	shape := numberShape(tok)
 	switch {
-	case reInt.MatchString(tok):
+	case shape == 1:
 		n, err := strconv.ParseInt(tok, 10, 64)
 		if err != nil {
 			r.errAt(sp.Start, "integers are 64-bit: from -9223372036854775808 to 9223372036854775807; write a float (with .0) for larger magnitudes",
@@ -910,7 +985,7 @@ func (r *reader) number(tok string, sp Span) Value {
 			return Nil{S: sp}
 		}
 		return Int{V: n, Raw: tok, S: sp}
-	case reFloat.MatchString(tok):
+	case shape == 2:
 		f, err := strconv.ParseFloat(tok, 64)
 		if err != nil {
 			r.errAt(sp.Start, "", "float %s is out of range", tok)
