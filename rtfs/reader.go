@@ -267,7 +267,8 @@ func (r *reader) skipSpace() {
 			for r.off < len(r.src) && r.src[r.off] != '\n' {
 				r.advance()
 			}
-			text := strings.TrimRight(string(r.src[start.Offset:r.off]), "\r")
+			// Trailing white space is not part of a comment's text.
+			text := strings.TrimRight(string(r.src[start.Offset:r.off]), " \t\r\f\v")
 			r.comments = append(r.comments, Comment{Text: text, S: r.span(start)})
 		case c == '#' && r.off+1 < len(r.src) && r.src[r.off+1] == '|':
 			r.blockComment()
@@ -809,6 +810,9 @@ func (r *reader) token() string {
 	j := r.off
 	for j < len(r.src) && !isDelimiter(r.src[j]) {
 		j++
+	}
+	if j == r.off {
+		return ""
 	}
 	if c := r.src[r.off]; (c >= '0' && c <= '9') || c == '+' || c == '-' {
 		// Numbers vary too much to be worth interning.
