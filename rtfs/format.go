@@ -210,6 +210,10 @@ func (f *formatter) fits(s string) bool {
 // form writes v starting at the current column; indent is the column of
 // its first character.
 func (f *formatter) form(v Value, indent int) {
+	if sp := v.Span(); sp.Start.Line > f.lastLine {
+		// Blank lines before a comment inside v count from where v starts.
+		f.lastLine = sp.Start.Line
+	}
 	if !f.hasComment(v) {
 		if flat := PrintRaw(v); f.fits(flat) || !isColl(v) {
 			f.write(flat)
