@@ -24,7 +24,7 @@ func Format(src *Source, width int) string {
 		if i > 0 || f.ci > 0 {
 			f.newline(0)
 		}
-		if i > 0 && f.blankBetween(prevEnd, sp.Start) {
+		if i > 0 && f.blankBefore(prevEnd, sp.Start) {
 			f.b.WriteByte('\n')
 		}
 		f.leadingComments(sp.Start, 0)
@@ -40,7 +40,7 @@ func Format(src *Source, width int) string {
 	if f.ci < len(f.comments) {
 		if len(src.Forms) > 0 {
 			f.newline(0)
-			if f.blankBetween(prevEnd, f.comments[f.ci].S.Start) {
+			if f.blankBefore(prevEnd, f.comments[f.ci].S.Start) {
 				f.b.WriteByte('\n')
 			}
 		}
@@ -98,34 +98,16 @@ func (f *formatter) trimLastNewline() {
 	f.b.WriteString(s)
 }
 
-// blankBetween reports whether the source had a blank line between two
-// positions (ignoring comments).
-func (f *formatter) blankBetween(a, b Pos) bool {
-	return b.Line-a.Line > 1 && !f.commentOnLine(b.Line-1) && f.lineBlankBetween(a, b)
-}
-
-func (f *formatter) commentOnLine(line int) bool {
-	for i := f.ci; i < len(f.comments); i++ {
-		c := f.comments[i]
-		if c.S.Start.Line <= line && c.S.End.Line >= line {
-			return true
-		}
-		if c.S.Start.Line > line {
-			break
-		}
+// blankBefore reports whether the source had a blank line between the end
+// of the previous form and what comes next: the first comment still to be
+// written, or else the next form. Blank lines after comments are kept by
+// leadingComments.
+func (f *formatter) blankBefore(prevEnd, next Pos) bool {
+	line := next.Line
+	if f.ci < len(f.comments) && f.comments[f.ci].S.Start.Offset < next.Offset {
+		line = f.comments[f.ci].S.Start.Line
 	}
-	return false
-}
-
-// lineBlankBetween reports whether some line strictly between a and b holds
-// neither code nor a comment.
-func (f *formatter) lineBlankBetween(a, b Pos) bool {
-	for line := a.Line + 1; line < b.Line; line++ {
-		if !f.commentOnLine(line) {
-			return true
-		}
-	}
-	return false
+	return line-prevEnd.Line > 1
 }
 
 // pendingBefore reports whether a comment starts before byte offset off.
