@@ -246,7 +246,7 @@ func (f *formatter) list(l *List) {
 		f.form(l.Orig, f.col)
 		return
 	case l.Sugar != SugarNone && l.Sugar != SugarFn && len(l.Items) == 2:
-		f.write(sugarPrefix[l.Sugar])
+		f.write(sugarText(l))
 		f.form(l.Items[1], f.col)
 		return
 	}

@@ -116,6 +116,17 @@ var sugarPrefix = [...]string{
 	SugarUnquoteSplicing: "~@", SugarDeref: "@", SugarType: ":",
 }
 
+// sugarText returns the prefix a shorthand list is written with. ~ before
+// a form written @x needs a space, or the two would read as ~@.
+func sugarText(l *List) string {
+	if l.Sugar == SugarUnquote {
+		if in, ok := l.Items[1].(*List); ok && in.Sugar == SugarDeref && in.Meta == nil {
+			return "~ "
+		}
+	}
+	return sugarPrefix[l.Sugar]
+}
+
 func writeFlat(b *strings.Builder, v Value, raw bool) {
 	switch x := v.(type) {
 	case nil:
@@ -165,7 +176,7 @@ func writeFlat(b *strings.Builder, v Value, raw bool) {
 			b.WriteByte('#')
 			writeFlat(b, x.Orig, raw)
 		case x.Sugar != SugarNone && x.Sugar != SugarFn && len(x.Items) == 2:
-			b.WriteString(sugarPrefix[x.Sugar])
+			b.WriteString(sugarText(x))
 			writeFlat(b, x.Items[1], raw)
 		default:
 			writeSeq(b, '(', ')', x.Items, raw)
