@@ -1,0 +1,79 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/ccos-project/ccos/rtfs"
+)
+
+// BenchmarkLoadSeed measures the whole pipeline on the seed's MicroVM
+// config (examples/microvm.rtfs): read, schema check, defaults, decode,
+// PEM parsing and the semantic rules.
+func BenchmarkLoadSeed(b *testing.B) {
+	src := []byte(readFile(b, "../examples/microvm.rtfs"))
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res := (&Loader{}).Load(src, "microvm.rtfs")
+		if res.Diags.HasErrors() {
+			b.Fatal(res.Diags)
+		}
+	}
+}
+
+// BenchmarkLoadSeedExpand adds printing the expanded canonical config, as
+// `ccos config expand` does.
+func BenchmarkLoadSeedExpand(b *testing.B) {
+	src := []byte(readFile(b, "../examples/microvm.rtfs"))
+	b.ReportAllocs()
+	for b.Loop() {
+		res := (&Loader{}).Load(src, "microvm.rtfs")
+		_ = Canonical(res.Expanded)
+	}
+}
+
+// BenchmarkSchemaCheck isolates the type check of the read config map.
+func BenchmarkSchemaCheck(b *testing.B) {
+	src := readFile(b, "../examples/microvm.rtfs")
+	v, err := rtfs.ReadOne(src, "microvm.rtfs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, diags := rewriteAgentConfig(v)
+	if len(diags) != 0 {
+		b.Fatal(diags)
+	}
+	s, err := LoadSchema()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if errs := s.Root.Check(m, checkOptions); len(errs) != 0 {
+			b.Fatal(errs)
+		}
+	}
+}
+
+// BenchmarkValidate isolates the semantic rules on a decoded config.
+func BenchmarkValidate(b *testing.B) {
+	res := (&Loader{}).Load([]byte(readFile(b, "../examples/microvm.rtfs")), "microvm.rtfs")
+	b.ReportAllocs()
+	for b.Loop() {
+		if ds := Validate(res.Config); len(ds) != 0 {
+			b.Fatal(ds)
+		}
+	}
+}
+
+// BenchmarkReadSeed isolates the RTFS reader on the same file, to show
+// how the pipeline's time splits.
+func BenchmarkReadSeed(b *testing.B) {
+	src := []byte(readFile(b, "../examples/microvm.rtfs"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := rtfs.Read(src, "microvm.rtfs", rtfs.ReadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
