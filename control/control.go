@@ -1,0 +1,147 @@
+// Package control implements the protocol between the ccos host and the
+// guest agent inside a sandbox.
+//
+// # Framing
+//
+// A connection carries frames in both directions. A frame is a 4-byte
+// big-endian unsigned length N followed by N bytes of payload. N must be at
+// least 2 and at most the connection's frame limit (DefaultMaxFrame unless
+// set); a frame outside those bounds is a protocol error and ends the
+// session, and so does a connection that closes inside a frame.
+//
+// # Messages
+//
+// The payload is one JSON object, the envelope:
+//
+//	{"id": 7, "re": 3, "type": "step.begin", "body": {...}}
+//
+// id is the sender's message number, starting at 1 and increasing by one per
+// message in each direction. re, present only in replies, is the id of the
+// request answered. type names the message, and body holds its fields. Every
+// object is decoded strictly: an unknown field, a missing required field, a
+// field of the wrong type, an unknown type, a reply to a request that was
+// never sent or was already answered, a message the sender's side may not
+// send, or bytes after the object are protocol errors that end the session.
+//
+// RTFS values travel as their canonical text (rtfs.Print) in string fields;
+// the receiver reads them with bounded depth and size and checks them
+// before use.
+//
+// # Session
+//
+//	guest → host   hello      {"protocol": 1}
+//	host  → guest  welcome    {"protocol": 1, "session": "..."}
+//	host  → guest  run        {"plan": "...", "file": "...", "steps": [...], "limits": {...}}
+//	guest → host   step.begin {"name": "..."}           request; reply ok or error
+//	guest → host   step.end   {"name": "...", "ok": true} request; reply ok or error
+//	guest → host   call       {"capability": "...", "args": ["..."]} request; reply result or error
+//	guest → host   output     {"seq": 1, "text": "..."}  captured println output
+//	guest → host   done       {"value": "..."} or {"error": {...}}
+//	host  → guest  ok | result {"value": "..."} | error {"message": "..."}
+//
+// No message asks the host to run a command, open a file or reach the
+// network on the guest's behalf except through a capability call, which the
+// host checks against what it admitted for the current step.
+package control
+
+// ProtocolVersion is the version both sides state in hello and welcome.
+const ProtocolVersion = 1
+
+// DefaultMaxFrame is the largest frame accepted unless a connection sets
+// another limit.
+const DefaultMaxFrame = 4 << 20
+
+// Message types.
+const (
+	TypeHello     = "hello"
+	TypeWelcome   = "welcome"
+	TypeRun       = "run"
+	TypeStepBegin = "step.begin"
+	TypeStepEnd   = "step.end"
+	TypeCall      = "call"
+	TypeOutput    = "output"
+	TypeDone      = "done"
+	TypeOK        = "ok"
+	TypeResult    = "result"
+	TypeError     = "error"
+)
+
+// Hello is the guest's first message.
+type Hello struct {
+	Protocol int `json:"protocol"`
+}
+
+// Welcome is the host's answer to Hello.
+type Welcome struct {
+	Protocol int    `json:"protocol"`
+	Session  string `json:"session"`
+}
+
+// RunLimits are the evaluation limits the host asks the guest to apply on
+// top of the sandbox's own.
+type RunLimits struct {
+	Steps          int64 `json:"steps"`
+	Depth          int   `json:"depth"`
+	CollectionSize int   `json:"collection_size"`
+	OutputBytes    int   `json:"output_bytes"`
+	TimeoutMillis  int64 `json:"timeout_ms"`
+}
+
+// Run hands the guest the plan to evaluate and the steps it may enter.
+type Run struct {
+	Plan   string    `json:"plan"`
+	File   string    `json:"file"`
+	Steps  []string  `json:"steps"`
+	Limits RunLimits `json:"limits"`
+}
+
+// StepBegin asks to enter a step.
+type StepBegin struct {
+	Name string `json:"name"`
+}
+
+// StepEnd reports that a step has ended.
+type StepEnd struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Call asks the host to run a capability; Args are canonical RTFS texts.
+type Call struct {
+	Capability string   `json:"capability"`
+	Args       []string `json:"args"`
+}
+
+// Output carries text the plan printed, in order.
+type Output struct {
+	Seq  uint64 `json:"seq"`
+	Text string `json:"text"`
+}
+
+// ErrorInfo describes an RTFS error.
+type ErrorInfo struct {
+	Type    string   `json:"type"`
+	Message string   `json:"message"`
+	Where   string   `json:"where,omitempty"`
+	Stack   []string `json:"stack,omitempty"`
+}
+
+// Done ends the run with the plan's value (canonical RTFS) or its error.
+type Done struct {
+	Value *string    `json:"value,omitempty"`
+	Error *ErrorInfo `json:"error,omitempty"`
+}
+
+// OK accepts a request.
+type OK struct{}
+
+// Result answers a call with its value (canonical RTFS).
+type Result struct {
+	Value string `json:"value"`
+}
+
+// Error refuses a request, or reports why the host is ending the session.
+type Error struct {
+	Message string `json:"message"`
+}
