@@ -1,29 +1,16 @@
-//go:build evaluator
-
 // These tests evaluate the profile prelude and the profile examples with
-// the RTFS evaluator. They are behind the "evaluator" build tag until the
-// evaluator is wired into the Loader; remove the tag then.
+// the RTFS evaluator.
 
 package config
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/ccos-project/ccos/rtfs"
 )
 
-// interpEvaluator evaluates the prelude and then the config form in a fresh
-// interpreter.
-type interpEvaluator struct{}
-
-func (interpEvaluator) EvalConfig(prelude []rtfs.Value, form rtfs.Value) (rtfs.Value, error) {
-	in := rtfs.New(rtfs.Options{})
-	forms := append(append(make([]rtfs.Value, 0, len(prelude)+1), prelude...), form)
-	return in.EvalForms(context.Background(), forms)
-}
+// interpEvaluator is the evaluator ccos uses.
+type interpEvaluator = RTFSEvaluator
 
 // TestProfileExamplesExpandToGolden checks every example that calls a
 // profile: it validates clean and expands to its golden file.

@@ -19,14 +19,19 @@ type closure struct {
 }
 
 // splitBinding splits a binding symbol into its name and type annotation:
-// x:int gives ("x", :int) and name:[...] gives ("name", [...]). Symbols used
-// as references are never split.
+// x:int gives ("x", :int) and name:[...] gives ("name", [...]). The colon
+// is read as an annotation only when what follows it names a type: a
+// primitive type, or a capitalised name (a deftype alias such as Point).
+// Otherwise the colon is part of the name, so (defn profile:minimal ...)
+// defines profile:minimal. Symbols used as references are never split.
 func splitBinding(s Symbol) (string, Value) {
 	if s.Type != nil {
 		return s.Name, s.Type
 	}
 	if i := strings.IndexByte(s.Name, ':'); i > 0 && i < len(s.Name)-1 {
-		return s.Name[:i], Keyword{Name: s.Name[i+1:]}
+		if t := s.Name[i+1:]; primitiveTypes[t] != nil || (t[0] >= 'A' && t[0] <= 'Z') {
+			return s.Name[:i], Keyword{Name: t}
+		}
 	}
 	return s.Name, nil
 }

@@ -410,7 +410,7 @@ func TestTypeAnnotations(t *testing.T) {
 		{"((fn [& xs:[:vector :int]] xs) 1 2)", true},
 		{"((fn [& xs:[:vector :int]] xs) 1 :a)", false},
 		{"((fn [x] :[:union :int :string] x) \"s\")", true},
-		{"(let [profile:minimal 1] profile)", true},
+		{"(let [profile:minimal 1] profile:minimal)", true},
 	}
 	for _, tt := range tests {
 		_, err := evalSrc(t, New(Options{}), tt.src)
@@ -421,5 +421,23 @@ func TestTypeAnnotations(t *testing.T) {
 		if err != nil && (!errors.As(err, &e) || e.Type != ErrType) {
 			t.Errorf("%s: got %v, want a TypeError", tt.src, err)
 		}
+	}
+}
+
+// A colon in a defined name is an annotation only when a type follows it:
+// the config profiles are functions named profile:minimal and so on.
+func TestColonNames(t *testing.T) {
+	in := New(Options{})
+	v, err := in.EvalString(context.Background(), `(do (defn profile:minimal [id] {:agent-id id})
+  (def n:int 3)
+  (let [p:Point [1 2] q:my-thing 4] [(profile:minimal "a") n p q:my-thing]))`, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Print(v); got != `[{:agent-id "a"} 3 [1 2] 4]` {
+		t.Errorf("got %s", got)
+	}
+	if _, err := in.EvalString(context.Background(), `(def m:int "x")`, "t"); err == nil {
+		t.Error("annotation int on a string accepted")
 	}
 }

@@ -10,9 +10,7 @@ import (
 )
 
 // configEvaluator evaluates configs written as expressions (profile calls).
-// It is nil until the RTFS evaluator is wired in; such configs then fail
-// with EVALUATOR_REQUIRED.
-var configEvaluator config.Evaluator
+var configEvaluator config.Evaluator = config.RTFSEvaluator{}
 
 func init() {
 	cmd := &cobra.Command{

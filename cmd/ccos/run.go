@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/orchestrator"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/ccos-project/ccos/rtfs"
+	"github.com/ccos-project/ccos/sandbox"
+	"github.com/spf13/cobra"
+)
+
+// defaultConfig is the config of ccos run without --config.
+const defaultConfig = `(profile:minimal "agent.default")`
+
+// isolationStrength orders providers by the isolation they give; a
+// provider may replace the config's choice only with one at least as strong
+// unless the user passes --allow-weaker.
+var isolationStrength = map[string]int{
+	"mock": 0, "process": 2, "wasm": 2, "gvisor": 3, "qemu": 4, "firecracker": 4,
+}
+
+// providersFor lists, best first, the providers that implement an
+// isolation mode of the config.
+var providersFor = map[config.IsolationMode][]string{
+	config.IsolationWasm:      {"wasm"},
+	config.IsolationContainer: {"gvisor", "process"},
+	config.IsolationMicroVM:   {"firecracker", "qemu"},
+}
+
+func init() {
+	var cfgPath, provider string
+	var asJSON, allowWeaker bool
+	cmd := &cobra.Command{
+		Use:   "run PLAN",
+		Short: "Run an RTFS plan inside the isolation the agent config asks for",
+		Long: "run reads PLAN, loads and validates the agent config (--config, default\n" +
+			defaultConfig + "), admits the plan's steps, starts a sandbox with the\n" +
+			"provider the config's :orchestrator :isolation :mode calls for (or\n" +
+			"--provider), runs the plan in it and prints the plan's value. It never\n" +
+			"picks weaker isolation than asked: a provider that is not available is an\n" +
+			"error naming what is missing, and --provider may name a weaker one only\n" +
+			"with --allow-weaker.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], cfgPath, provider, asJSON, allowWeaker)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
+	cmd.Flags().StringVar(&provider, "provider", "auto", "sandbox provider: auto (from the config), "+strings.Join(providerNames(), ", "))
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
+	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
+	rootCmd.AddCommand(cmd)
+}
+
+func providerNames() []string {
+	var names []string
+	for _, p := range sandbox.Providers() {
+		names = append(names, p.Name())
+	}
+	return names
+}
+
+func runPlan(stdout, stderr io.Writer, planPath, cfgPath, providerFlag string, asJSON, allowWeaker bool) error {
+	res, err := loadRunConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	if res.Diags.HasErrors() {
+		printDiags(stderr, res.Diags)
+		return rejected(fmt.Sprintf("ccos run: the agent config %s is invalid", res.File))
+	}
+	src, name, err := readInput(planPath)
+	if err != nil {
+		return rejected(err.Error())
+	}
+	p, err := plan.Read(src, name)
+	if err != nil {
+		return rejected(err.Error())
+	}
+	prov, err := chooseProvider(res.Config, providerFlag, allowWeaker)
+	if err != nil {
+		return rejected("ccos run: " + err.Error())
+	}
+	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{
+		Plan:     p,
+		Provider: prov,
+		Caps:     capability.Builtins(nil),
+	})
+	if err != nil {
+		return rejected("ccos run: " + err.Error())
+	}
+	if asJSON {
+		if err := writeJSON(stdout, runDocument(p, rep)); err != nil {
+			return err
+		}
+	} else {
+		io.WriteString(stdout, rep.Output)
+		if rep.Truncated {
+			fmt.Fprintln(stderr, "ccos run: the plan's output was truncated")
+		}
+		if rep.Value != nil {
+			fmt.Fprintln(stdout, rtfs.Print(rep.Value))
+		}
+	}
+	if rep.Error != nil {
+		msg := rep.Error.Type + ": " + rep.Error.Message
+		if rep.Error.Where != "" {
+			msg = rep.Error.Where + ": " + msg
+		}
+		for _, f := range rep.Error.Stack {
+			msg += "\n  at " + f
+		}
+		return rejected(msg)
+	}
+	return nil
+}
+
+func loadRunConfig(path string) (*config.Result, error) {
+	if path == "" {
+		return config.Load([]byte(defaultConfig), "<default config>", configEvaluator), nil
+	}
+	return loadConfig(path)
+}
+
+// chooseProvider picks the provider for a run: the flag if given (refusing
+// weaker isolation than the config's unless allowed), else the best
+// available provider for the config's isolation mode. It never falls back
+// to a weaker kind of isolation.
+func chooseProvider(cfg *config.Config, flag string, allowWeaker bool) (sandbox.Provider, error) {
+	mode := cfg.Orchestrator.Isolation.Mode
+	wanted := providersFor[mode]
+	if flag != "" && flag != "auto" {
+		p, err := sandbox.Lookup(flag)
+		if err != nil {
+			return nil, err
+		}
+		// The floor is the weakest provider that implements the mode.
+		floor := 0
+		if len(wanted) > 0 {
+			floor = isolationStrength[wanted[len(wanted)-1]]
+		}
+		if isolationStrength[flag] < floor && !allowWeaker {
+			return nil, fmt.Errorf("provider %s gives weaker isolation than the config's :isolation :mode :%s (providers: %s); pass --allow-weaker to accept that",
+				flag, mode, strings.Join(wanted, ", "))
+		}
+		if ok, reason := p.Available(); !ok {
+			return nil, fmt.Errorf("provider %s is not available here: %s", flag, reason)
+		}
+		return p, nil
+	}
+	if len(wanted) == 0 {
+		return nil, fmt.Errorf("the config's :isolation :mode :%s names no known isolation", mode)
+	}
+	var why []string
+	for _, n := range wanted {
+		p, err := sandbox.Lookup(n)
+		if err != nil {
+			why = append(why, n+": not built into this ccos")
+			continue
+		}
+		ok, reason := p.Available()
+		if ok {
+			return p, nil
+		}
+		why = append(why, n+": "+reason)
+	}
+	return nil, fmt.Errorf("no provider for :isolation :mode :%s is available, and ccos does not fall back to weaker isolation (%s)",
+		mode, strings.Join(why, "; "))
+}
+
+type runDoc struct {
+	Plan      string                    `json:"plan"`
+	Provider  string                    `json:"provider"`
+	OK        bool                      `json:"ok"`
+	Value     *string                   `json:"value,omitempty"`
+	Error     any                       `json:"error,omitempty"`
+	Output    string                    `json:"output"`
+	Truncated bool                      `json:"output_truncated,omitempty"`
+	Steps     []orchestrator.StepRecord `json:"steps"`
+	Timings   map[string]float64        `json:"timings_ms"`
+}
+
+func runDocument(p *plan.Plan, rep *orchestrator.Report) runDoc {
+	d := runDoc{Plan: p.Name, Provider: rep.Provider, OK: rep.Error == nil, Output: rep.Output,
+		Truncated: rep.Truncated, Steps: rep.Steps,
+		Timings: map[string]float64{"startup": ms(rep.Startup), "total": ms(rep.Total)}}
+	if d.Steps == nil {
+		d.Steps = []orchestrator.StepRecord{}
+	}
+	if rep.Value != nil {
+		s := rtfs.Print(rep.Value)
+		d.Value = &s
+	}
+	if rep.Error != nil {
+		d.Error = rep.Error
+	}
+	return d
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

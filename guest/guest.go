@@ -1,0 +1,228 @@
+// Package guest is the agent that runs inside a sandbox: it receives a plan
+// over the control channel, evaluates it, asks the host to enter and leave
+// each step, runs pure capability calls itself and yields the others to the
+// host, streams the plan's output and reports the result.
+//
+// The guest holds no credentials and the host believes none of its claims:
+// every request it makes is checked on the host side. Its own checks (a
+// step it was not given is refused before asking) only make failures
+// clearer.
+package guest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/ccos-project/ccos/rtfs"
+)
+
+// Exit statuses of Run.
+const (
+	// ExitOK: the plan ran and its value or error was reported.
+	ExitOK = 0
+	// ExitProtocol: the session with the host failed.
+	ExitProtocol = 3
+)
+
+// Run serves one session on conn and returns the process exit status. A
+// plan that fails is still a successful session: its error is reported to
+// the host in the done message.
+func Run(conn io.ReadWriteCloser) int {
+	defer conn.Close()
+	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.Builtins(nil)}
+	if err := g.serve(); err != nil {
+		// The host sees the session end; it reads the reason from the
+		// sandbox log.
+		fmt.Fprintln(logOut, "ccos guest:", err)
+		return ExitProtocol
+	}
+	return ExitOK
+}
+
+// logOut is where the guest writes diagnostics (its standard error, which
+// the host keeps bounded).
+var logOut io.Writer = stderr{}
+
+type agent struct {
+	c        *control.Conn
+	caps     *capability.Registry
+	admitted map[string]bool
+	in       *rtfs.Interp
+	outSeq   uint64
+}
+
+func (g *agent) serve() error {
+	if _, err := g.c.Send(&control.Hello{Protocol: control.ProtocolVersion}, 0); err != nil {
+		return err
+	}
+	m, err := g.c.Recv()
+	if err != nil {
+		return fmt.Errorf("waiting for welcome: %w", err)
+	}
+	w, ok := m.Body.(*control.Welcome)
+	if !ok {
+		return fmt.Errorf("expected welcome, got %s", m.Type)
+	}
+	if w.Protocol != control.ProtocolVersion {
+		return fmt.Errorf("host speaks protocol %d, guest speaks %d", w.Protocol, control.ProtocolVersion)
+	}
+	m, err = g.c.Recv()
+	if err != nil {
+		return fmt.Errorf("waiting for the plan: %w", err)
+	}
+	run, ok := m.Body.(*control.Run)
+	if !ok {
+		return fmt.Errorf("expected run, got %s", m.Type)
+	}
+	return g.run(run)
+}
+
+func (g *agent) run(run *control.Run) error {
+	g.admitted = make(map[string]bool, len(run.Steps))
+	for _, s := range run.Steps {
+		g.admitted[s] = true
+	}
+	p, err := plan.Read([]byte(run.Plan), run.File)
+	if err != nil {
+		return g.done(nil, err)
+	}
+	g.in = rtfs.New(rtfs.Options{Host: g, Limits: rtfs.Limits{
+		Timeout:       time.Duration(run.Limits.TimeoutMillis) * time.Millisecond,
+		MaxSteps:      run.Limits.Steps,
+		MaxDepth:      run.Limits.Depth,
+		MaxCollection: run.Limits.CollectionSize,
+		MaxOutput:     run.Limits.OutputBytes,
+	}})
+	v, err := g.in.Eval(context.Background(), p.Body)
+	if ferr := g.flushOutput(); ferr != nil {
+		return ferr
+	}
+	return g.done(v, err)
+}
+
+// done reports the plan's value or error.
+func (g *agent) done(v rtfs.Value, err error) error {
+	d := &control.Done{}
+	if err != nil {
+		d.Error = errorInfo(err)
+	} else {
+		s := rtfs.Print(v)
+		d.Value = &s
+	}
+	_, serr := g.c.Send(d, 0)
+	if errors.Is(serr, control.ErrFrameTooLarge) && d.Value != nil {
+		d.Value = nil
+		d.Error = &control.ErrorInfo{Type: "LimitError", Message: fmt.Sprintf("the plan's value is too large to return (%d bytes printed)", len(rtfs.Print(v)))}
+		_, serr = g.c.Send(d, 0)
+	}
+	return serr
+}
+
+func errorInfo(err error) *control.ErrorInfo {
+	var re *rtfs.Error
+	if errors.As(err, &re) {
+		info := &control.ErrorInfo{Type: re.Type, Message: re.Message}
+		if !re.S.IsZero() {
+			info.Where = re.S.String()
+		}
+		for _, f := range re.Stack {
+			info.Stack = append(info.Stack, f.Name+" ("+f.S.String()+")")
+		}
+		return info
+	}
+	return &control.ErrorInfo{Type: "PlanError", Message: err.Error()}
+}
+
+// flushOutput sends what the plan printed since the last flush.
+func (g *agent) flushOutput() error {
+	text := g.in.TakeOutput()
+	for len(text) > 0 {
+		chunk := text
+		if len(chunk) > control.DefaultMaxFrame/2 {
+			chunk = chunk[:control.DefaultMaxFrame/2]
+		}
+		text = text[len(chunk):]
+		g.outSeq++
+		if _, err := g.c.Send(&control.Output{Seq: g.outSeq, Text: chunk}, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ask sends a request and waits for its answer: nil for ok, the value for
+// result, an error for a refusal.
+func (g *agent) ask(body any) (rtfs.Value, error) {
+	if err := g.flushOutput(); err != nil {
+		return nil, err
+	}
+	id, err := g.c.Request(body)
+	if err != nil {
+		return nil, err
+	}
+	m, err := g.c.Recv()
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the host: %w", err)
+	}
+	if m.Re != id {
+		if e, ok := m.Body.(*control.Error); ok {
+			return nil, fmt.Errorf("the host ended the session: %s", e.Message)
+		}
+		return nil, fmt.Errorf("expected the answer to request %d, got %s", id, m.Type)
+	}
+	switch b := m.Body.(type) {
+	case *control.OK:
+		return nil, nil
+	case *control.Result:
+		return rtfs.ReadOne(b.Value, "<host>")
+	case *control.Error:
+		return nil, errors.New(b.Message)
+	}
+	return nil, fmt.Errorf("unexpected %s", m.Type)
+}
+
+// Step implements rtfs.Host: the host must admit the step before its body
+// runs, and hears when it ends.
+func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(context.Context) (rtfs.Value, error)) (rtfs.Value, error) {
+	if !g.admitted[name] {
+		return nil, fmt.Errorf("step %q was not admitted for this plan", name)
+	}
+	if _, err := g.ask(&control.StepBegin{Name: name}); err != nil {
+		return nil, fmt.Errorf("step %q refused: %w", name, err)
+	}
+	v, err := body(ctx)
+	end := &control.StepEnd{Name: name, OK: err == nil}
+	if err != nil {
+		end.Error = err.Error()
+	}
+	if _, aerr := g.ask(end); aerr != nil {
+		return nil, fmt.Errorf("ending step %q: %w", name, aerr)
+	}
+	return v, err
+}
+
+// Call implements rtfs.Host: pure capabilities run here, the others are
+// yielded to the host.
+func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs.Value, error) {
+	if c, err := g.caps.Lookup(capID); err == nil && c.Class == capability.Pure {
+		return c.Fn(ctx, args)
+	}
+	texts := make([]string, len(args))
+	for i, a := range args {
+		texts[i] = rtfs.Print(a)
+	}
+	v, err := g.ask(&control.Call{Capability: capID, Args: texts})
+	if err != nil {
+		return nil, fmt.Errorf("capability %s: %w", capID, err)
+	}
+	if v == nil {
+		return rtfs.Nil{}, nil
+	}
+	return v, nil
+}

@@ -1,0 +1,276 @@
+// Package orchestrator runs admitted plans in sandboxes: it starts the
+// sandbox, speaks the host side of the control protocol, checks every
+// request of the guest against what it admitted, runs the capabilities that
+// belong to the host, and reports the plan's value, output and steps.
+package orchestrator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/ccos-project/ccos/rtfs"
+	"github.com/ccos-project/ccos/sandbox"
+)
+
+// Request is one plan to run.
+type Request struct {
+	Plan     *plan.Plan
+	Provider sandbox.Provider
+	// Spec describes the sandbox; its ID is filled in if empty.
+	Spec sandbox.Spec
+	// Caps are the capabilities the host may run for the guest.
+	Caps *capability.Registry
+	// Limits are the evaluation limits the guest is asked to apply.
+	Limits control.RunLimits
+	// MaxOutput bounds the plan output the host keeps (1 MiB if 0).
+	MaxOutput int
+}
+
+// StepRecord is what the host saw of one step.
+type StepRecord struct {
+	Name     string        `json:"name"`
+	OK       bool          `json:"ok"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Report is the outcome of a plan that ran to its end (successfully or
+// with a plan error).
+type Report struct {
+	// Value is the plan's value; nil when the plan failed.
+	Value rtfs.Value
+	// Error is the plan's error; nil when it succeeded.
+	Error *control.ErrorInfo
+	// Output is what the plan printed (bounded; Truncated says if cut).
+	Output    string
+	Truncated bool
+	Steps     []StepRecord
+	Provider  string
+	// Startup is the time from starting the sandbox to the guest's hello;
+	// Total is the time from start to the guest's exit.
+	Startup, Total time.Duration
+}
+
+// ErrGuest is wrapped by errors caused by the guest: a broken protocol, a
+// request for something not admitted, a crash.
+var ErrGuest = errors.New("guest failure")
+
+// Run runs one plan to its end. It returns a Report when the guest reported
+// a value or a plan error, and an error when the sandbox or the session
+// failed (the guest crashed, broke the protocol, or ran out of time).
+func Run(ctx context.Context, req Request) (*Report, error) {
+	if req.Spec.ID == "" {
+		req.Spec.ID = newID()
+	}
+	if req.MaxOutput <= 0 {
+		req.MaxOutput = 1 << 20
+	}
+	lim := req.Spec.Limits.WithDefaults()
+	ctx, cancel := context.WithTimeout(ctx, lim.Deadline+5*time.Second)
+	defer cancel()
+	start := time.Now()
+	sb, err := req.Provider.Start(ctx, req.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
+	}
+	s := &session{req: req, sb: sb, c: control.NewConn(sb.Control(), control.HostSide, 0),
+		admitted: map[string]bool{}, rep: &Report{Provider: req.Provider.Name()}, start: start}
+	for _, n := range req.Plan.StepNames() {
+		s.admitted[n] = true
+	}
+	stop := context.AfterFunc(ctx, func() { sb.Kill() })
+	defer stop()
+	serr := s.serve(ctx)
+	if serr != nil {
+		sb.Kill()
+	}
+	werr := sb.Wait()
+	s.rep.Total = time.Since(start)
+	switch {
+	case serr != nil && werr != nil:
+		return nil, fmt.Errorf("%w: %w (%w)%s", ErrGuest, serr, werr, logTail(sb))
+	case serr != nil:
+		return nil, fmt.Errorf("%w: %w%s", ErrGuest, serr, logTail(sb))
+	case werr != nil && !s.gotDone:
+		return nil, fmt.Errorf("%w: %w%s", ErrGuest, werr, logTail(sb))
+	}
+	return s.rep, nil
+}
+
+func logTail(sb sandbox.Sandbox) string {
+	log := strings.TrimSpace(string(sb.Log()))
+	if log == "" {
+		return ""
+	}
+	if len(log) > 2000 {
+		log = "..." + log[len(log)-2000:]
+	}
+	return "\nguest log:\n" + log
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "ccos-" + hex.EncodeToString(b[:])
+}
+
+type session struct {
+	req      Request
+	sb       sandbox.Sandbox
+	c        *control.Conn
+	admitted map[string]bool
+	ran      map[string]bool
+	stack    []string
+	begun    []time.Time
+	rep      *Report
+	start    time.Time
+	gotDone  bool
+	outSeq   uint64
+}
+
+// serve runs the host side of the session until the guest's done.
+func (s *session) serve(ctx context.Context) error {
+	m, err := s.c.Recv()
+	if err != nil {
+		return fmt.Errorf("waiting for the guest's hello: %w", err)
+	}
+	h, ok := m.Body.(*control.Hello)
+	if !ok {
+		return fmt.Errorf("%w: the guest's first message is %s, not hello", control.ErrProtocol, m.Type)
+	}
+	if h.Protocol != control.ProtocolVersion {
+		s.c.Send(&control.Error{Message: fmt.Sprintf("protocol %d is not supported (host speaks %d)", h.Protocol, control.ProtocolVersion)}, 0)
+		return fmt.Errorf("%w: guest speaks protocol %d", control.ErrProtocol, h.Protocol)
+	}
+	s.rep.Startup = time.Since(s.start)
+	if _, err := s.c.Send(&control.Welcome{Protocol: control.ProtocolVersion, Session: s.req.Spec.ID}, 0); err != nil {
+		return err
+	}
+	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, Steps: s.req.Plan.StepNames(), Limits: s.req.Limits}
+	if _, err := s.c.Send(run, 0); err != nil {
+		return err
+	}
+	s.ran = map[string]bool{}
+	for {
+		m, err := s.c.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("the run exceeded its deadline: %w", ctx.Err())
+			}
+			return err
+		}
+		done, err := s.handle(ctx, m)
+		if err != nil {
+			s.c.Send(&control.Error{Message: err.Error()}, 0)
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// handle answers one guest message; it returns true at done. An error is a
+// violation that ends the session.
+func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) {
+	switch b := m.Body.(type) {
+	case *control.StepBegin:
+		if !s.admitted[b.Name] {
+			return false, fmt.Errorf("%w: the guest asked to enter step %q, which was not admitted", control.ErrProtocol, b.Name)
+		}
+		if s.ran[b.Name] {
+			return false, fmt.Errorf("%w: the guest asked to enter step %q a second time", control.ErrProtocol, b.Name)
+		}
+		s.ran[b.Name] = true
+		s.stack = append(s.stack, b.Name)
+		s.begun = append(s.begun, time.Now())
+		_, err := s.c.Send(&control.OK{}, m.ID)
+		return false, err
+	case *control.StepEnd:
+		n := len(s.stack)
+		if n == 0 || s.stack[n-1] != b.Name {
+			return false, fmt.Errorf("%w: the guest ended step %q, which is not the step in progress", control.ErrProtocol, b.Name)
+		}
+		s.rep.Steps = append(s.rep.Steps, StepRecord{Name: b.Name, OK: b.OK, Error: b.Error, Duration: time.Since(s.begun[n-1])})
+		s.stack, s.begun = s.stack[:n-1], s.begun[:n-1]
+		_, err := s.c.Send(&control.OK{}, m.ID)
+		return false, err
+	case *control.Call:
+		v, err := s.call(ctx, b)
+		if err != nil {
+			_, serr := s.c.Send(&control.Error{Message: err.Error()}, m.ID)
+			return false, serr
+		}
+		_, err = s.c.Send(&control.Result{Value: rtfs.Print(v)}, m.ID)
+		return false, err
+	case *control.Output:
+		if b.Seq != s.outSeq+1 {
+			return false, fmt.Errorf("%w: output %d out of sequence (expected %d)", control.ErrProtocol, b.Seq, s.outSeq+1)
+		}
+		s.outSeq = b.Seq
+		room := s.req.MaxOutput - len(s.rep.Output)
+		if len(b.Text) > room {
+			s.rep.Output += b.Text[:max(room, 0)]
+			s.rep.Truncated = true
+		} else {
+			s.rep.Output += b.Text
+		}
+		return false, nil
+	case *control.Done:
+		if len(s.stack) > 0 {
+			return false, fmt.Errorf("%w: the guest finished inside step %q", control.ErrProtocol, s.stack[len(s.stack)-1])
+		}
+		s.gotDone = true
+		if b.Error != nil {
+			s.rep.Error = b.Error
+			return true, nil
+		}
+		v, err := readValue(*b.Value)
+		if err != nil {
+			return false, fmt.Errorf("%w: the guest's result does not read: %w", control.ErrProtocol, err)
+		}
+		s.rep.Value = v
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: unexpected %s from the guest", control.ErrProtocol, m.Type)
+}
+
+// call runs a capability the guest yielded, after checking it.
+func (s *session) call(ctx context.Context, b *control.Call) (rtfs.Value, error) {
+	if len(s.stack) == 0 {
+		return nil, fmt.Errorf("capability %s called outside any step; capabilities that need the host may run only inside an admitted step", b.Capability)
+	}
+	c, err := s.req.Caps.Lookup(b.Capability)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]rtfs.Value, len(b.Args))
+	for i, a := range b.Args {
+		v, err := readValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("argument %d of %s does not read: %w", i+1, b.Capability, err)
+		}
+		args[i] = v
+	}
+	return c.Fn(ctx, args)
+}
+
+// readValue reads one value sent by the guest, with the reader's bounds.
+func readValue(text string) (rtfs.Value, error) {
+	src, err := rtfs.Read([]byte(text), "<guest>", rtfs.ReadOptions{MaxDepth: 200, MaxErrors: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(src.Forms) != 1 {
+		return nil, fmt.Errorf("expected one value, found %d", len(src.Forms))
+	}
+	return src.Forms[0], nil
+}

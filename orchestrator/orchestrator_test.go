@@ -1,0 +1,186 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/guest"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/ccos-project/ccos/rtfs"
+	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/sandbox/mock"
+)
+
+func runPlan(t *testing.T, src string, g func(io.ReadWriteCloser) int) (*Report, error) {
+	t.Helper()
+	p, err := plan.Read([]byte(src), "plan.rtfs")
+	if err != nil {
+		t.Fatalf("reading plan: %v", err)
+	}
+	fixed := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	return Run(context.Background(), Request{
+		Plan:     p,
+		Provider: &mock.Provider{Guest: g},
+		Spec:     sandbox.Spec{Limits: sandbox.Limits{Deadline: 10 * time.Second}},
+		Caps:     capability.Builtins(func() time.Time { return fixed }),
+	})
+}
+
+func TestRunPlans(t *testing.T) {
+	tests := []struct {
+		name, src, value, output string
+		steps                    []string
+	}{
+		{"bare", `(+ 1 2)`, "3", "", nil},
+		{"hello", `(plan "hello" :body (step "greet" (println "hi") (call :ccos.string.concat "Hello, " "world")))`,
+			`"Hello, world"`, "hi\n", []string{"greet"}},
+		{"multi-step", `(plan "multi" :body
+  (let [a (step "first" (call :ccos.math.add 1 2))
+        b (step "second" (call :ccos.math.add a 10))
+        t (step "clock" (call :ccos.system.current-time))]
+    [a b t]))`, "[3 13 2026-11-22T12:00:00Z]", "", []string{"first", "second", "clock"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := runPlan(t, tc.src, guest.Run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Error != nil {
+				t.Fatalf("plan error: %+v", rep.Error)
+			}
+			if got := rtfs.Print(rep.Value); got != tc.value {
+				t.Errorf("value = %s, want %s", got, tc.value)
+			}
+			if rep.Output != tc.output {
+				t.Errorf("output = %q, want %q", rep.Output, tc.output)
+			}
+			var names []string
+			for _, s := range rep.Steps {
+				names = append(names, s.Name)
+				if !s.OK {
+					t.Errorf("step %s not ok: %s", s.Name, s.Error)
+				}
+			}
+			if strings.Join(names, ",") != strings.Join(tc.steps, ",") {
+				t.Errorf("steps = %v, want %v", names, tc.steps)
+			}
+		})
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	tests := []struct{ name, src, typ, msg string }{
+		{"division", `(step "s" (/ 1 0))`, "DivisionByZero", ""},
+		{"host capability outside a step", `(call :ccos.system.current-time)`, "", "called outside any step"},
+		{"unknown capability", `(step "s" (call :ccos.nope 1))`, "", "unknown capability :ccos.nope"},
+		{"bad capability args", `(call :ccos.math.add 1 "x")`, "", "not a number"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := runPlan(t, tc.src, guest.Run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Error == nil {
+				t.Fatalf("no plan error; value %s", rtfs.Print(rep.Value))
+			}
+			if tc.typ != "" && rep.Error.Type != tc.typ {
+				t.Errorf("error type %s, want %s (%s)", rep.Error.Type, tc.typ, rep.Error.Message)
+			}
+			if !strings.Contains(rep.Error.Message, tc.msg) {
+				t.Errorf("error %q does not contain %q", rep.Error.Message, tc.msg)
+			}
+		})
+	}
+}
+
+// hostile returns a guest that does the handshake and then runs act.
+func hostile(act func(c *control.Conn, raw io.Writer)) func(io.ReadWriteCloser) int {
+	return func(rw io.ReadWriteCloser) int {
+		defer rw.Close()
+		c := control.NewConn(rw, control.GuestSide, 0)
+		c.Send(&control.Hello{Protocol: 1}, 0)
+		c.Recv()
+		c.Recv()
+		act(c, rw)
+		io.Copy(io.Discard, rw)
+		return 0
+	}
+}
+
+func TestHostileGuests(t *testing.T) {
+	v := "1"
+	tests := []struct {
+		name  string
+		guest func(io.ReadWriteCloser) int
+		want  string
+	}{
+		{"unadmitted step", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.StepBegin{Name: "not-in-plan"})
+		}), `step "not-in-plan", which was not admitted`},
+		{"step twice", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.StepBegin{Name: "s"})
+			c.Recv()
+			c.Request(&control.StepEnd{Name: "s", OK: true})
+			c.Recv()
+			c.Request(&control.StepBegin{Name: "s"})
+		}), `step "s" a second time`},
+		{"end a step never begun", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.StepEnd{Name: "s", OK: true})
+		}), "not the step in progress"},
+		{"done inside a step", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.StepBegin{Name: "s"})
+			c.Recv()
+			c.Send(&control.Done{Value: &v}, 0)
+		}), `finished inside step "s"`},
+		{"unreadable result", hostile(func(c *control.Conn, _ io.Writer) {
+			bad := "(unclosed"
+			c.Send(&control.Done{Value: &bad}, 0)
+		}), "result does not read"},
+		{"oversize frame", hostile(func(_ *control.Conn, w io.Writer) {
+			var hdr [4]byte
+			binary.BigEndian.PutUint32(hdr[:], 1<<30)
+			w.Write(hdr[:])
+		}), "frame too large"},
+		{"unknown message type", hostile(func(_ *control.Conn, w io.Writer) {
+			p := `{"id":2,"type":"exec","body":{"cmd":"sh"}}`
+			var hdr [4]byte
+			binary.BigEndian.PutUint32(hdr[:], uint32(len(p)))
+			w.Write(append(hdr[:], p...))
+		}), `unknown message type "exec"`},
+		{"output out of order", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Send(&control.Output{Seq: 5, Text: "x"}, 0)
+		}), "output 5 out of sequence"},
+		{"no hello", func(rw io.ReadWriteCloser) int {
+			c := control.NewConn(rw, control.GuestSide, 0)
+			c.Send(&control.Output{Seq: 1, Text: "x"}, 0)
+			io.Copy(io.Discard, rw)
+			return 0
+		}, "first message is output, not hello"},
+		{"crash before done", func(rw io.ReadWriteCloser) int {
+			rw.Close()
+			return 2
+		}, "waiting for the guest's hello"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runPlan(t, `(step "s" 1)`, tc.guest)
+			if !errors.Is(err, ErrGuest) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want a guest failure containing %q", err, tc.want)
+			}
+		})
+	}
+	// The host is unaffected: a normal run right after works.
+	rep, err := runPlan(t, `(step "s" (call :ccos.echo 7))`, guest.Run)
+	if err != nil || rtfs.Print(rep.Value) != "7" {
+		t.Errorf("normal run after hostile ones: %v %v", rep, err)
+	}
+}

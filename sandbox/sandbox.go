@@ -1,0 +1,209 @@
+// Package sandbox defines the isolation providers that run the ccos guest:
+// the Provider interface, the registry, and the limits a sandbox enforces.
+//
+// A provider starts a Sandbox whose only channel to the host is the control
+// connection returned by Control; everything else (network, host files,
+// other processes) is closed to it by the provider's isolation. The host
+// never trusts what arrives on that connection (see package control).
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Limits bounds what one sandbox may use. Zero fields take the defaults of
+// DefaultLimits.
+type Limits struct {
+	// MemoryBytes caps the guest's memory (cgroup, wasm pages, VM size).
+	MemoryBytes int64
+	// PIDs caps the number of processes and threads in the sandbox.
+	PIDs int
+	// CPUPercent caps CPU time, in percent of one core.
+	CPUPercent int
+	// WorkdirBytes sizes the writable scratch directory (a tmpfs).
+	WorkdirBytes int64
+	// Deadline is the hard wall-clock limit from start to exit; past it the
+	// whole sandbox is killed.
+	Deadline time.Duration
+	// LogBytes caps how much of the guest's diagnostic output the host
+	// keeps.
+	LogBytes int64
+}
+
+// DefaultLimits returns the limits used where a config says nothing.
+func DefaultLimits() Limits {
+	return Limits{
+		MemoryBytes:  256 << 20,
+		PIDs:         64,
+		CPUPercent:   100,
+		WorkdirBytes: 64 << 20,
+		Deadline:     30 * time.Second,
+		LogBytes:     1 << 20,
+	}
+}
+
+// WithDefaults returns l with zero fields replaced by the defaults.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.PIDs <= 0 {
+		l.PIDs = d.PIDs
+	}
+	if l.CPUPercent <= 0 {
+		l.CPUPercent = d.CPUPercent
+	}
+	if l.WorkdirBytes <= 0 {
+		l.WorkdirBytes = d.WorkdirBytes
+	}
+	if l.Deadline <= 0 {
+		l.Deadline = d.Deadline
+	}
+	if l.LogBytes <= 0 {
+		l.LogBytes = d.LogBytes
+	}
+	return l
+}
+
+// Spec describes one sandbox to start.
+type Spec struct {
+	// ID names the sandbox (cgroups, logs); unique per run.
+	ID string
+	// Limits bounds the sandbox; zero fields take defaults.
+	Limits Limits
+	// CapabilitiesDir is a host directory made visible read-only to the
+	// guest at /capabilities; empty for none.
+	CapabilitiesDir string
+}
+
+// Sandbox is one running guest.
+type Sandbox interface {
+	// Control returns the host end of the control channel.
+	Control() io.ReadWriteCloser
+	// Wait waits until the guest has exited and the sandbox is cleaned up.
+	// It returns nil for a clean exit with status 0, otherwise an *ExitError.
+	Wait() error
+	// Kill ends the guest and everything it started, then cleans up; it is
+	// safe to call more than once and from any goroutine.
+	Kill() error
+	// Log returns the guest's diagnostic output (standard error), at most
+	// Limits.LogBytes of it.
+	Log() []byte
+}
+
+// Provider starts sandboxes of one kind of isolation.
+type Provider interface {
+	// Name is the provider's name as used by --provider and ccos doctor.
+	Name() string
+	// Available reports whether the provider can run on this host, and if
+	// not, why (the missing binary, device or kernel feature).
+	Available() (ok bool, reason string)
+	// Start starts a guest in a new sandbox.
+	Start(ctx context.Context, spec Spec) (Sandbox, error)
+}
+
+// ExitReason classifies how a guest ended.
+type ExitReason string
+
+// The ways a guest can end other than a clean exit.
+const (
+	ExitStatus   ExitReason = "exit-status"    // exited with a non-zero status
+	ExitSignal   ExitReason = "signal"         // killed by a signal it did not ask for
+	ExitDeadline ExitReason = "deadline"       // killed at Limits.Deadline
+	ExitMemory   ExitReason = "memory-limit"   // killed for exceeding Limits.MemoryBytes
+	ExitKilled   ExitReason = "killed-by-host" // Kill was called
+	ExitSetup    ExitReason = "setup-failed"   // the sandbox could not be set up
+)
+
+// ExitError says how and why a guest ended badly.
+type ExitError struct {
+	Reason ExitReason
+	// Status is the exit status or signal number, where there is one.
+	Status int
+	// Detail is a human explanation, e.g. the setup step that failed.
+	Detail string
+}
+
+func (e *ExitError) Error() string {
+	msg := "sandbox: guest ended: " + string(e.Reason)
+	if e.Status != 0 {
+		msg += fmt.Sprintf(" (%d)", e.Status)
+	}
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// ErrUnavailable is returned (wrapped, with the reason) when a provider
+// cannot run on this host.
+var ErrUnavailable = errors.New("sandbox provider unavailable")
+
+// ErrUnknownProvider is returned by Lookup for a name no provider has.
+var ErrUnknownProvider = errors.New("unknown sandbox provider")
+
+var (
+	mu        sync.RWMutex
+	providers = map[string]Provider{}
+)
+
+// Register adds a provider to the registry; it panics on a duplicate name,
+// which is a programming error.
+func Register(p Provider) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := providers[p.Name()]; dup {
+		panic("sandbox: provider registered twice: " + p.Name())
+	}
+	providers[p.Name()] = p
+}
+
+// Lookup returns the provider with the given name.
+func Lookup(name string) (Provider, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	if p, ok := providers[name]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownProvider, name, namesLocked())
+}
+
+// Providers returns every registered provider, sorted by name.
+func Providers() []Provider {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]Provider, 0, len(providers))
+	for _, n := range namesLocked() {
+		out = append(out, providers[n])
+	}
+	return out
+}
+
+func namesLocked() []string {
+	names := make([]string, 0, len(providers))
+	for n := range providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Start looks up a provider, checks that it is available, and starts a
+// sandbox with it. It never substitutes another provider.
+func Start(ctx context.Context, name string, spec Spec) (Sandbox, error) {
+	p, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if ok, reason := p.Available(); !ok {
+		return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, name, reason)
+	}
+	return p.Start(ctx, spec)
+}
