@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// The mock provider gives no isolation: ccos run uses it only when asked
+// by name with --allow-weaker. The real providers are tested in their
+// packages and by the examples test below them.
+func TestRunWithMock(t *testing.T) {
+	out, errOut, code := runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "../../examples/plans/hello.rtfs")
+	if code != 0 || out != "greeting the world from inside the sandbox\n\"Hello, world\"\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, _, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--json", "../../examples/plans/multi-step.rtfs")
+	var doc struct {
+		Plan, Provider, Value string
+		OK                    bool
+		Steps                 []struct{ Name string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("exit %d, stdout %s", code, out)
+	}
+	if doc.Plan != "multi-step" || !doc.OK || len(doc.Steps) != 4 || !strings.HasPrefix(doc.Value, "{:total 55 :sum-of-squares 385") {
+		t.Errorf("unexpected document: %s", out)
+	}
+}
+
+func TestRunRejections(t *testing.T) {
+	bad := writeTemp(t, "bad.rtfs", `(do (step "a" 1) (step "a" 2))`)
+	fails := writeTemp(t, "fails.rtfs", `(step "s" (/ 1 0))`)
+	badCfg := writeTemp(t, "cfg.rtfs", `(agent.config :version "0.1" :agent-id "a.b" :orchestrator {:isolation {:mode :vm}})`)
+	vmCfg := writeTemp(t, "vm.rtfs", `(assoc-in (profile:microvm-min "agent.vm") [:microvm :attestation :expect_rootfs_hash] "sha256:32c1e93f492092af1ca282d02427ba535f453598fd276c28b842d7325e03615a")`)
+	mock := []string{"--provider", "mock", "--allow-weaker"}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"duplicate step", append(append([]string{"run"}, mock...), bad), 1, `step "a" is written twice`},
+		{"plan error", append(append([]string{"run"}, mock...), fails), 1, "DivisionByZero"},
+		{"invalid config", []string{"run", "--config", badCfg, bad}, 1, "INVALID_VALUE: expected one of :wasm, :container, :microvm, found keyword :vm"},
+		{"weaker provider refused", []string{"run", "--provider", "mock", fails}, 1, "pass --allow-weaker"},
+		{"unknown provider", []string{"run", "--provider", "nope", fails}, 1, `unknown sandbox provider "nope"`},
+		{"no microvm provider, no fallback", []string{"run", "--config", vmCfg, fails}, 1, "does not fall back to weaker isolation"},
+		{"missing plan", []string{"run", "/nonexistent.rtfs"}, 1, "cannot read /nonexistent.rtfs"},
+		{"no plan argument", []string{"run"}, 2, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCCOS(t, "", tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", code, tc.code, errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	out, _, code := runCCOS(t, "", "doctor", "--json")
+	var doc struct {
+		Providers []struct {
+			Provider  string
+			Available bool
+			Reason    string
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Providers) == 0 {
+		t.Fatalf("exit %d, %s", code, out)
+	}
+	for _, p := range doc.Providers {
+		if p.Reason == "" {
+			t.Errorf("provider %s gives no reason", p.Provider)
+		}
+	}
+}
