@@ -77,3 +77,31 @@ func BenchmarkReadSeed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadProfile loads a config written as a profile call with
+// overrides (examples/microvm-networked.rtfs): the prelude and the config
+// expression are evaluated by the RTFS evaluator, then checked as usual.
+func BenchmarkLoadProfile(b *testing.B) {
+	src := []byte(readFile(b, "../examples/microvm-networked.rtfs"))
+	b.ReportAllocs()
+	for b.Loop() {
+		res := (&Loader{Evaluator: RTFSEvaluator{}}).Load(src, "microvm-networked.rtfs")
+		if res.Diags.HasErrors() {
+			b.Fatal(res.Diags)
+		}
+	}
+}
+
+// BenchmarkLoadProfileBaseline loads the same config already expanded (its
+// golden file, a literal map): the difference to BenchmarkLoadProfile is
+// the cost of evaluating the profile.
+func BenchmarkLoadProfileBaseline(b *testing.B) {
+	src := []byte(readFile(b, "testdata/golden/microvm-networked.rtfs"))
+	b.ReportAllocs()
+	for b.Loop() {
+		res := (&Loader{}).Load(src, "microvm-networked.rtfs")
+		if res.Diags.HasErrors() {
+			b.Fatal(res.Diags)
+		}
+	}
+}
