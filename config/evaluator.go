@@ -26,23 +26,7 @@ func ConfigLimits() rtfs.Limits {
 
 // EvalConfig implements Evaluator.
 func (e RTFSEvaluator) EvalConfig(prelude []rtfs.Value, form rtfs.Value) (rtfs.Value, error) {
-	lim := e.Limits
-	d := ConfigLimits()
-	if lim.Timeout <= 0 {
-		lim.Timeout = d.Timeout
-	}
-	if lim.MaxSteps <= 0 {
-		lim.MaxSteps = d.MaxSteps
-	}
-	if lim.MaxDepth <= 0 {
-		lim.MaxDepth = d.MaxDepth
-	}
-	if lim.MaxCollection <= 0 {
-		lim.MaxCollection = d.MaxCollection
-	}
-	if lim.MaxOutput <= 0 {
-		lim.MaxOutput = d.MaxOutput
-	}
+	lim := e.Limits.Or(ConfigLimits())
 	in := rtfs.New(rtfs.Options{Limits: lim})
 	forms := append(append(make([]rtfs.Value, 0, len(prelude)+1), prelude...), form)
 	return in.EvalForms(context.Background(), forms)

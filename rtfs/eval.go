@@ -61,8 +61,10 @@ func DefaultLimits() Limits {
 		MaxCollection: 1_000_000, MaxOutput: 1 << 20}
 }
 
-func (l Limits) withDefaults() Limits {
-	d := DefaultLimits()
+func (l Limits) withDefaults() Limits { return l.Or(DefaultLimits()) }
+
+// Or returns l with every zero field taken from d.
+func (l Limits) Or(d Limits) Limits {
 	if l.Timeout <= 0 {
 		l.Timeout = d.Timeout
 	}
