@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ccos-project/ccos/sandbox/process"
 	"github.com/spf13/cobra"
 )
 
@@ -41,6 +42,10 @@ var rootCmd = &cobra.Command{
 }
 
 func main() {
+	// A sandbox child of the process provider is this same binary: it sets
+	// itself up and runs the guest agent (sandbox.GuestMain, set in
+	// guest.go), and never returns here.
+	process.InitIfChild()
 	rootCmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, msg: err.Error() + "\n" + c.UsageString()}
 	})

@@ -71,9 +71,43 @@ func TestDoctor(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Providers) == 0 {
 		t.Fatalf("exit %d, %s", code, out)
 	}
+	names := map[string]bool{}
 	for _, p := range doc.Providers {
-		if p.Reason == "" {
-			t.Errorf("provider %s gives no reason", p.Provider)
+		names[p.Provider] = true
+		if !p.Available && p.Reason == "" {
+			t.Errorf("provider %s is unavailable and does not say why", p.Provider)
 		}
+	}
+	for _, want := range []string{"process", "mock"} {
+		if !names[want] {
+			t.Errorf("doctor does not list %s", want)
+		}
+	}
+}
+
+// The examples run in the process sandbox (namespaces, seccomp, cgroups),
+// and a runaway plan ends with a clear limit error while the next run works.
+func TestRunProcess(t *testing.T) {
+	out, errOut, code := runCCOS(t, "", "run", "--provider", "process", "../../examples/plans/hello.rtfs")
+	if code != 0 || out != "greeting the world from inside the sandbox\n\"Hello, world\"\n" {
+		t.Fatalf("hello: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = runCCOS(t, "", "run", "--provider", "process", "--json", "../../examples/plans/multi-step.rtfs")
+	if code != 0 || !strings.Contains(out, `"provider": "process"`) || !strings.Contains(out, `{:total 55 :sum-of-squares 385`) {
+		t.Fatalf("multi-step: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	loop := writeTemp(t, "loop.rtfs", `(step "spin" (loop [i 0] (recur (inc i))))`)
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "process", loop)
+	if code != 1 || !strings.Contains(errOut, "LimitExceeded") {
+		t.Errorf("runaway plan: exit %d, stderr %q", code, errOut)
+	}
+	big := writeTemp(t, "big.rtfs", `(step "grow" (count (reduce (fn [acc _] (concat acc acc)) [1] (range 40))))`)
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "process", big)
+	if code != 1 || !strings.Contains(errOut, "LimitExceeded") {
+		t.Errorf("huge allocation: exit %d, stderr %q", code, errOut)
+	}
+	out, _, code = runCCOS(t, "", "run", "--provider", "process", "../../examples/plans/hello.rtfs")
+	if code != 0 || !strings.HasSuffix(out, "\"Hello, world\"\n") {
+		t.Errorf("run after the runaway ones: exit %d, %q", code, out)
 	}
 }
