@@ -55,8 +55,10 @@ type Report struct {
 	Steps     []StepRecord
 	Provider  string
 	// Startup is the time from starting the sandbox to the guest's hello;
-	// Total is the time from start to the guest's exit.
-	Startup, Total time.Duration
+	// Dispatch, from starting the sandbox to the plan running (its first
+	// step entered, or its end if it has no step); Total, from start to the
+	// guest's exit.
+	Startup, Dispatch, Total time.Duration
 }
 
 // ErrGuest is wrapped by errors caused by the guest: a broken protocol, a
@@ -190,6 +192,9 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, fmt.Errorf("%w: the guest asked to enter step %q a second time", control.ErrProtocol, b.Name)
 		}
 		s.ran[b.Name] = true
+		if s.rep.Dispatch == 0 {
+			s.rep.Dispatch = time.Since(s.start)
+		}
 		s.stack = append(s.stack, b.Name)
 		s.begun = append(s.begun, time.Now())
 		_, err := s.c.Send(&control.OK{}, m.ID)
@@ -229,6 +234,9 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, fmt.Errorf("%w: the guest finished inside step %q", control.ErrProtocol, s.stack[len(s.stack)-1])
 		}
 		s.gotDone = true
+		if s.rep.Dispatch == 0 {
+			s.rep.Dispatch = time.Since(s.start)
+		}
 		if b.Error != nil {
 			s.rep.Error = b.Error
 			return true, nil

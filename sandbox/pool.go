@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"sync"
+	"time"
 )
 
 // Pool keeps a few sandboxes of one provider started and waiting, so that a
@@ -29,12 +30,18 @@ type Pool struct {
 	fillErr error
 }
 
+// RefillDelay is how long the pool waits after handing out a sandbox
+// before starting its replacement, so that the replacement's start-up does
+// not compete for CPU with the run just dispatched (on a 2-core host it
+// tripled the dispatch latency; see docs/BENCHMARKS.md).
+const RefillDelay = 50 * time.Millisecond
+
 // NewPool returns a pool of size sandboxes started by p with spec. It starts
 // filling at once, in the background.
 func NewPool(p Provider, spec Spec, size int) *Pool {
 	pl := &Pool{p: p, spec: spec, size: max(size, 0)}
 	pl.mu.Lock()
-	pl.refillLocked()
+	pl.refillLocked(0)
 	pl.mu.Unlock()
 	return pl
 }
@@ -59,7 +66,7 @@ func (pl *Pool) Start(ctx context.Context, spec Spec) (Sandbox, error) {
 	if sameShape(spec, pl.spec) && len(pl.ready) > 0 {
 		sb := pl.ready[0]
 		pl.ready = pl.ready[1:]
-		pl.refillLocked()
+		pl.refillLocked(RefillDelay)
 		pl.mu.Unlock()
 		return sb, nil
 	}
@@ -74,17 +81,19 @@ func sameShape(a, b Spec) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// refillLocked starts enough sandboxes to bring the pool back to size.
-func (pl *Pool) refillLocked() {
+// refillLocked starts enough sandboxes, after delay, to bring the pool
+// back to size.
+func (pl *Pool) refillLocked(delay time.Duration) {
 	for len(pl.ready)+pl.filling < pl.size && !pl.closed {
 		pl.filling++
 		pl.wg.Add(1)
-		go pl.fillOne()
+		go pl.fillOne(delay)
 	}
 }
 
-func (pl *Pool) fillOne() {
+func (pl *Pool) fillOne(delay time.Duration) {
 	defer pl.wg.Done()
+	time.Sleep(delay)
 	sb, err := pl.p.Start(context.Background(), pl.spec)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()

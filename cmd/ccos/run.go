@@ -190,7 +190,7 @@ type runDoc struct {
 func runDocument(p *plan.Plan, rep *orchestrator.Report) runDoc {
 	d := runDoc{Plan: p.Name, Provider: rep.Provider, OK: rep.Error == nil, Output: rep.Output,
 		Truncated: rep.Truncated, Steps: rep.Steps,
-		Timings: map[string]float64{"startup": ms(rep.Startup), "total": ms(rep.Total)}}
+		Timings: map[string]float64{"startup": ms(rep.Startup), "dispatch": ms(rep.Dispatch), "total": ms(rep.Total)}}
 	if d.Steps == nil {
 		d.Steps = []orchestrator.StepRecord{}
 	}

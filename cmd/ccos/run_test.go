@@ -111,3 +111,31 @@ func TestRunProcess(t *testing.T) {
 		t.Errorf("run after the runaway ones: exit %d, %q", code, out)
 	}
 }
+
+func TestBenchSandbox(t *testing.T) {
+	out, errOut, code := runCCOS(t, "", "bench", "sandbox", "--n", "2", "--json")
+	var doc struct {
+		Results []struct {
+			Provider, Mode string
+			P50            float64 `json:"p50_ms"`
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	modes := map[string]bool{}
+	for _, r := range doc.Results {
+		if r.P50 <= 0 {
+			t.Errorf("%s %s: p50 %v", r.Provider, r.Mode, r.P50)
+		}
+		modes[r.Provider+"/"+r.Mode] = true
+	}
+	for _, want := range []string{"process/cold start, step, stop", "process/warm pool dispatch", "bwrap (baseline)/cold start, step, stop"} {
+		if !modes[want] {
+			t.Errorf("no %s row in %s", want, out)
+		}
+	}
+	if _, _, code := runCCOS(t, "", "bench", "sandbox", "--n", "0"); code != 1 {
+		t.Errorf("--n 0: exit %d", code)
+	}
+}
