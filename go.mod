@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/spf13/cobra v1.10.1
+	github.com/tetratelabs/wazero v1.12.0
 	golang.org/x/net v0.47.0
 	golang.org/x/sys v0.44.0
 )

@@ -105,6 +105,7 @@ type Interp struct {
 
 	// State of the evaluation in progress.
 	ctx       context.Context
+	deadline  time.Time
 	steps     int64
 	depth     int
 	evalDepth int
@@ -174,6 +175,7 @@ func (in *Interp) EvalForms(ctx context.Context, forms []Value) (result Value, e
 	ctx, cancel := context.WithTimeout(ctx, in.lim.Timeout)
 	defer cancel()
 	in.ctx, in.steps, in.depth, in.evalDepth, in.stack = ctx, 0, 0, 0, in.stack[:0]
+	in.deadline, _ = ctx.Deadline()
 	in.tail, in.argStack = vecTail{}, in.argStack[:0]
 	defer func() {
 		if r := recover(); r != nil {
@@ -242,6 +244,13 @@ func (in *Interp) tick(sp Span) error {
 	if in.steps&1023 == 0 {
 		if err := in.ctx.Err(); err != nil {
 			return in.ctxErr(sp, err)
+		}
+		// The context's timer may never fire while this goroutine computes:
+		// where Go has no asynchronous preemption (wasip1, inside the wasm
+		// sandbox) timers run only when a goroutine yields. So the deadline
+		// is also checked against the clock.
+		if !in.deadline.IsZero() && time.Now().After(in.deadline) {
+			return in.ctxErr(sp, context.DeadlineExceeded)
 		}
 	}
 	return nil

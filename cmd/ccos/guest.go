@@ -7,6 +7,9 @@ import (
 	"github.com/ccos-project/ccos/guest"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/mock"
+	// The wasm provider registers itself; it embeds the guest module that
+	// go generate ./sandbox/wasm builds.
+	_ "github.com/ccos-project/ccos/sandbox/wasm"
 	"github.com/spf13/cobra"
 )
 

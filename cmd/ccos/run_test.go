@@ -78,7 +78,7 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("provider %s is unavailable and does not say why", p.Provider)
 		}
 	}
-	for _, want := range []string{"process", "mock"} {
+	for _, want := range []string{"process", "wasm", "mock"} {
 		if !names[want] {
 			t.Errorf("doctor does not list %s", want)
 		}
@@ -137,5 +137,22 @@ func TestBenchSandbox(t *testing.T) {
 	}
 	if _, _, code := runCCOS(t, "", "bench", "sandbox", "--n", "0"); code != 1 {
 		t.Errorf("--n 0: exit %d", code)
+	}
+}
+
+// The default config (profile:minimal) asks for :wasm isolation: the
+// examples run in wazero, and a runaway plan ends with a clear error.
+func TestRunWasmDefault(t *testing.T) {
+	out, errOut, code := runCCOS(t, "", "run", "../../examples/plans/hello.rtfs")
+	if code != 0 || out != "greeting the world from inside the sandbox\n\"Hello, world\"\n" {
+		t.Fatalf("hello: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = runCCOS(t, "", "run", "--json", "../../examples/plans/multi-step.rtfs")
+	if code != 0 || !strings.Contains(out, `"provider": "wasm"`) || !strings.Contains(out, `{:total 55 :sum-of-squares 385`) {
+		t.Fatalf("multi-step: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	loop := writeTemp(t, "loop.rtfs", `(step "spin" (loop [i 0] (recur (inc i))))`)
+	if _, errOut, code := runCCOS(t, "", "run", loop); code != 1 || !strings.Contains(errOut, "LimitExceeded") {
+		t.Errorf("runaway plan: exit %d, stderr %q", code, errOut)
 	}
 }
