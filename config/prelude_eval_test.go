@@ -50,3 +50,21 @@ func TestProfileOverrides(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryExampleValidates loads every config in examples/, literal or
+// expression, and requires it to be clean.
+func TestEveryExampleValidates(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.rtfs")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		res, err := (&Loader{Evaluator: interpEvaluator{}}).LoadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Diags) != 0 {
+			t.Errorf("%s: %v", f, res.Diags)
+		}
+	}
+}
