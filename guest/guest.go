@@ -10,6 +10,7 @@
 package guest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ const (
 // the host in the done message.
 func Run(conn io.ReadWriteCloser) int {
 	defer conn.Close()
+	warmUp()
 	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.Builtins(nil)}
 	if err := g.serve(); err != nil {
 		// The host sees the session end; it reads the reason from the
@@ -56,6 +58,28 @@ type agent struct {
 	in       *rtfs.Interp
 	outSeq   uint64
 }
+
+// warmUp does once, before the guest says hello, the work whose first run
+// is slow: building the JSON codecs of the protocol messages, reading a
+// plan and starting an interpreter. A guest waiting in a warm pool has then
+// paid for it before a plan is dispatched to it (in the wasm sandbox this
+// took dispatch from about 3 ms to under 1 ms; see docs/BENCHMARKS.md).
+// It touches nothing outside the process.
+func warmUp() {
+	var buf bytes.Buffer
+	host := control.NewConn(&buf, control.HostSide, 0)
+	guest := control.NewConn(&buf, control.GuestSide, 0)
+	const sample = `(plan "warm-up" :body (step "s" (call :ccos.echo [1 "a" :k {:m 2.5}])))`
+	host.Send(&control.Welcome{Protocol: control.ProtocolVersion, Session: "warm-up"}, 0)
+	host.Send(&control.Run{Plan: sample, File: "warm-up", Steps: []string{"s"}}, 0)
+	guest.Recv()
+	guest.Recv()
+	guest.Send(&control.StepBegin{Name: "s"}, 0)
+	if p, err := plan.Read([]byte(sample), "warm-up"); err == nil {
+		rtfs.New(rtfs.Options{}).Eval(context.Background(), p.Body)
+	}
+}
+
 
 func (g *agent) serve() error {
 	if _, err := g.c.Send(&control.Hello{Protocol: control.ProtocolVersion}, 0); err != nil {

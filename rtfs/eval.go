@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -100,8 +101,10 @@ type Interp struct {
 	lim     Limits
 	sleep   func(context.Context, time.Duration) error
 	globals map[string]Value
-	types   map[string]Value
-	out     strings.Builder
+	// ownGlobals is set once globals is this interpreter's own copy.
+	ownGlobals bool
+	types      map[string]Value
+	out        strings.Builder
 
 	// State of the evaluation in progress.
 	ctx       context.Context
@@ -117,10 +120,7 @@ type Interp struct {
 // New returns an interpreter with the standard library loaded.
 func New(opts Options) *Interp {
 	in := &Interp{host: opts.Host, lim: opts.Limits.withDefaults(), sleep: opts.Sleep,
-		globals: make(map[string]Value, len(builtins)+16), types: make(map[string]Value), ctx: context.Background()}
-	for name, f := range builtins {
-		in.globals[name] = f
-	}
+		globals: builtinGlobals(), types: make(map[string]Value), ctx: context.Background()}
 	if in.host == nil {
 		in.host = refusingHost{}
 	}
@@ -142,7 +142,30 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Define binds name to v in the global environment.
-func (in *Interp) Define(name string, v Value) { in.globals[name] = v }
+func (in *Interp) Define(name string, v Value) { in.setGlobal(name, v) }
+
+// builtinGlobals is the builtins table as globals, built once.
+var builtinGlobals = sync.OnceValue(func() map[string]Value {
+	g := make(map[string]Value, len(builtins))
+	for k, f := range builtins {
+		g[k] = f
+	}
+	return g
+})
+
+// setGlobal defines a global. An interpreter starts with the shared,
+// read-only table of builtins as its globals, so that New costs nothing
+// (a guest starts one per plan); the first definition copies the table.
+func (in *Interp) setGlobal(name string, v Value) {
+	if !in.ownGlobals {
+		g := make(map[string]Value, len(builtins)+16)
+		for k, f := range builtinGlobals() {
+			g[k] = f
+		}
+		in.globals, in.ownGlobals = g, true
+	}
+	in.globals[name] = v
+}
 
 // Output returns what println, print and log wrote so far.
 func (in *Interp) Output() string { return in.out.String() }

@@ -80,7 +80,7 @@ func evalDef(in *Interp, l *List, e *env) (Value, error) {
 	if f, ok := v.(*Func); ok && f.Name == "" && f.cl != nil {
 		v = &Func{Name: name, cl: f.cl}
 	}
-	in.globals[name] = v
+	in.setGlobal(name, v)
 	return v, nil
 }
 
@@ -116,7 +116,7 @@ func evalDefn(in *Interp, l *List, e *env) (Value, error) {
 		return nil, err
 	}
 	f := &Func{Name: name, cl: c}
-	in.globals[name] = f
+	in.setGlobal(name, f)
 	return f, nil
 }
 
