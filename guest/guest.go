@@ -80,7 +80,6 @@ func warmUp() {
 	}
 }
 
-
 func (g *agent) serve() error {
 	if _, err := g.c.Send(&control.Hello{Protocol: control.ProtocolVersion}, 0); err != nil {
 		return err
