@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -61,6 +62,10 @@ type Report struct {
 	Startup, Dispatch, Total time.Duration
 }
 
+// ExitGrace is how long a guest may take to exit after reporting its
+// result before the host kills it.
+const ExitGrace = 2 * time.Second
+
 // ErrGuest is wrapped by errors caused by the guest: a broken protocol, a
 // request for something not admitted, a crash.
 var ErrGuest = errors.New("guest failure")
@@ -93,6 +98,13 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	serr := s.serve(ctx)
 	if serr != nil {
 		sb.Kill()
+	} else {
+		// The guest has reported; it has nothing more to say. Closing the
+		// channel tells it so, and a guest that lingers past the grace
+		// period is killed rather than left to its deadline.
+		sb.Control().Close()
+		grace := time.AfterFunc(ExitGrace, func() { sb.Kill() })
+		defer grace.Stop()
 	}
 	werr := sb.Wait()
 	s.rep.Total = time.Since(start)
@@ -166,6 +178,9 @@ func (s *session) serve(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("the run exceeded its deadline: %w", ctx.Err())
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("the guest closed the control channel before reporting a result")
 			}
 			return err
 		}

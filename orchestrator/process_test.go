@@ -1,0 +1,76 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/ccos-project/ccos/rtfs"
+	"github.com/ccos-project/ccos/sandbox"
+)
+
+// runInProcess runs src in the process sandbox, with attack (if not empty)
+// telling the guest how to misbehave.
+func runInProcess(t *testing.T, src, attack string) (*Report, error) {
+	t.Helper()
+	prov, err := sandbox.Lookup("process")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := prov.Available(); !ok {
+		t.Fatalf("the process provider must run on this machine: %s", why)
+	}
+	dir := t.TempDir()
+	if attack != "" {
+		if err := os.WriteFile(filepath.Join(dir, "attack"), []byte(attack), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := plan.Read([]byte(src), "plan.rtfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Run(context.Background(), Request{
+		Plan: p, Provider: prov, Caps: capability.Builtins(nil),
+		Spec: sandbox.Spec{CapabilitiesDir: dir, Limits: sandbox.Limits{Deadline: 20 * time.Second}},
+	})
+}
+
+// Hostile guests inside a real process sandbox: each breaks the protocol
+// and is contained with a clear error; the next run works.
+func TestHostileGuestsInProcessSandbox(t *testing.T) {
+	tests := []struct{ attack, want string }{
+		{"oversize", "frame too large"},
+		{"exec", `unknown message type "exec"`},
+		{"garbage", "bad envelope"},
+		{"unadmitted", `step "exfiltrate", which was not admitted`},
+		{"exit", "closed the control channel before reporting a result"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.attack, func(t *testing.T) {
+			_, err := runInProcess(t, `(step "s" 1)`, tc.attack)
+			if !errors.Is(err, ErrGuest) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want a guest failure containing %q", err, tc.want)
+			}
+		})
+	}
+	// 64 MiB of output: the host keeps 1 MiB, says it cut the rest, and
+	// still gets the value.
+	rep, err := runInProcess(t, `(step "s" 1)`, "flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Truncated || len(rep.Output) != 1<<20 || rtfs.Print(rep.Value) != ":flooded" {
+		t.Errorf("flood: truncated %v, kept %d bytes, value %v", rep.Truncated, len(rep.Output), rep.Value)
+	}
+	rep, err = runInProcess(t, `(step "s" (call :ccos.math.add 40 2))`, "")
+	if err != nil || rtfs.Print(rep.Value) != "42" {
+		t.Errorf("normal run after the attacks: %v %v", rep, err)
+	}
+}
