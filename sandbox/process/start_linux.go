@@ -44,32 +44,33 @@ const (
 // Available reports whether process sandboxes can run here and, if not,
 // exactly what is missing.
 func (*Provider) Available() (bool, string) {
-	if err := checkHost(); err != nil {
+	layout, err := checkHost()
+	if err != nil {
 		return false, err.Error()
 	}
-	return true, ""
+	return true, fmt.Sprintf("user, mount, pid, net, uts and ipc namespaces; read-only root; seccomp (x86_64); cgroup v%d memory, pids and cpu", layout.version)
 }
 
-func checkHost() error {
+func checkHost() (*cgroupLayout, error) {
 	if runtime.GOARCH != "amd64" {
-		return fmt.Errorf("the seccomp filter is written for x86_64 only (this is %s)", runtime.GOARCH)
+		return nil, fmt.Errorf("the seccomp filter is written for x86_64 only (this is %s)", runtime.GOARCH)
 	}
 	f, err := os.Open(selfExe)
 	if err != nil {
-		return fmt.Errorf("%s is unreadable, so the binary cannot re-execute itself as the sandbox init: %w", selfExe, err)
+		return nil, fmt.Errorf("%s is unreadable, so the binary cannot re-execute itself as the sandbox init: %w", selfExe, err)
 	}
 	f.Close()
 	if err := checkUserNamespaces(); err != nil {
-		return err
+		return nil, err
 	}
 	if _, _, errno := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_GET_SECCOMP, 0, 0); errno != 0 {
-		return fmt.Errorf("seccomp is not available in this kernel: %w", errno)
+		return nil, fmt.Errorf("seccomp is not available in this kernel: %w", errno)
 	}
 	layout, err := findCgroups()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return layout.check()
+	return layout, layout.check()
 }
 
 func checkUserNamespaces() error {
