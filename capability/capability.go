@@ -39,13 +39,46 @@ func (c Class) String() string {
 // Func implements a capability.
 type Func func(ctx context.Context, args []rtfs.Value) (rtfs.Value, error)
 
+// Effect kinds a contract or a step can declare.
+const (
+	EffectNetwork = "network" // scope: :domains [..] :methods [..]
+	EffectFS      = "fs"      // scope: :paths [..] :mode :ro|:rw
+	EffectTime    = "time"    // reads the clock
+	EffectRandom  = "random"  // draws random numbers
+	EffectLLM     = "llm"     // scope: :models [..]
+	EffectGPU     = "gpu"
+	EffectEnv     = "env" // scope: :vars [..]
+)
+
+// Effect is one effect a capability may have, with its scope.
+type Effect struct {
+	Kind    string
+	Domains []string
+	Methods []string
+	Paths   []string
+	Models  []string
+	Vars    []string
+}
+
+// Contract says what a capability may do and cost (spec 17 §4): the
+// governance kernel derives step profiles and budgets from it.
+type Contract struct {
+	Effects []Effect
+	// MaxTimeMS bounds one call's duration.
+	MaxTimeMS int64
+	// CostUSD and Tokens are what one call may cost at most.
+	CostUSD float64
+	Tokens  int64
+}
+
 // Capability is one callable capability.
 type Capability struct {
 	ID    string
 	Class Class
 	// Doc says what it does, for listings and errors.
-	Doc string
-	Fn  Func
+	Doc      string
+	Contract Contract
+	Fn       Func
 }
 
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
@@ -67,6 +100,9 @@ func NewRegistry(caps ...*Capability) *Registry {
 	}
 	return r
 }
+
+// Add adds a capability; a later one with the same id replaces it.
+func (r *Registry) Add(c *Capability) { r.caps[c.ID] = c }
 
 // Lookup returns the capability with the given id.
 func (r *Registry) Lookup(id string) (*Capability, error) {
@@ -93,10 +129,11 @@ func Builtins(now func() time.Time) *Registry {
 		now = time.Now
 	}
 	return NewRegistry(
-		&Capability{ID: "ccos.echo", Class: Pure, Doc: "returns its single argument", Fn: echo},
-		&Capability{ID: "ccos.math.add", Class: Pure, Doc: "adds numbers", Fn: add},
-		&Capability{ID: "ccos.string.concat", Class: Pure, Doc: "joins strings", Fn: concat},
+		&Capability{ID: "ccos.echo", Class: Pure, Doc: "returns its single argument", Contract: Contract{MaxTimeMS: 100}, Fn: echo},
+		&Capability{ID: "ccos.math.add", Class: Pure, Doc: "adds numbers", Contract: Contract{MaxTimeMS: 100}, Fn: add},
+		&Capability{ID: "ccos.string.concat", Class: Pure, Doc: "joins strings", Contract: Contract{MaxTimeMS: 100}, Fn: concat},
 		&Capability{ID: "ccos.system.current-time", Class: Host, Doc: "the host's current time as an RFC 3339 timestamp",
+			Contract: Contract{Effects: []Effect{{Kind: EffectTime}}, MaxTimeMS: 100},
 			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
 				return rtfs.Timestamp{T: now().UTC()}, nil
 			}},

@@ -31,7 +31,7 @@
 //
 //	guest → host   hello      {"protocol": 1}
 //	host  → guest  welcome    {"protocol": 1, "session": "..."}
-//	host  → guest  run        {"plan": "...", "file": "...", "steps": [...], "limits": {...}}
+//	host  → guest  run        {"plan": "...", "file": "...", "steps": [...], "grants": [...], "unstepped": [...], "limits": {...}}
 //	guest → host   step.begin {"name": "..."}           request; reply ok or error
 //	guest → host   step.end   {"name": "...", "ok": true} request; reply ok or error
 //	guest → host   call       {"capability": "...", "args": ["..."]} request; reply result or error
@@ -87,12 +87,24 @@ type RunLimits struct {
 	TimeoutMillis  int64 `json:"timeout_ms"`
 }
 
-// Run hands the guest the plan to evaluate and the steps it may enter.
+// Grant is what one admitted step may call: the capabilities named, and
+// when Dynamic, others the host will check against the step's declared
+// effects.
+type Grant struct {
+	Step         string   `json:"step"`
+	Capabilities []string `json:"capabilities"`
+	Dynamic      bool     `json:"dynamic"`
+}
+
+// Run hands the guest the plan to evaluate, the steps it may enter and
+// what each may call, and the pure capabilities it may call outside steps.
 type Run struct {
-	Plan   string    `json:"plan"`
-	File   string    `json:"file"`
-	Steps  []string  `json:"steps"`
-	Limits RunLimits `json:"limits"`
+	Plan      string    `json:"plan"`
+	File      string    `json:"file"`
+	Steps     []string  `json:"steps"`
+	Grants    []Grant   `json:"grants"`
+	Unstepped []string  `json:"unstepped"`
+	Limits    RunLimits `json:"limits"`
 }
 
 // StepBegin asks to enter a step.

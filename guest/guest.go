@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
@@ -55,8 +56,13 @@ type agent struct {
 	c        *control.Conn
 	caps     *capability.Registry
 	admitted map[string]bool
-	in       *rtfs.Interp
-	outSeq   uint64
+	grants   map[string]control.Grant
+	// unstepped are the capabilities the plan may call outside steps.
+	unstepped []string
+	// steps is the stack of steps being run, innermost last.
+	steps  []string
+	in     *rtfs.Interp
+	outSeq uint64
 }
 
 // warmUp does once, before the guest says hello, the work whose first run
@@ -111,6 +117,11 @@ func (g *agent) run(run *control.Run) error {
 	for _, s := range run.Steps {
 		g.admitted[s] = true
 	}
+	g.grants = make(map[string]control.Grant, len(run.Grants))
+	for _, gr := range run.Grants {
+		g.grants[gr.Step] = gr
+	}
+	g.unstepped = run.Unstepped
 	p, err := plan.Read([]byte(run.Plan), run.File)
 	if err != nil {
 		return g.done(nil, err)
@@ -210,6 +221,24 @@ func (g *agent) ask(body any) (rtfs.Value, error) {
 	return nil, fmt.Errorf("unexpected %s", m.Type)
 }
 
+// granted checks a call against what the host admitted for the step in
+// progress (the host checks again: this only gives the plan a clear error
+// early).
+func (g *agent) granted(capID string) error {
+	if len(g.steps) == 0 {
+		if slices.Contains(g.unstepped, capID) {
+			return nil
+		}
+		return fmt.Errorf("capability %s was not admitted outside a step", capID)
+	}
+	step := g.steps[len(g.steps)-1]
+	gr := g.grants[step]
+	if slices.Contains(gr.Capabilities, capID) || gr.Dynamic {
+		return nil
+	}
+	return fmt.Errorf("capability %s is not in the profile of step %q (it may call %v)", capID, step, gr.Capabilities)
+}
+
 // Step implements rtfs.Host: the host must admit the step before its body
 // runs, and hears when it ends.
 func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(context.Context) (rtfs.Value, error)) (rtfs.Value, error) {
@@ -219,7 +248,9 @@ func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(co
 	if _, err := g.ask(&control.StepBegin{Name: name}); err != nil {
 		return nil, fmt.Errorf("step %q refused: %w", name, err)
 	}
+	g.steps = append(g.steps, name)
 	v, err := body(ctx)
+	g.steps = g.steps[:len(g.steps)-1]
 	end := &control.StepEnd{Name: name, OK: err == nil}
 	if err != nil {
 		end.Error = err.Error()
@@ -233,6 +264,9 @@ func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(co
 // Call implements rtfs.Host: pure capabilities run here, the others are
 // yielded to the host.
 func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs.Value, error) {
+	if err := g.granted(capID); err != nil {
+		return nil, err
+	}
 	if c, err := g.caps.Lookup(capID); err == nil && c.Class == capability.Pure {
 		return c.Fn(ctx, args)
 	}

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/ccos-project/ccos/sandbox"
@@ -23,8 +25,11 @@ import (
 
 // Request is one plan to run.
 type Request struct {
-	Plan     *plan.Plan
-	Provider sandbox.Provider
+	Plan *plan.Plan
+	// Admission is the governance kernel's admission of Plan: the steps the
+	// guest may enter and each step's profile.
+	Admission *governance.Admission
+	Provider  sandbox.Provider
 	// Spec describes the sandbox; its ID is filled in if empty.
 	Spec sandbox.Spec
 	// Caps are the capabilities the host may run for the guest.
@@ -66,6 +71,9 @@ type Report struct {
 // result before the host kills it.
 const ExitGrace = 2 * time.Second
 
+// ErrStepTimeout is wrapped when a step ran past its declared time limit.
+var ErrStepTimeout = errors.New("step time limit exceeded")
+
 // ErrGuest is wrapped by errors caused by the guest: a broken protocol, a
 // request for something not admitted, a crash.
 var ErrGuest = errors.New("guest failure")
@@ -74,6 +82,9 @@ var ErrGuest = errors.New("guest failure")
 // a value or a plan error, and an error when the sandbox or the session
 // failed (the guest crashed, broke the protocol, or ran out of time).
 func Run(ctx context.Context, req Request) (*Report, error) {
+	if req.Admission == nil {
+		return nil, errors.New("orchestrator: the plan was not admitted (Request.Admission is nil)")
+	}
 	if req.Spec.ID == "" {
 		req.Spec.ID = newID()
 	}
@@ -89,10 +100,7 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
 	}
 	s := &session{req: req, sb: sb, c: control.NewConn(sb.Control(), control.HostSide, 0),
-		admitted: map[string]bool{}, rep: &Report{Provider: req.Provider.Name()}, start: start}
-	for _, n := range req.Plan.StepNames() {
-		s.admitted[n] = true
-	}
+		rep: &Report{Provider: req.Provider.Name()}, start: start}
 	stop := context.AfterFunc(ctx, func() { sb.Kill() })
 	defer stop()
 	serr := s.serve(ctx)
@@ -109,6 +117,8 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	werr := sb.Wait()
 	s.rep.Total = time.Since(start)
 	switch {
+	case errors.Is(serr, ErrStepTimeout):
+		return nil, serr
 	case serr != nil && werr != nil:
 		return nil, fmt.Errorf("%w: %w (%w)%s", ErrGuest, serr, werr, logTail(sb))
 	case serr != nil:
@@ -137,17 +147,20 @@ func newID() string {
 }
 
 type session struct {
-	req      Request
-	sb       sandbox.Sandbox
-	c        *control.Conn
-	admitted map[string]bool
-	ran      map[string]bool
-	stack    []string
-	begun    []time.Time
-	rep      *Report
-	start    time.Time
-	gotDone  bool
-	outSeq   uint64
+	req Request
+	sb  sandbox.Sandbox
+	c   *control.Conn
+	ran map[string]bool
+	// stepTimer enforces the running step's declared time limit; timedOut
+	// names the step it stopped.
+	stepTimer *time.Timer
+	timedOut  atomic.Value
+	stack     []string
+	begun     []time.Time
+	rep       *Report
+	start     time.Time
+	gotDone   bool
+	outSeq    uint64
 }
 
 // serve runs the host side of the session until the guest's done.
@@ -168,7 +181,11 @@ func (s *session) serve(ctx context.Context) error {
 	if _, err := s.c.Send(&control.Welcome{Protocol: control.ProtocolVersion, Session: s.req.Spec.ID}, 0); err != nil {
 		return err
 	}
-	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, Steps: s.req.Plan.StepNames(), Limits: s.req.Limits}
+	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, Steps: s.req.Plan.StepNames(),
+		Unstepped: s.req.Admission.Unstepped, Limits: s.req.Limits}
+	for _, p := range s.req.Admission.Profiles {
+		run.Grants = append(run.Grants, control.Grant{Step: p.Step, Capabilities: p.Capabilities, Dynamic: p.Dynamic})
+	}
 	if _, err := s.c.Send(run, 0); err != nil {
 		return err
 	}
@@ -176,6 +193,9 @@ func (s *session) serve(ctx context.Context) error {
 	for {
 		m, err := s.c.Recv()
 		if err != nil {
+			if step, ok := s.timedOut.Load().(string); ok {
+				return fmt.Errorf("%w: step %q exceeded its time limit of %d ms and was stopped", ErrStepTimeout, step, s.req.Admission.Profile(step).MaxTimeMS)
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("the run exceeded its deadline: %w", ctx.Err())
 			}
@@ -200,7 +220,8 @@ func (s *session) serve(ctx context.Context) error {
 func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) {
 	switch b := m.Body.(type) {
 	case *control.StepBegin:
-		if !s.admitted[b.Name] {
+		prof := s.req.Admission.Profile(b.Name)
+		if prof == nil {
 			return false, fmt.Errorf("%w: the guest asked to enter step %q, which was not admitted", control.ErrProtocol, b.Name)
 		}
 		if s.ran[b.Name] {
@@ -212,6 +233,13 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		}
 		s.stack = append(s.stack, b.Name)
 		s.begun = append(s.begun, time.Now())
+		if prof.MaxTimeMS > 0 && s.stepTimer == nil {
+			name := b.Name
+			s.stepTimer = time.AfterFunc(time.Duration(prof.MaxTimeMS)*time.Millisecond, func() {
+				s.timedOut.Store(name)
+				s.sb.Kill()
+			})
+		}
 		_, err := s.c.Send(&control.OK{}, m.ID)
 		return false, err
 	case *control.StepEnd:
@@ -220,6 +248,10 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, fmt.Errorf("%w: the guest ended step %q, which is not the step in progress", control.ErrProtocol, b.Name)
 		}
 		s.rep.Steps = append(s.rep.Steps, StepRecord{Name: b.Name, OK: b.OK, Error: b.Error, Duration: time.Since(s.begun[n-1])})
+		if s.stepTimer != nil && s.req.Admission.Profile(b.Name).MaxTimeMS > 0 && n == s.timerDepth() {
+			s.stepTimer.Stop()
+			s.stepTimer = nil
+		}
 		s.stack, s.begun = s.stack[:n-1], s.begun[:n-1]
 		_, err := s.c.Send(&control.OK{}, m.ID)
 		return false, err
@@ -275,6 +307,10 @@ func (s *session) call(ctx context.Context, b *control.Call) (rtfs.Value, error)
 	if err != nil {
 		return nil, err
 	}
+	step := s.stack[len(s.stack)-1]
+	if !s.req.Admission.Profile(step).Allows(c.ID, c.Contract) {
+		return nil, fmt.Errorf("capability %s is outside the profile admitted for step %q", c.ID, step)
+	}
 	args := make([]rtfs.Value, len(b.Args))
 	for i, a := range b.Args {
 		v, err := readValue(a)
@@ -296,4 +332,15 @@ func readValue(text string) (rtfs.Value, error) {
 		return nil, fmt.Errorf("expected one value, found %d", len(src.Forms))
 	}
 	return src.Forms[0], nil
+}
+
+// timerDepth is the depth of the step whose time limit the timer enforces:
+// the outermost step in progress that declared one.
+func (s *session) timerDepth() int {
+	for i, name := range s.stack {
+		if s.req.Admission.Profile(name).MaxTimeMS > 0 {
+			return i + 1
+		}
+	}
+	return 0
 }

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/guest"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/ccos-project/ccos/rtfs"
@@ -18,18 +20,35 @@ import (
 	"github.com/ccos-project/ccos/sandbox/mock"
 )
 
-func runPlan(t *testing.T, src string, g func(io.ReadWriteCloser) int) (*Report, error) {
+// admit reads and admits a plan under the minimal profile.
+func admit(t *testing.T, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
 	t.Helper()
 	p, err := plan.Read([]byte(src), "plan.rtfs")
 	if err != nil {
 		t.Fatalf("reading plan: %v", err)
 	}
+	res := config.Load([]byte(`(profile:minimal "agent.test")`), "cfg", config.RTFSEvaluator{})
+	if res.Diags.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	a, err := governance.Admit(p, res.Config, caps, nil)
+	if err != nil {
+		t.Fatalf("admission: %v", err)
+	}
+	return p, a
+}
+
+func runPlan(t *testing.T, src string, g func(io.ReadWriteCloser) int) (*Report, error) {
+	t.Helper()
 	fixed := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	caps := capability.Builtins(func() time.Time { return fixed })
+	p, a := admit(t, src, caps)
 	return Run(context.Background(), Request{
-		Plan:     p,
-		Provider: &mock.Provider{Guest: g},
-		Spec:     sandbox.Spec{Limits: sandbox.Limits{Deadline: 10 * time.Second}},
-		Caps:     capability.Builtins(func() time.Time { return fixed }),
+		Plan:      p,
+		Admission: a,
+		Provider:  &mock.Provider{Guest: g},
+		Spec:      sandbox.Spec{Limits: sandbox.Limits{Deadline: 10 * time.Second}},
+		Caps:      caps,
 	})
 }
 
@@ -79,8 +98,6 @@ func TestRunPlans(t *testing.T) {
 func TestPlanErrors(t *testing.T) {
 	tests := []struct{ name, src, typ, msg string }{
 		{"division", `(step "s" (/ 1 0))`, "DivisionByZero", ""},
-		{"host capability outside a step", `(call :ccos.system.current-time)`, "", "called outside any step"},
-		{"unknown capability", `(step "s" (call :ccos.nope 1))`, "", "unknown capability :ccos.nope"},
 		{"bad capability args", `(call :ccos.math.add 1 "x")`, "", "not a number"},
 	}
 	for _, tc := range tests {
@@ -156,6 +173,21 @@ func TestHostileGuests(t *testing.T) {
 			binary.BigEndian.PutUint32(hdr[:], uint32(len(p)))
 			w.Write(append(hdr[:], p...))
 		}), `unknown message type "exec"`},
+		{"call outside the step's profile", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.StepBegin{Name: "s"})
+			c.Recv()
+			c.Request(&control.Call{Capability: "ccos.system.current-time"})
+			m, _ := c.Recv()
+			msg := m.Body.(*control.Error).Message
+			c.Request(&control.StepEnd{Name: "s", OK: true})
+			c.Recv()
+			c.Send(&control.Done{Error: &control.ErrorInfo{Type: "HostError", Message: msg}}, 0)
+		}), ""},
+		{"call outside any step", hostile(func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.Call{Capability: "ccos.system.current-time"})
+			m, _ := c.Recv()
+			c.Send(&control.Done{Error: &control.ErrorInfo{Type: "HostError", Message: m.Body.(*control.Error).Message}}, 0)
+		}), ""},
 		{"output out of order", hostile(func(c *control.Conn, _ io.Writer) {
 			c.Send(&control.Output{Seq: 5, Text: "x"}, 0)
 		}), "output 5 out of sequence"},
@@ -172,7 +204,14 @@ func TestHostileGuests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := runPlan(t, `(step "s" 1)`, tc.guest)
+			rep, err := runPlan(t, `(step "s" 1)`, tc.guest)
+			if tc.want == "" {
+				// The host refused the call; the guest reported the refusal.
+				if err != nil || rep.Error == nil || !strings.Contains(rep.Error.Message, "ccos.system.current-time") {
+					t.Errorf("got %+v, %v; want the refusal reported", rep, err)
+				}
+				return
+			}
 			if !errors.Is(err, ErrGuest) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want a guest failure containing %q", err, tc.want)
 			}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
-	"github.com/ccos-project/ccos/plan"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/ccos-project/ccos/sandbox"
 )
@@ -32,12 +31,10 @@ func runInProcess(t *testing.T, src, attack string) (*Report, error) {
 			t.Fatal(err)
 		}
 	}
-	p, err := plan.Read([]byte(src), "plan.rtfs")
-	if err != nil {
-		t.Fatal(err)
-	}
+	caps := capability.Builtins(nil)
+	p, a := admit(t, src, caps)
 	return Run(context.Background(), Request{
-		Plan: p, Provider: prov, Caps: capability.Builtins(nil),
+		Plan: p, Admission: a, Provider: prov, Caps: caps,
 		Spec: sandbox.Spec{CapabilitiesDir: dir, Limits: sandbox.Limits{Deadline: 20 * time.Second}},
 	})
 }
@@ -72,5 +69,18 @@ func TestHostileGuestsInProcessSandbox(t *testing.T) {
 	rep, err = runInProcess(t, `(step "s" (call :ccos.math.add 40 2))`, "")
 	if err != nil || rtfs.Print(rep.Value) != "42" {
 		t.Errorf("normal run after the attacks: %v %v", rep, err)
+	}
+}
+
+// A step that declares a time limit is stopped by the host when it runs
+// past it, whatever the guest does.
+func TestStepTimeLimit(t *testing.T) {
+	_, err := runInProcess(t, `(step "spin" [:resources {:max_time_ms 200}] (loop [i 0] (recur (inc i))))`, "")
+	if !errors.Is(err, ErrStepTimeout) || !strings.Contains(err.Error(), `step "spin" exceeded its time limit of 200 ms`) {
+		t.Fatalf("got %v", err)
+	}
+	rep, err := runInProcess(t, `(step "quick" [:resources {:max_time_ms 5000}] (call :ccos.echo 1))`, "")
+	if err != nil || rtfs.Print(rep.Value) != "1" {
+		t.Errorf("step within its limit: %v %v", rep, err)
 	}
 }

@@ -25,6 +25,10 @@ type Plan struct {
 	Intent *rtfs.Map
 	// Steps are the plan's steps in the order they are written.
 	Steps []Step
+	// Unstepped are the capability calls made outside every step, and
+	// UnsteppedDynamic those whose capability is computed at run time.
+	Unstepped        []Call
+	UnsteppedDynamic []rtfs.Span
 	// Source is the text the plan was read from, and File its name.
 	Source []byte
 	File   string
@@ -35,6 +39,13 @@ type Step struct {
 	Name string
 	// Span is where the step form is written.
 	Span rtfs.Span
+	// Options are the step's declared options.
+	Options StepOptions
+	// Calls are the capabilities the step can reach, directly or through
+	// the plan's functions, one per capability, sorted by id.
+	Calls []Call
+	// Dynamic are the call sites whose capability is computed at run time.
+	Dynamic []rtfs.Span
 }
 
 // Error is a plan that cannot be admitted, at a source position.
@@ -74,7 +85,11 @@ func Read(src []byte, file string) (*Plan, error) {
 	if err := p.setForm(s.Forms[0]); err != nil {
 		return nil, err
 	}
-	if err := p.findSteps(); err != nil {
+	forms, err := p.findSteps()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.analyse(forms); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -124,7 +139,8 @@ func (p *Plan) setForm(form rtfs.Value) error {
 
 // findSteps collects every (step "name" ...) form of the body. Quoted data
 // is not code and is not searched.
-func (p *Plan) findSteps() error {
+func (p *Plan) findSteps() ([]*rtfs.List, error) {
+	var forms []*rtfs.List
 	seen := map[string]rtfs.Span{}
 	var err error
 	var walk func(v rtfs.Value)
@@ -155,6 +171,7 @@ func (p *Plan) findSteps() error {
 				}
 				seen[name.V] = x.S
 				p.Steps = append(p.Steps, Step{Name: name.V, Span: x.S})
+				forms = append(forms, x)
 			}
 			for _, it := range x.Items {
 				walk(it)
@@ -172,7 +189,7 @@ func (p *Plan) findSteps() error {
 		}
 	}
 	walk(p.Body)
-	return err
+	return forms, err
 }
 
 // StepNames returns the names of the plan's steps in order.

@@ -840,14 +840,11 @@ func evalStep(in *Interp, l *List, e *env) (Value, error) {
 	}
 	body := l.Items[2:]
 	opts := NewMap(0)
-	if len(body) >= 2 {
-		if _, ok := body[0].(*Map); ok {
-			ov, err := in.evalArg(body[0], e)
-			if err != nil {
-				return nil, err
-			}
-			opts, body = ov.(*Map), body[1:]
-		}
+	if len(body) >= 2 && isStepOptions(body[0]) {
+		// Options are declarations read by the host before the plan runs
+		// (effects, resources, a compensation): they are passed as
+		// written, never evaluated here.
+		opts, body = stepOptionsMap(body[0]), body[1:]
 	}
 	run := func(ctx context.Context) (Value, error) {
 		saved := in.ctx
@@ -899,4 +896,36 @@ func (in *Interp) condLet(l *List, e *env, then, els []Value) (Value, error) {
 		return nil, err
 	}
 	return in.evalBody(then, fr)
+}
+
+// stepOptionKeys are the keywords that mark the form after a step's name
+// as its options, written {:effects ...} or [:effects ... :resources ...].
+var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true}
+
+func isStepOptions(v Value) bool {
+	var first Value
+	switch x := v.(type) {
+	case *Map:
+		if x.Len() > 0 {
+			first = x.Keys()[0]
+		}
+	case *Vector:
+		if len(x.Items) > 0 {
+			first = x.Items[0]
+		}
+	}
+	k, ok := first.(Keyword)
+	return ok && stepOptionKeys[k.Name]
+}
+
+func stepOptionsMap(v Value) *Map {
+	if m, ok := v.(*Map); ok {
+		return m
+	}
+	items := v.(*Vector).Items
+	m := NewMap(len(items) / 2)
+	for i := 0; i+1 < len(items); i += 2 {
+		m.Set(items[i], items[i+1])
+	}
+	return m
 }

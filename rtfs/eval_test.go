@@ -289,11 +289,11 @@ func (h *recordingHost) Call(_ context.Context, id string, args []Value) (Value,
 func TestHost(t *testing.T) {
 	h := &recordingHost{}
 	in := New(Options{Host: h})
-	v, err := evalSrc(t, in, `(step "fetch" {:retries 2} (call :http.get "u" 1))`)
+	v, err := evalSrc(t, in, `(step "fetch" [:resources {:max_time_ms 5}] (call :http.get "u" 1))`)
 	if err != nil || Print(v) != `"ok"` {
 		t.Fatalf("got %v, %v", v, err)
 	}
-	want := []string{`enter fetch {:retries 2}`, `call http.get ["u" 1]`, `exit fetch`}
+	want := []string{`enter fetch {:resources {:max_time_ms 5}}`, `call http.get ["u" 1]`, `exit fetch`}
 	if strings.Join(h.log, "|") != strings.Join(want, "|") {
 		t.Errorf("log %q, want %q", h.log, want)
 	}

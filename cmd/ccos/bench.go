@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/orchestrator"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/ccos-project/ccos/sandbox"
@@ -77,6 +79,14 @@ func benchSandboxes(n int) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	res := config.Load([]byte(defaultConfig), "<default config>", configEvaluator)
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	adm, err := governance.Admit(p, res.Config, capability.Builtins(nil), nil)
+	if err != nil {
+		return nil, err
+	}
 	providers := []sandbox.Provider{}
 	for _, prov := range sandbox.Providers() {
 		if ok, _ := prov.Available(); ok && prov.Name() != "mock" {
@@ -92,19 +102,19 @@ func benchSandboxes(n int) ([]benchRow, error) {
 	for _, prov := range providers {
 		// One run first, so that caches (compiled modules, page cache) are warm
 		// for every provider alike.
-		if _, err := benchRun(p, prov); err != nil {
+		if _, err := benchRun(p, adm, prov); err != nil {
 			return nil, fmt.Errorf("%s: %w", prov.Name(), err)
 		}
 		cold := make([]time.Duration, 0, n)
 		for i := 0; i < n; i++ {
-			rep, err := benchRun(p, prov)
+			rep, err := benchRun(p, adm, prov)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", prov.Name(), err)
 			}
 			cold = append(cold, rep.Total)
 		}
 		rows = append(rows, summarise(prov.Name(), "cold start, step, stop", cold))
-		warm, err := benchWarm(p, prov, n)
+		warm, err := benchWarm(p, adm, prov, n)
 		if err != nil {
 			return nil, fmt.Errorf("%s warm: %w", prov.Name(), err)
 		}
@@ -113,8 +123,8 @@ func benchSandboxes(n int) ([]benchRow, error) {
 	return rows, nil
 }
 
-func benchRun(p *plan.Plan, prov sandbox.Provider) (*orchestrator.Report, error) {
-	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{Plan: p, Provider: prov, Caps: capability.Builtins(nil)})
+func benchRun(p *plan.Plan, adm *governance.Admission, prov sandbox.Provider) (*orchestrator.Report, error) {
+	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{Plan: p, Admission: adm, Provider: prov, Caps: capability.Builtins(nil)})
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +136,7 @@ func benchRun(p *plan.Plan, prov sandbox.Provider) (*orchestrator.Report, error)
 
 // benchWarm measures dispatch from a pool of one: each run waits until
 // the pool holds a ready sandbox, then times until the step is entered.
-func benchWarm(p *plan.Plan, prov sandbox.Provider, n int) ([]time.Duration, error) {
+func benchWarm(p *plan.Plan, adm *governance.Admission, prov sandbox.Provider, n int) ([]time.Duration, error) {
 	pool := sandbox.NewPool(prov, sandbox.Spec{}, 1)
 	defer pool.Close()
 	out := make([]time.Duration, 0, n)
@@ -143,7 +153,7 @@ func benchWarm(p *plan.Plan, prov sandbox.Provider, n int) ([]time.Duration, err
 		}
 		// Give the pooled guest time to reach its first read.
 		time.Sleep(20 * time.Millisecond)
-		rep, err := benchRun(p, pool)
+		rep, err := benchRun(p, adm, pool)
 		if err != nil {
 			return nil, err
 		}

@@ -60,3 +60,10 @@ func writeTemp(t *testing.T, name, content string) string {
 	}
 	return p
 }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

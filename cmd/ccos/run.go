@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/orchestrator"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/ccos-project/ccos/rtfs"
@@ -36,6 +38,7 @@ var providersFor = map[config.IsolationMode][]string{
 
 func init() {
 	var cfgPath, provider string
+	var approvals []string
 	var asJSON, allowWeaker bool
 	cmd := &cobra.Command{
 		Use:   "run PLAN",
@@ -49,13 +52,14 @@ func init() {
 			"with --allow-weaker.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], cfgPath, provider, asJSON, allowWeaker)
+			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], cfgPath, provider, approvals, asJSON, allowWeaker)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
 	cmd.Flags().StringVar(&provider, "provider", "auto", "sandbox provider: auto (from the config), "+strings.Join(providerNames(), ", "))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
+	cmd.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file from `ccos plan approve` (repeatable)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -67,31 +71,20 @@ func providerNames() []string {
 	return names
 }
 
-func runPlan(stdout, stderr io.Writer, planPath, cfgPath, providerFlag string, asJSON, allowWeaker bool) error {
-	res, err := loadRunConfig(cfgPath)
+func runPlan(stdout, stderr io.Writer, planPath, cfgPath, providerFlag string, approvalFiles []string, asJSON, allowWeaker bool) error {
+	p, res, adm, err := admitPlan(stderr, planPath, cfgPath, approvalFiles)
 	if err != nil {
 		return err
-	}
-	if res.Diags.HasErrors() {
-		printDiags(stderr, res.Diags)
-		return rejected(fmt.Sprintf("ccos run: the agent config %s is invalid", res.File))
-	}
-	src, name, err := readInput(planPath)
-	if err != nil {
-		return rejected(err.Error())
-	}
-	p, err := plan.Read(src, name)
-	if err != nil {
-		return rejected(err.Error())
 	}
 	prov, err := chooseProvider(res.Config, providerFlag, allowWeaker)
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
 	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{
-		Plan:     p,
-		Provider: prov,
-		Caps:     capability.Builtins(nil),
+		Plan:      p,
+		Admission: adm,
+		Provider:  prov,
+		Caps:      capability.Builtins(nil),
 	})
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
@@ -120,6 +113,44 @@ func runPlan(stdout, stderr io.Writer, planPath, cfgPath, providerFlag string, a
 		return rejected(msg)
 	}
 	return nil
+}
+
+// admitPlan loads the config, reads the plan and asks the governance
+// kernel to admit it; every problem is printed and ends in a rejection.
+func admitPlan(stderr io.Writer, planPath, cfgPath string, approvalFiles []string) (*plan.Plan, *config.Result, *governance.Admission, error) {
+	res, err := loadRunConfig(cfgPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if res.Diags.HasErrors() {
+		printDiags(stderr, res.Diags)
+		return nil, nil, nil, rejected(fmt.Sprintf("ccos: the agent config %s is invalid", res.File))
+	}
+	src, name, err := readInput(planPath)
+	if err != nil {
+		return nil, nil, nil, rejected(err.Error())
+	}
+	p, err := plan.Read(src, name)
+	if err != nil {
+		return nil, nil, nil, rejected(err.Error())
+	}
+	var approvals []governance.Approval
+	for _, f := range approvalFiles {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, nil, rejected("ccos: cannot read approval: " + err.Error())
+		}
+		a, err := governance.ParseApproval(string(text))
+		if err != nil {
+			return nil, nil, nil, rejected(fmt.Sprintf("ccos: %s: %v", f, err))
+		}
+		approvals = append(approvals, a)
+	}
+	adm, err := governance.Admit(p, res.Config, capability.Builtins(nil), approvals)
+	if err != nil {
+		return nil, nil, nil, rejected(fmt.Sprintf("ccos: plan %s was not admitted:\n%v", name, err))
+	}
+	return p, res, adm, nil
 }
 
 func loadRunConfig(path string) (*config.Result, error) {

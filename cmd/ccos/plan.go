@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ccos-project/ccos/governance"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	cmd := &cobra.Command{Use: "plan", Short: "Check, hash and approve plans without running them"}
+	var cfgPath string
+	var approvals []string
+	var asJSON bool
+	check := &cobra.Command{
+		Use:   "check PLAN",
+		Short: "Admit PLAN under the config and print each step's profile; runs nothing",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, _, adm, err := admitPlan(cmd.ErrOrStderr(), args[0], cfgPath, approvals)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), adm)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "plan %s admitted: risk tier :%s, policy %q, budget $%.4g / %d tokens / %d ms\n",
+				adm.PlanHash, adm.Tier, adm.Policy, adm.Budget.CostUSD, adm.Budget.Tokens, adm.Budget.TimeMS)
+			fmt.Fprintln(w, "STEP\tCAPABILITIES\tNETWORK\tFS PATHS\tTIME/RANDOM\tLIMIT ms")
+			for _, p := range adm.Profiles {
+				caps := strings.Join(p.Capabilities, ",")
+				if p.Dynamic {
+					caps += " (+declared)"
+				}
+				net := "none"
+				if len(p.Network.Domains) > 0 {
+					net = strings.Join(p.Network.Domains, ",") + " " + strings.Join(p.Network.Methods, ",")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s/%s\t%d\n", p.Step, orDash(caps), net, orDash(strings.Join(p.FS.Paths, ",")),
+					p.Determinism.Time, p.Determinism.Random, p.MaxTimeMS)
+			}
+			return w.Flush()
+		},
+	}
+	check.Flags().StringVar(&cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
+	check.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file (repeatable)")
+	check.Flags().BoolVar(&asJSON, "json", false, "print the admission as one JSON document")
+
+	hash := &cobra.Command{
+		Use:   "hash PLAN",
+		Short: "Print the hash approvals of PLAN sign",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := readPlanFile(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), governance.PlanHash(p))
+			return nil
+		},
+	}
+	var keyPath string
+	approve := &cobra.Command{
+		Use:   "approve PLAN --key KEY.pem",
+		Short: "Sign an approval of PLAN with an Ed25519 private key (PKCS #8 PEM) and print it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := readPlanFile(args[0])
+			if err != nil {
+				return err
+			}
+			pemText, err := os.ReadFile(keyPath)
+			if err != nil {
+				return rejected("ccos plan approve: " + err.Error())
+			}
+			key, err := governance.ParsePrivateKey(pemText)
+			if err != nil {
+				return rejected(fmt.Sprintf("ccos plan approve: %s: %v", keyPath, err))
+			}
+			fmt.Fprint(cmd.OutOrStdout(), governance.Approve(governance.PlanHash(p), key))
+			return nil
+		},
+	}
+	approve.Flags().StringVar(&keyPath, "key", "", "Ed25519 private key, PKCS #8 PEM")
+	approve.MarkFlagRequired("key")
+	cmd.AddCommand(check, hash, approve)
+	rootCmd.AddCommand(cmd)
+}
+
+func readPlanFile(path string) (*plan.Plan, error) {
+	src, name, err := readInput(path)
+	if err != nil {
+		return nil, rejected(err.Error())
+	}
+	p, err := plan.Read(src, name)
+	if err != nil {
+		return nil, rejected(err.Error())
+	}
+	return p, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

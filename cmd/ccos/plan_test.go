@@ -1,0 +1,79 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPlanCheck(t *testing.T) {
+	out, errOut, code := runCCOS(t, "", "plan", "check", "--json", "../../examples/plans/multi-step.rtfs")
+	var doc struct {
+		PlanHash string `json:"plan_hash"`
+		Steps    []struct {
+			Step         string
+			Capabilities []string
+			Determinism  struct{ Time string }
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	if !strings.HasPrefix(doc.PlanHash, "sha256:") || len(doc.Steps) != 4 || doc.Steps[3].Determinism.Time != "real" {
+		t.Errorf("admission: %s", out)
+	}
+	net := writeTemp(t, "net.rtfs", `(step "fetch" [:effects [[:network {:domains ["api.example.com"]}]]] 1)`)
+	_, errOut, code = runCCOS(t, "", "plan", "check", net)
+	if code != 1 || !strings.Contains(errOut, `NETWORK_DISABLED: step "fetch"`) {
+		t.Errorf("network under minimal: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = runCCOS(t, "", "plan", "check", "--config", "../../examples/networked.rtfs", net)
+	if code != 1 || !strings.Contains(errOut, "DOMAIN_NOT_ALLOWED") {
+		t.Errorf("domain outside the allowlist: exit %d, %s", code, errOut)
+	}
+	// Nothing runs when a plan is rejected.
+	_, errOut, code = runCCOS(t, "", "run", net)
+	if code != 1 || !strings.Contains(errOut, "was not admitted") || strings.Contains(errOut, "guest") {
+		t.Errorf("run of a rejected plan: exit %d, %s", code, errOut)
+	}
+}
+
+func TestPlanApprovals(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	pubPEM := strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	pk, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keyFile := writeTemp(t, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})))
+	cfg := writeTemp(t, "cfg.rtfs", fmt.Sprintf(`(-> (profile:minimal "agent.approved")
+  (assoc-in [:governance :policies :default :requires_approvals] 1)
+  (assoc-in [:governance :keys :verify] %q))`, pubPEM))
+	planFile := "../../examples/plans/hello.rtfs"
+	_, errOut, code := runCCOS(t, "", "run", "--config", cfg, planFile)
+	if code != 1 || !strings.Contains(errOut, "APPROVALS_MISSING") {
+		t.Fatalf("unapproved run: exit %d, %s", code, errOut)
+	}
+	hash, _, _ := runCCOS(t, "", "plan", "hash", planFile)
+	approval, errOut, code := runCCOS(t, "", "plan", "approve", planFile, "--key", keyFile)
+	if code != 0 || !strings.Contains(approval, "plan "+strings.TrimSpace(hash)) {
+		t.Fatalf("approve: exit %d, %q, %s", code, approval, errOut)
+	}
+	approvalFile := filepath.Join(t.TempDir(), "hello.approval")
+	writeFile(t, approvalFile, approval)
+	out, errOut, code := runCCOS(t, "", "run", "--config", cfg, "--approval", approvalFile, planFile)
+	if code != 0 || !strings.HasSuffix(out, "\"Hello, world\"\n") {
+		t.Errorf("approved run: exit %d, %q, %s", code, out, errOut)
+	}
+	other := writeTemp(t, "other.rtfs", `(step "s" (call :ccos.echo 2))`)
+	if _, errOut, code := runCCOS(t, "", "run", "--config", cfg, "--approval", approvalFile, other); code != 1 || !strings.Contains(errOut, "APPROVALS_MISSING") {
+		t.Errorf("approval of another plan: exit %d, %s", code, errOut)
+	}
+	bad := writeTemp(t, "bad.approval", "not an approval")
+	if _, errOut, code := runCCOS(t, "", "run", "--config", cfg, "--approval", bad, planFile); code != 1 || !strings.Contains(errOut, "malformed approval") {
+		t.Errorf("malformed approval: exit %d, %s", code, errOut)
+	}
+}
