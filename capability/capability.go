@@ -23,15 +23,23 @@ type Class int
 
 // The capability classes.
 const (
-	// Pure capabilities run in the guest.
+	// Pure capabilities compute from their arguments alone; they run in
+	// the guest, inside steps or outside.
 	Pure Class = iota
-	// Host capabilities are yielded by the guest and run by the host.
+	// Local capabilities run in the guest too, and may change the step's
+	// own workdir inside the sandbox; only inside steps.
+	Local
+	// Host capabilities are yielded by the guest and run by the host. The
+	// host runs nothing else for a guest.
 	Host
 )
 
 func (c Class) String() string {
-	if c == Pure {
+	switch c {
+	case Pure:
 		return "pure"
+	case Local:
+		return "local"
 	}
 	return "host"
 }
@@ -84,6 +92,15 @@ type Capability struct {
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
 var ErrUnknown = errors.New("unknown capability")
 
+// ErrNoEgressProxy is returned by ccos.network.http-fetch: network access
+// goes only through the egress proxy, which this version of ccos does not
+// have yet, so no sandbox can reach the network at all.
+var ErrNoEgressProxy = errors.New("ccos.network.http-fetch needs the egress proxy, which this version of ccos does not have yet: no sandbox can reach the network")
+
+// ErrNoEnvConfigured is returned by ccos.system.get-env: the agent config
+// has no list of environment variables a plan may read, so none may be.
+var ErrNoEnvConfigured = errors.New("ccos.system.get-env: the agent config names no environment variable a plan may read")
+
 // ErrArgs is wrapped by errors about a capability's arguments.
 var ErrArgs = errors.New("bad capability arguments")
 
@@ -122,13 +139,66 @@ func (r *Registry) IDs() []string {
 	return out
 }
 
-// Builtins returns a registry of the built-in capabilities. now is the
-// clock of ccos.system.current-time (time.Now if nil).
-func Builtins(now func() time.Time) *Registry {
+// Builtins returns a registry of the built-in capabilities, with now as
+// the clock of ccos.system.current-time (time.Now if nil) and no workdir.
+func Builtins(now func() time.Time) *Registry { return BuiltinsWith(Options{Now: now}) }
+
+// Options configure the built-in capabilities.
+type Options struct {
+	// Now is the clock of ccos.system.current-time (time.Now if nil).
+	Now func() time.Time
+	// Workdir is the step workdir the ccos.io capabilities are confined to
+	// ("" where there is none: on the host).
+	Workdir string
+}
+
+// BuiltinsWith returns a registry of the built-in capabilities.
+func BuiltinsWith(o Options) *Registry {
+	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
+	wd := workdir{dir: o.Workdir}
+	local := func(id, doc string, fn Func) *Capability {
+		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Fn: fn}
+	}
 	return NewRegistry(
+		local("ccos.io.read-file", "reads a file of the step workdir", wd.readFile),
+		local("ccos.io.write-file", "writes a file of the step workdir", wd.writeFile),
+		local("ccos.io.list-dir", "lists a directory of the step workdir", wd.listDir),
+		local("ccos.io.delete-file", "deletes a file of the step workdir", wd.deleteFile),
+		&Capability{ID: "ccos.json.parse", Class: Pure, Doc: "parses JSON text (object keys become keywords)", Contract: Contract{MaxTimeMS: 100},
+			Fn: func(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
+				if len(args) != 1 {
+					return nil, fmt.Errorf("%w: ccos.json.parse takes 1 argument, got %d", ErrArgs, len(args))
+				}
+				s, ok := args[0].(rtfs.String)
+				if !ok {
+					return nil, fmt.Errorf("%w: ccos.json.parse: the argument is %s, not a string", ErrArgs, rtfs.Describe(args[0]))
+				}
+				return rtfs.ParseJSON(s.V)
+			}},
+		&Capability{ID: "ccos.json.serialize", Class: Pure, Doc: "writes a value as JSON text", Contract: Contract{MaxTimeMS: 100},
+			Fn: func(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
+				if len(args) != 1 {
+					return nil, fmt.Errorf("%w: ccos.json.serialize takes 1 argument, got %d", ErrArgs, len(args))
+				}
+				s, err := rtfs.ToJSON(args[0])
+				if err != nil {
+					return nil, err
+				}
+				return rtfs.String{V: s}, nil
+			}},
+		&Capability{ID: "ccos.network.http-fetch", Class: Host, Doc: "fetches a URL through the egress proxy",
+			Contract: Contract{MaxTimeMS: 30000, Effects: []Effect{{Kind: EffectNetwork}}},
+			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
+				return nil, ErrNoEgressProxy
+			}},
+		&Capability{ID: "ccos.system.get-env", Class: Host, Doc: "reads an environment variable the config names",
+			Contract: Contract{MaxTimeMS: 100, Effects: []Effect{{Kind: EffectEnv}}},
+			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
+				return nil, ErrNoEnvConfigured
+			}},
 		&Capability{ID: "ccos.echo", Class: Pure, Doc: "returns its single argument", Contract: Contract{MaxTimeMS: 100}, Fn: echo},
 		&Capability{ID: "ccos.math.add", Class: Pure, Doc: "adds numbers", Contract: Contract{MaxTimeMS: 100}, Fn: add},
 		&Capability{ID: "ccos.string.concat", Class: Pure, Doc: "joins strings", Contract: Contract{MaxTimeMS: 100}, Fn: concat},

@@ -365,7 +365,7 @@ func (k *kernel) unstepped(a *Admission) {
 		}
 		if cp.Class != capability.Pure || len(cp.Contract.Effects) > 0 {
 			k.reject("", c.Span, RuleHostCallOutside, c.Capability, "call it inside a (step ...)",
-				"calls :%s outside any step; capabilities with effects run only inside an admitted step", c.Capability)
+				"calls :%s outside any step; capabilities with effects, or that touch the workdir, run only inside an admitted step", c.Capability)
 			continue
 		}
 		a.Unstepped = append(a.Unstepped, c.Capability)

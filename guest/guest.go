@@ -38,7 +38,7 @@ const (
 func Run(conn io.ReadWriteCloser) int {
 	defer conn.Close()
 	warmUp()
-	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.Builtins(nil)}
+	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir})}
 	if err := g.serve(); err != nil {
 		// The host sees the session end; it reads the reason from the
 		// sandbox log.
@@ -47,6 +47,11 @@ func Run(conn io.ReadWriteCloser) int {
 	}
 	return ExitOK
 }
+
+// Workdir is the step workdir inside the sandbox, where the ccos.io
+// capabilities are confined: every provider mounts a fresh, size-limited
+// directory there.
+var Workdir = "/work"
 
 // logOut is where the guest writes diagnostics (its standard error, which
 // the host keeps bounded).
@@ -267,7 +272,7 @@ func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs
 	if err := g.granted(capID); err != nil {
 		return nil, err
 	}
-	if c, err := g.caps.Lookup(capID); err == nil && c.Class == capability.Pure {
+	if c, err := g.caps.Lookup(capID); err == nil && c.Class != capability.Host {
 		return c.Fn(ctx, args)
 	}
 	texts := make([]string, len(args))

@@ -307,6 +307,11 @@ func (s *session) call(ctx context.Context, b *control.Call) (rtfs.Value, error)
 	if err != nil {
 		return nil, err
 	}
+	if c.Class != capability.Host {
+		// A hostile guest could yield a guest capability to have the host
+		// run it on the host's own files.
+		return nil, fmt.Errorf("capability %s runs inside the sandbox; the host runs only host capabilities", c.ID)
+	}
 	step := s.stack[len(s.stack)-1]
 	if !s.req.Admission.Profile(step).Allows(c.ID, c.Contract) {
 		return nil, fmt.Errorf("capability %s is outside the profile admitted for step %q", c.ID, step)

@@ -223,3 +223,18 @@ func validKeywordName(s string) bool {
 	_, bad := badSymbolRune(s)
 	return !bad
 }
+
+// ParseJSON reads JSON text into RTFS values as json/parse does (object
+// keys become keywords), under the default limits.
+func ParseJSON(s string) (Value, error) {
+	return fnJSONParse(New(Options{}), []Value{String{V: s}})
+}
+
+// ToJSON writes v as JSON text as json/stringify does.
+func ToJSON(v Value) (string, error) {
+	out, err := fnJSONStringify(New(Options{}), []Value{v})
+	if err != nil {
+		return "", err
+	}
+	return out.(String).V, nil
+}

@@ -156,3 +156,17 @@ func TestRunWasmDefault(t *testing.T) {
 		t.Errorf("runaway plan: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// The workdir capabilities run in each sandbox, confined to its workdir.
+func TestRunFilesExample(t *testing.T) {
+	want := "[\"draft 1\" [\"notes.txt\"] \"refused: ccos.io.read-file: openat ../../etc/passwd: path escapes from parent\"]\n"
+	for _, args := range [][]string{
+		{"run", "../../examples/plans/files.rtfs"},
+		{"run", "--config", "../../examples/container.rtfs", "../../examples/plans/files.rtfs"},
+	} {
+		out, errOut, code := runCCOS(t, "", args...)
+		if code != 0 || out != want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
