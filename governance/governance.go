@@ -38,6 +38,9 @@ const (
 	RuleEnvNotConfigured   = "ENV_NOT_CONFIGURED"
 	RuleBudgetExceeded     = "BUDGET_EXCEEDED"
 	RuleApprovalsMissing   = "APPROVALS_MISSING"
+	RuleSecurityLevel      = "SECURITY_LEVEL"
+	RuleCapabilityDenied   = "CAPABILITY_DENIED"
+	RuleIsolationRequired  = "ISOLATION_REQUIRED"
 )
 
 // Rejection is one reason a plan is refused.
@@ -162,6 +165,8 @@ type Admission struct {
 	Policy    string   `json:"policy"`
 	Budget    Budget   `json:"budget"`
 	Approvals []string `json:"approvals"`
+	// Level is the security level the plan was admitted at.
+	Level Level `json:"security_level"`
 }
 
 // Profile returns the profile of the named step.
@@ -185,8 +190,13 @@ func PlanHash(p *plan.Plan) string {
 // caps. approvals are signed approvals of the plan (see Approve). It
 // returns the admission, or Rejections naming every reason to refuse.
 func Admit(p *plan.Plan, cfg *config.Config, caps *capability.Registry, approvals []Approval) (*Admission, error) {
-	k := &kernel{p: p, cfg: cfg, caps: caps}
-	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow}
+	return AdmitIn(DefaultContext(cfg), p, cfg, caps, approvals)
+}
+
+// AdmitIn is Admit under an explicit runtime context.
+func AdmitIn(rc RuntimeContext, p *plan.Plan, cfg *config.Config, caps *capability.Registry, approvals []Approval) (*Admission, error) {
+	k := &kernel{p: p, cfg: cfg, caps: caps, rc: rc}
+	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level}
 	for i := range p.Steps {
 		prof := k.profile(&p.Steps[i], a.PlanHash)
 		a.Profiles = append(a.Profiles, prof)
@@ -204,6 +214,7 @@ func Admit(p *plan.Plan, cfg *config.Config, caps *capability.Registry, approval
 }
 
 type kernel struct {
+	rc   RuntimeContext
 	p    *plan.Plan
 	cfg  *config.Config
 	caps *capability.Registry
@@ -286,6 +297,11 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 				"calls :%s, which the config disables", c.Capability)
 			return nil, false
 		}
+	}
+	if _, err := (SecurityAuthorizer{}).AuthorizeCapability(k.rc, cp); err != nil {
+		rule, msg, _ := strings.Cut(err.Error(), ": ")
+		k.reject(step, c.Span, rule, c.Capability, "", "%s", msg)
+		return nil, false
 	}
 	return cp, true
 }

@@ -97,7 +97,10 @@ func TestAdmissionRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := Admit(readPlan(t, tc.plan), loadConfig(t, tc.cfg), testCaps(), nil)
+			// The config rules, apart from the security level (see
+			// TestSecurityLevels): the full level allows every capability.
+			cfg := loadConfig(t, tc.cfg)
+			a, err := AdmitIn(RuntimeContext{Level: LevelFull, Isolation: cfg.Orchestrator.Isolation.Mode}, readPlan(t, tc.plan), cfg, testCaps(), nil)
 			if tc.rule == "" {
 				if err != nil {
 					t.Fatalf("rejected: %v", err)
@@ -132,7 +135,7 @@ func TestStepProfiles(t *testing.T) {
       (step "pure" (call :ccos.math.add 1 2))
       (step "net" [:resources {:max_time_ms 1500}] (fetch "u"))
       (step "clock" (call :ccos.system.current-time))))`)
-	a, err := Admit(p, loadConfig(t, networked), testCaps(), nil)
+	a, err := AdmitIn(RuntimeContext{Level: LevelFull}, p, loadConfig(t, networked), testCaps(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +207,44 @@ func TestApprovals(t *testing.T) {
 		if _, err := ParseApproval(bad); !errors.Is(err, ErrBadApproval) {
 			t.Errorf("ParseApproval(%q): %v", bad, err)
 		}
+	}
+}
+
+func TestSecurityLevels(t *testing.T) {
+	netCfg := loadConfig(t, networked)
+	vmCfg := loadConfig(t, `(assoc-in (profile:microvm-networked "agent.vm" ["api.example.com"]) [:microvm :attestation :expect_rootfs_hash] "sha256:32c1e93f492092af1ca282d02427ba535f453598fd276c28b842d7325e03615a")`)
+	fetch := `(step "s" (call :test.http.get "u"))`
+	echo := `(step "s" (call :ccos.echo 1))`
+	compute := `(+ 1 2)`
+	tests := []struct {
+		name string
+		rc   RuntimeContext
+		cfg  *config.Config
+		plan string
+		rule string
+	}{
+		{"pure computes", RuntimeContext{Level: LevelPure}, netCfg, compute, ""},
+		{"pure calls nothing", RuntimeContext{Level: LevelPure}, netCfg, echo, RuleSecurityLevel},
+		{"controlled allowlist", RuntimeContext{Level: LevelControlled, Allow: []string{"ccos.*"}}, netCfg, echo, ""},
+		{"controlled outside allowlist", RuntimeContext{Level: LevelControlled, Allow: []string{"ccos.math.*"}}, netCfg, echo, RuleCapabilityDenied},
+		{"controlled dangerous needs microvm", RuntimeContext{Level: LevelControlled, Allow: []string{"*"}, Isolation: config.IsolationWasm}, netCfg, fetch, RuleIsolationRequired},
+		{"controlled dangerous in microvm", RuntimeContext{Level: LevelControlled, Allow: []string{"*"}, Isolation: config.IsolationMicroVM}, vmCfg, fetch, ""},
+		{"deny wins over allow", RuntimeContext{Level: LevelFull, Deny: []string{"ccos.e*"}}, netCfg, echo, RuleCapabilityDenied},
+		{"full allows", RuntimeContext{Level: LevelFull}, netCfg, fetch, ""},
+	}
+	for _, tc := range tests {
+		_, err := AdmitIn(tc.rc, readPlan(t, tc.plan), tc.cfg, testCaps(), nil)
+		if tc.rule == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.rule) {
+			t.Errorf("%s: got %v, want %s", tc.name, err, tc.rule)
+		}
+	}
+	if _, err := ParseLevel("root"); err == nil {
+		t.Error("ParseLevel accepted root")
 	}
 }

@@ -13,15 +13,14 @@ import (
 
 func init() {
 	cmd := &cobra.Command{Use: "plan", Short: "Check, hash and approve plans without running them"}
-	var cfgPath string
-	var approvals []string
+	var af admitFlags
 	var asJSON bool
 	check := &cobra.Command{
 		Use:   "check PLAN",
 		Short: "Admit PLAN under the config and print each step's profile; runs nothing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, _, adm, err := admitPlan(cmd.ErrOrStderr(), args[0], cfgPath, approvals)
+			_, _, adm, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
 			if err != nil {
 				return err
 			}
@@ -29,8 +28,8 @@ func init() {
 				return writeJSON(cmd.OutOrStdout(), adm)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "plan %s admitted: risk tier :%s, policy %q, budget $%.4g / %d tokens / %d ms\n",
-				adm.PlanHash, adm.Tier, adm.Policy, adm.Budget.CostUSD, adm.Budget.Tokens, adm.Budget.TimeMS)
+			fmt.Fprintf(w, "plan %s admitted at the %s level: risk tier :%s, policy %q, budget $%.4g / %d tokens / %d ms\n",
+				adm.PlanHash, adm.Level, adm.Tier, adm.Policy, adm.Budget.CostUSD, adm.Budget.Tokens, adm.Budget.TimeMS)
 			fmt.Fprintln(w, "STEP\tCAPABILITIES\tNETWORK\tFS PATHS\tTIME/RANDOM\tLIMIT ms")
 			for _, p := range adm.Profiles {
 				caps := strings.Join(p.Capabilities, ",")
@@ -47,8 +46,7 @@ func init() {
 			return w.Flush()
 		},
 	}
-	check.Flags().StringVar(&cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
-	check.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file (repeatable)")
+	af.register(check)
 	check.Flags().BoolVar(&asJSON, "json", false, "print the admission as one JSON document")
 
 	hash := &cobra.Command{

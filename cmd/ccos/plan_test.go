@@ -77,3 +77,19 @@ func TestPlanApprovals(t *testing.T) {
 		t.Errorf("malformed approval: exit %d, %s", code, errOut)
 	}
 }
+
+func TestSecurityLevelFlags(t *testing.T) {
+	hello := "../../examples/plans/hello.rtfs"
+	if _, errOut, code := runCCOS(t, "", "plan", "check", "--security-level", "pure", hello); code != 1 || !strings.Contains(errOut, "SECURITY_LEVEL") {
+		t.Errorf("pure: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := runCCOS(t, "", "run", "--deny", "ccos.string.*", hello); code != 1 || !strings.Contains(errOut, "CAPABILITY_DENIED") {
+		t.Errorf("deny: exit %d, %s", code, errOut)
+	}
+	if _, _, code := runCCOS(t, "", "plan", "check", "--security-level", "root", hello); code != 2 {
+		t.Errorf("bad level: exit %d, want 2", code)
+	}
+	if out, _, code := runCCOS(t, "", "plan", "check", "--security-level", "full", hello); code != 0 || !strings.Contains(out, "at the full level") {
+		t.Errorf("full: exit %d, %s", code, out)
+	}
+}

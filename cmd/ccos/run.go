@@ -37,8 +37,8 @@ var providersFor = map[config.IsolationMode][]string{
 }
 
 func init() {
-	var cfgPath, provider string
-	var approvals []string
+	var provider string
+	var af admitFlags
 	var asJSON, allowWeaker bool
 	cmd := &cobra.Command{
 		Use:   "run PLAN",
@@ -52,14 +52,13 @@ func init() {
 			"with --allow-weaker.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], cfgPath, provider, approvals, asJSON, allowWeaker)
+			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, provider, asJSON, allowWeaker)
 		},
 	}
-	cmd.Flags().StringVar(&cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
+	af.register(cmd)
 	cmd.Flags().StringVar(&provider, "provider", "auto", "sandbox provider: auto (from the config), "+strings.Join(providerNames(), ", "))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
-	cmd.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file from `ccos plan approve` (repeatable)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -71,8 +70,8 @@ func providerNames() []string {
 	return names
 }
 
-func runPlan(stdout, stderr io.Writer, planPath, cfgPath, providerFlag string, approvalFiles []string, asJSON, allowWeaker bool) error {
-	p, res, adm, err := admitPlan(stderr, planPath, cfgPath, approvalFiles)
+func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, providerFlag string, asJSON, allowWeaker bool) error {
+	p, res, adm, err := admitPlan(stderr, planPath, af)
 	if err != nil {
 		return err
 	}
@@ -115,10 +114,30 @@ func runPlan(stdout, stderr io.Writer, planPath, cfgPath, providerFlag string, a
 	return nil
 }
 
+// admitFlags are the flags that decide admission.
+type admitFlags struct {
+	cfgPath     string
+	approvals   []string
+	level       string
+	allow, deny []string
+}
+
+func (af *admitFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&af.cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
+	cmd.Flags().StringArrayVar(&af.approvals, "approval", nil, "an approval file from `ccos plan approve` (repeatable)")
+	cmd.Flags().StringVar(&af.level, "security-level", "controlled", "pure (no capabilities), controlled (allowlist; dangerous capabilities need :microvm) or full")
+	cmd.Flags().StringArrayVar(&af.allow, "allow", nil, "at the controlled level, also allow capabilities matching this pattern (repeatable)")
+	cmd.Flags().StringArrayVar(&af.deny, "deny", nil, "deny capabilities matching this pattern, at any level (repeatable)")
+}
+
 // admitPlan loads the config, reads the plan and asks the governance
 // kernel to admit it; every problem is printed and ends in a rejection.
-func admitPlan(stderr io.Writer, planPath, cfgPath string, approvalFiles []string) (*plan.Plan, *config.Result, *governance.Admission, error) {
-	res, err := loadRunConfig(cfgPath)
+func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*plan.Plan, *config.Result, *governance.Admission, error) {
+	level, err := governance.ParseLevel(af.level)
+	if err != nil {
+		return nil, nil, nil, &exitError{code: exitUsage, msg: "ccos: --security-level: " + err.Error()}
+	}
+	res, err := loadRunConfig(af.cfgPath)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -135,7 +154,7 @@ func admitPlan(stderr io.Writer, planPath, cfgPath string, approvalFiles []strin
 		return nil, nil, nil, rejected(err.Error())
 	}
 	var approvals []governance.Approval
-	for _, f := range approvalFiles {
+	for _, f := range af.approvals {
 		text, err := os.ReadFile(f)
 		if err != nil {
 			return nil, nil, nil, rejected("ccos: cannot read approval: " + err.Error())
@@ -146,7 +165,11 @@ func admitPlan(stderr io.Writer, planPath, cfgPath string, approvalFiles []strin
 		}
 		approvals = append(approvals, a)
 	}
-	adm, err := governance.Admit(p, res.Config, capability.Builtins(nil), approvals)
+	rc := governance.DefaultContext(res.Config)
+	rc.Level = level
+	rc.Allow = append(rc.Allow, af.allow...)
+	rc.Deny = af.deny
+	adm, err := governance.AdmitIn(rc, p, res.Config, capability.Builtins(nil), approvals)
 	if err != nil {
 		return nil, nil, nil, rejected(fmt.Sprintf("ccos: plan %s was not admitted:\n%v", name, err))
 	}
