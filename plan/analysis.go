@@ -379,7 +379,13 @@ func (p *Plan) analyse(stepForms []*rtfs.List) error {
 			}
 			p.Steps[i].Options = o
 		}
-		r := a.reachOf(&rtfs.List{Items: body})
+		// The compensation runs inside the step too: its calls are part of
+		// the step's profile.
+		code := body
+		if c := p.Steps[i].Options.Compensate; c != nil {
+			code = append(append([]rtfs.Value{}, body...), c)
+		}
+		r := a.reachOf(&rtfs.List{Items: code})
 		p.Steps[i].Calls = dedupe(r.calls)
 		p.Steps[i].Dynamic = r.dynamic
 	}

@@ -21,7 +21,7 @@ func TestStepAnalysis(t *testing.T) {
 		t.Fatal(err)
 	}
 	one, two, three, inner := p.Steps[0], p.Steps[1], p.Steps[2], p.Steps[3]
-	if got := strings.Join(one.Capabilities(), ","); got != "cap.a,cap.b" {
+	if got := strings.Join(one.Capabilities(), ","); got != "cap.a,cap.b,cap.undo" {
 		t.Errorf("one reaches %s", got)
 	}
 	if one.Calls[1].Via[0] != "helper" {

@@ -846,6 +846,7 @@ func evalStep(in *Interp, l *List, e *env) (Value, error) {
 		// written, never evaluated here.
 		opts, body = stepOptionsMap(body[0]), body[1:]
 	}
+	compensate, _ := opts.GetKeyword("compensate")
 	run := func(ctx context.Context) (Value, error) {
 		saved := in.ctx
 		in.ctx = ctx
@@ -854,6 +855,13 @@ func evalStep(in *Interp, l *List, e *env) (Value, error) {
 		if err == nil {
 			if _, ok := v.(*recurValue); ok {
 				err = in.fail(l.S, ErrSpecialForm, "recur cannot cross step")
+			}
+		}
+		if err != nil && compensate != nil {
+			// The compensation runs inside the step, under its profile, and
+			// the step still fails with the original error.
+			if _, cerr := in.eval(compensate, e); cerr != nil {
+				err = in.fail(l.S, ErrHost, "step %q failed (%v) and its compensation failed too: %v", name, err, cerr)
 			}
 		}
 		return v, err

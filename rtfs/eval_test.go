@@ -441,3 +441,36 @@ func TestColonNames(t *testing.T) {
 		t.Error("annotation int on a string accepted")
 	}
 }
+
+// A step's :compensate expression runs when the body fails, inside the
+// step, and the step still fails; it does not run on success.
+func TestStepCompensate(t *testing.T) {
+	in := New(Options{Host: passHost{}})
+	src := `(do (def log (atom []))
+  (def ok (step "a" [:compensate (swap! log conj :undo-a)] (swap! log conj :did-a) 1))
+  (def failed (try (step "b" [:compensate (swap! log conj :undo-b)] (swap! log conj :did-b) (/ 1 0))
+                   (catch Exception e :caught)))
+  [ok failed @log])`
+	v, err := in.EvalString(context.Background(), src, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Print(v); got != "[1 :caught [:did-a :did-b :undo-b]]" {
+		t.Errorf("got %s", got)
+	}
+	_, err = in.EvalString(context.Background(), `(step "c" [:compensate (/ 2 0)] (/ 1 0))`, "t")
+	if err == nil || !strings.Contains(err.Error(), "its compensation failed too") {
+		t.Errorf("failing compensation: %v", err)
+	}
+}
+
+// passHost runs every step and refuses calls.
+type passHost struct{}
+
+func (passHost) Step(ctx context.Context, _ string, _ *Map, body func(context.Context) (Value, error)) (Value, error) {
+	return body(ctx)
+}
+
+func (passHost) Call(context.Context, string, []Value) (Value, error) {
+	return nil, errors.New("no calls")
+}
