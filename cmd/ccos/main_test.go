@@ -21,6 +21,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ccosBin = filepath.Join(dir, "ccos")
+	// The binary embeds the guest compiled for wasip1: build it from the
+	// current guest source, so that the tests never run a stale guest.
+	gen := exec.Command("go", "generate", "../../sandbox/wasm")
+	gen.Stderr = os.Stderr
+	if err := gen.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "go generate ./sandbox/wasm:", err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", ccosBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {

@@ -1,0 +1,198 @@
+package chain
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ccos-project/ccos/rtfs"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Checkpoint is a signed statement of the tree: its origin, size and root.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   []byte
+	Note   []byte // the whole signed note (body and signature lines)
+}
+
+// The checkpoint errors.
+var (
+	ErrCheckpointFormat = errors.New("chain: malformed checkpoint body")
+	ErrCheckpointOrigin = errors.New("chain: checkpoint origin is not the key name")
+	ErrBadSignature     = errors.New("chain: checkpoint signature does not verify")
+	ErrKeyFile          = errors.New("chain: malformed key file")
+	ErrKeyName          = errors.New("chain: key name must be non-empty UTF-8 without spaces or '+'")
+)
+
+// Body returns the C2SP tlog-checkpoint body: origin, size and base64 root,
+// one per line.
+func (c *Checkpoint) Body() string {
+	return c.Origin + "\n" + strconv.FormatUint(c.Size, 10) + "\n" + base64.StdEncoding.EncodeToString(c.Root) + "\n"
+}
+
+// SignCheckpoint signs the checkpoint of a tree of the given size and root;
+// the origin is the signer's name.
+func SignCheckpoint(signer note.Signer, size uint64, root []byte) (*Checkpoint, error) {
+	c := &Checkpoint{Origin: signer.Name(), Size: size, Root: append([]byte(nil), root...)}
+	msg, err := note.Sign(&note.Note{Text: c.Body()}, signer)
+	if err != nil {
+		return nil, fmt.Errorf("chain: signing checkpoint: %w", err)
+	}
+	c.Note = msg
+	return c, nil
+}
+
+// OpenCheckpoint verifies a signed checkpoint note with verifier and parses
+// its body strictly: exactly three lines (origin, decimal size without
+// leading zeros, base64 of a 32-byte hash); extension lines are rejected.
+// The origin must be the verifier's name.
+func OpenCheckpoint(msg []byte, verifier note.Verifier) (*Checkpoint, error) {
+	n, err := note.Open(msg, note.VerifierList(verifier))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	c, err := ParseCheckpointBody(n.Text)
+	if err != nil {
+		return nil, err
+	}
+	if c.Origin != verifier.Name() {
+		return nil, fmt.Errorf("%w: %q, key %q", ErrCheckpointOrigin, c.Origin, verifier.Name())
+	}
+	c.Note = append([]byte(nil), msg...)
+	return c, nil
+}
+
+// ParseCheckpointBody parses a checkpoint body without checking a
+// signature.
+func ParseCheckpointBody(text string) (*Checkpoint, error) {
+	lines := strings.Split(text, "\n")
+	if len(lines) != 4 || lines[3] != "" {
+		return nil, fmt.Errorf("%w: want 3 lines", ErrCheckpointFormat)
+	}
+	if lines[0] == "" {
+		return nil, fmt.Errorf("%w: empty origin", ErrCheckpointFormat)
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil || strconv.FormatUint(size, 10) != lines[1] {
+		return nil, fmt.Errorf("%w: bad size %q", ErrCheckpointFormat, lines[1])
+	}
+	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	if err != nil || len(root) != HashSize {
+		return nil, fmt.Errorf("%w: bad root hash", ErrCheckpointFormat)
+	}
+	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
+}
+
+// GenerateKey returns a new Ed25519 note key pair named name: the signer
+// string ("PRIVATE+KEY+name+hash+key") and the verifier string.
+func GenerateKey(name string) (signer, verifier string, err error) {
+	if name == "" || !utf8.ValidString(name) || strings.ContainsRune(name, '+') || strings.IndexFunc(name, unicode.IsSpace) >= 0 {
+		return "", "", fmt.Errorf("%w: %q", ErrKeyName, name)
+	}
+	signer, verifier, err = note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		return "", "", fmt.Errorf("chain: generating key %q: %w", name, err)
+	}
+	return signer, verifier, nil
+}
+
+// ParseSigner parses a signer key string (trailing white space allowed).
+func ParseSigner(text string) (note.Signer, error) {
+	s, err := note.NewSigner(strings.TrimRight(text, " \t\r\n"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	return s, nil
+}
+
+// ParseVerifier parses a verifier key string (trailing white space
+// allowed).
+func ParseVerifier(text string) (note.Verifier, error) {
+	v, err := note.NewVerifier(strings.TrimRight(text, " \t\r\n"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	return v, nil
+}
+
+// ReadSignerFile reads a signer key file.
+func ReadSignerFile(path string) (note.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("chain: %w", err)
+	}
+	return ParseSigner(string(b))
+}
+
+// ReadVerifierFile reads a verifier key file.
+func ReadVerifierFile(path string) (note.Verifier, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("chain: %w", err)
+	}
+	return ParseVerifier(string(b))
+}
+
+// VerifierOf returns the verifier string that belongs to a signer string.
+func VerifierOf(signer string) (string, error) {
+	return verifierFromSigner(strings.TrimRight(signer, " \t\r\n"))
+}
+
+// WriteKeyFile writes one key string to path with mode perm, through a
+// temporary file, fsync and rename.
+func WriteKeyFile(path, key string, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("chain: %w", err)
+	}
+	_, err = f.Write(append([]byte(key), '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("chain: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkpointNote returns the signed note carried by a checkpoint event: its
+// payload is an RTFS string.
+func checkpointNote(e *Event) ([]byte, error) {
+	s, ok := e.Payload.(rtfs.String)
+	if !ok {
+		return nil, fmt.Errorf("%w: checkpoint payload is not a string", ErrCheckpointFormat)
+	}
+	return []byte(s.V), nil
+}
+
+func verifierFromSigner(skey string) (string, error) {
+	if _, err := note.NewSigner(skey); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>; NewSigner accepted it.
+	parts := strings.SplitN(skey, "+", 5)
+	name, key := parts[2], parts[4]
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil || len(raw) != 1+ed25519.SeedSize {
+		return "", ErrKeyFile
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(name, pub)
+}
