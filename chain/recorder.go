@@ -233,3 +233,7 @@ func (r *Recorder) Close() error {
 	r.mu.Unlock()
 	return r.store.Close()
 }
+
+// CanCheckpoint reports whether the recorder has a signer, so that
+// Checkpoint can sign.
+func (r *Recorder) CanCheckpoint() bool { return r.signer != nil }

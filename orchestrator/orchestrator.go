@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/plan"
@@ -38,6 +39,9 @@ type Request struct {
 	Limits control.RunLimits
 	// MaxOutput bounds the plan output the host keeps (1 MiB if 0).
 	MaxOutput int
+	// Recorder, when set, receives every fact of the run and the guest's
+	// claims (marked as such); a failure to record stops the run.
+	Recorder *chain.Recorder
 }
 
 // StepRecord is what the host saw of one step.
@@ -94,13 +98,24 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	lim := req.Spec.Limits.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, lim.Deadline+5*time.Second)
 	defer cancel()
+	s := &session{req: req, rep: &Report{Provider: req.Provider.Name()}}
+	if err := s.recordAdmission(ctx); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	sb, err := req.Provider.Start(ctx, req.Spec)
 	if err != nil {
+		s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("start-failed"),
+			kw("provider"), str(req.Provider.Name()), kw("error"), str(err.Error())))
 		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
 	}
-	s := &session{req: req, sb: sb, c: control.NewConn(sb.Control(), control.HostSide, 0),
-		rep: &Report{Provider: req.Provider.Name()}, start: start}
+	s.sb, s.c, s.start = sb, control.NewConn(sb.Control(), control.HostSide, 0), start
+	if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("started"),
+		kw("provider"), str(req.Provider.Name()), kw("sandbox"), str(req.Spec.ID))); err != nil {
+		sb.Kill()
+		sb.Wait()
+		return nil, err
+	}
 	stop := context.AfterFunc(ctx, func() { sb.Kill() })
 	defer stop()
 	serr := s.serve(ctx)
@@ -116,8 +131,11 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	}
 	werr := sb.Wait()
 	s.rep.Total = time.Since(start)
+	if err := s.recordEnd(ctx, serr, werr); err != nil && serr == nil {
+		serr = err
+	}
 	switch {
-	case errors.Is(serr, ErrStepTimeout):
+	case errors.Is(serr, ErrStepTimeout), errors.Is(serr, ErrChain):
 		return nil, serr
 	case serr != nil && werr != nil:
 		return nil, fmt.Errorf("%w: %w (%w)%s", ErrGuest, serr, werr, logTail(sb))
@@ -224,6 +242,9 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		if prof == nil {
 			return false, fmt.Errorf("%w: the guest asked to enter step %q, which was not admitted", control.ErrProtocol, b.Name)
 		}
+		if err := s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.Nil{}); err != nil {
+			return false, err
+		}
 		if s.ran[b.Name] {
 			return false, fmt.Errorf("%w: the guest asked to enter step %q a second time", control.ErrProtocol, b.Name)
 		}
@@ -248,6 +269,12 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, fmt.Errorf("%w: the guest ended step %q, which is not the step in progress", control.ErrProtocol, b.Name)
 		}
 		s.rep.Steps = append(s.rep.Steps, StepRecord{Name: b.Name, OK: b.OK, Error: b.Error, Duration: time.Since(s.begun[n-1])})
+		// How the step went is the guest's claim; that it ended, when, is
+		// the host's observation.
+		if err := s.record(ctx, chain.TypeStepFinished, chain.OriginGuest, b.Name, rtfs.MapOf(kw("ok"), rtfs.Bool{V: b.OK},
+			kw("error"), str(b.Error), kw("duration-ms"), ms(time.Since(s.begun[n-1])))); err != nil {
+			return false, err
+		}
 		if s.stepTimer != nil && s.req.Admission.Profile(b.Name).MaxTimeMS > 0 && n == s.timerDepth() {
 			s.stepTimer.Stop()
 			s.stepTimer = nil
@@ -256,7 +283,28 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		_, err := s.c.Send(&control.OK{}, m.ID)
 		return false, err
 	case *control.Call:
+		step := ""
+		if len(s.stack) > 0 {
+			step = s.stack[len(s.stack)-1]
+		}
+		args := make([]rtfs.Value, len(b.Args))
+		for i, a := range b.Args {
+			args[i] = str(a)
+		}
+		if err := s.record(ctx, chain.TypeCapabilityCall, chain.OriginHost, step, rtfs.MapOf(
+			kw("capability"), kw(b.Capability), kw("args"), rtfs.NewVector(args...))); err != nil {
+			return false, err
+		}
 		v, err := s.call(ctx, b)
+		result := rtfs.MapOf(kw("capability"), kw(b.Capability), kw("ok"), rtfs.Bool{V: err == nil})
+		if err != nil {
+			result.Set(kw("error"), str(err.Error()))
+		} else {
+			result.Set(kw("value"), v)
+		}
+		if rerr := s.record(ctx, chain.TypeCapabilityResult, chain.OriginHost, step, result); rerr != nil {
+			return false, rerr
+		}
 		if err != nil {
 			_, serr := s.c.Send(&control.Error{Message: err.Error()}, m.ID)
 			return false, serr
@@ -286,14 +334,15 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		}
 		if b.Error != nil {
 			s.rep.Error = b.Error
-			return true, nil
+			return true, s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("error"),
+				kw("type"), str(b.Error.Type), kw("message"), str(b.Error.Message), kw("where"), str(b.Error.Where)))
 		}
 		v, err := readValue(*b.Value)
 		if err != nil {
 			return false, fmt.Errorf("%w: the guest's result does not read: %w", control.ErrProtocol, err)
 		}
 		s.rep.Value = v
-		return true, nil
+		return true, s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("value"), kw("value"), v))
 	}
 	return false, fmt.Errorf("%w: unexpected %s from the guest", control.ErrProtocol, m.Type)
 }
@@ -348,4 +397,33 @@ func (s *session) timerDepth() int {
 		}
 	}
 	return 0
+}
+
+// recordEnd records how the sandbox ended and the plan's outcome, then
+// signs a checkpoint when the recorder can.
+func (s *session) recordEnd(ctx context.Context, serr, werr error) error {
+	// The run's own context may be spent (deadline); the record must still
+	// be written.
+	ctx = context.WithoutCancel(ctx)
+	reason := rtfs.Value(kw("exited"))
+	if werr != nil {
+		reason = str(werr.Error())
+	}
+	if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("ended"),
+		kw("reason"), reason, kw("total-ms"), ms(s.rep.Total))); err != nil {
+		return err
+	}
+	outcome := rtfs.MapOf(kw("ok"), rtfs.Bool{V: serr == nil && s.rep.Error == nil})
+	if serr != nil {
+		outcome.Set(kw("failure"), str(serr.Error()))
+	}
+	if err := s.record(ctx, chain.TypePlanFinished, chain.OriginHost, "", outcome); err != nil {
+		return err
+	}
+	if s.req.Recorder != nil && s.req.Recorder.CanCheckpoint() {
+		if _, err := s.req.Recorder.Checkpoint(ctx); err != nil {
+			return fmt.Errorf("%w: checkpoint: %w", ErrChain, err)
+		}
+	}
+	return nil
 }

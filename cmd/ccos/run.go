@@ -37,7 +37,7 @@ var providersFor = map[config.IsolationMode][]string{
 }
 
 func init() {
-	var provider string
+	var provider, chainPath, chainKey string
 	var af admitFlags
 	var asJSON, allowWeaker bool
 	cmd := &cobra.Command{
@@ -52,12 +52,15 @@ func init() {
 			"with --allow-weaker.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, provider, asJSON, allowWeaker)
+			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, runOptions{provider: provider,
+				chainPath: chainPath, chainKey: chainKey, asJSON: asJSON, allowWeaker: allowWeaker})
 		},
 	}
 	af.register(cmd)
 	cmd.Flags().StringVar(&provider, "provider", "auto", "sandbox provider: auto (from the config), "+strings.Join(providerNames(), ", "))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
+	cmd.Flags().StringVar(&chainPath, "chain", "", "record the run in this causal chain file (default: the config's :causal_chain :storage)")
+	cmd.Flags().StringVar(&chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of the run with this key (from `ccos chain keygen`)")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
 	rootCmd.AddCommand(cmd)
 }
@@ -70,12 +73,22 @@ func providerNames() []string {
 	return names
 }
 
-func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, providerFlag string, asJSON, allowWeaker bool) error {
+// runOptions are ccos run's flags beyond admission.
+type runOptions struct {
+	provider, chainPath, chainKey string
+	asJSON, allowWeaker           bool
+}
+
+func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOptions) error {
 	p, res, adm, err := admitPlan(stderr, planPath, af)
 	if err != nil {
 		return err
 	}
-	prov, err := chooseProvider(res.Config, providerFlag, allowWeaker)
+	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
+	if err != nil {
+		return rejected("ccos run: " + err.Error())
+	}
+	rec, err := openRunChain(stderr, res.Config, o.chainPath, o.chainKey)
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
@@ -84,10 +97,15 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, providerF
 		Admission: adm,
 		Provider:  prov,
 		Caps:      capability.Builtins(nil),
+		Recorder:  rec,
 	})
+	if cerr := rec.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the causal chain: %w", cerr)
+	}
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
+	asJSON := o.asJSON
 	if asJSON {
 		if err := writeJSON(stdout, runDocument(p, rep)); err != nil {
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -168,5 +169,33 @@ func TestRunFilesExample(t *testing.T) {
 		if code != 0 || out != want {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
+	}
+}
+
+// Every run is recorded in the causal chain; verify passes on it and
+// fails on any altered byte.
+func TestRunRecordsChain(t *testing.T) {
+	dir := t.TempDir()
+	key, chainFile := dir+"/key", dir+"/runs.chain"
+	if _, errOut, code := runCCOS(t, "", "chain", "keygen", "ccos-test", "--out", key); code != 0 {
+		t.Fatalf("keygen: %s", errOut)
+	}
+	for _, p := range []string{"hello.rtfs", "multi-step.rtfs"} {
+		if _, errOut, code := runCCOS(t, "", "run", "--provider", "process", "--chain", chainFile, "--chain-key", key, "../../examples/plans/"+p); code != 0 {
+			t.Fatalf("run %s: %s", p, errOut)
+		}
+	}
+	out, errOut, code := runCCOS(t, "", "chain", "verify", chainFile, "--key", key+".pub")
+	if code != 0 || !strings.Contains(out, "2 checkpoints") {
+		t.Fatalf("verify: exit %d, %s %s", code, out, errOut)
+	}
+	data, err := os.ReadFile(chainFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	writeFile(t, chainFile, string(data))
+	if _, errOut, code := runCCOS(t, "", "chain", "verify", chainFile, "--key", key+".pub"); code != 1 {
+		t.Errorf("verify of a tampered chain: exit %d, %s", code, errOut)
 	}
 }
