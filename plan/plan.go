@@ -148,8 +148,7 @@ func (p *Plan) findSteps() ([]*rtfs.List, error) {
 		if err != nil {
 			return
 		}
-		switch x := v.(type) {
-		case *rtfs.List:
+		if x, ok := v.(*rtfs.List); ok {
 			switch rtfs.HeadName(x) {
 			case "quote":
 				return
@@ -173,20 +172,8 @@ func (p *Plan) findSteps() ([]*rtfs.List, error) {
 				p.Steps = append(p.Steps, Step{Name: name.V, Span: x.S})
 				forms = append(forms, x)
 			}
-			for _, it := range x.Items {
-				walk(it)
-			}
-		case *rtfs.Vector:
-			for _, it := range x.Items {
-				walk(it)
-			}
-		case *rtfs.Map:
-			for i := 0; i < x.Len(); i++ {
-				k, val := x.Entry(i)
-				walk(k)
-				walk(val)
-			}
 		}
+		walkChildren(v, walk)
 	}
 	walk(p.Body)
 	return forms, err
