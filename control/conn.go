@@ -71,6 +71,7 @@ var kinds = map[string]kind{
 	TypeStepEnd:   {func() any { return new(StepEnd) }, GuestSide, true, false},
 	TypeCall:      {func() any { return new(Call) }, GuestSide, true, false},
 	TypeOutput:    {func() any { return new(Output) }, GuestSide, false, false},
+	TypeEvents:    {func() any { return new(Events) }, GuestSide, true, false},
 	TypeDone:      {func() any { return new(Done) }, GuestSide, false, false},
 	TypeOK:        {func() any { return new(OK) }, HostSide, false, true},
 	TypeResult:    {func() any { return new(Result) }, HostSide, false, true},
@@ -95,6 +96,8 @@ func TypeOf(body any) string {
 		return TypeCall
 	case *Output:
 		return TypeOutput
+	case *Events:
+		return TypeEvents
 	case *Done:
 		return TypeDone
 	case *OK:
@@ -310,6 +313,18 @@ func validate(typ string, body any) error {
 	case *Error:
 		if b.Message == "" {
 			return errors.New("message missing")
+		}
+	case *Events:
+		if len(b.Items) == 0 {
+			return errors.New("no events")
+		}
+		for i, it := range b.Items {
+			if it.Seq == 0 || (i > 0 && it.Seq != b.Items[i-1].Seq+1) {
+				return fmt.Errorf("event %d: sequence numbers must start at 1 and increase by one", i)
+			}
+			if it.Type == "" {
+				return fmt.Errorf("event %d: type missing", i)
+			}
 		}
 	}
 	return nil

@@ -36,6 +36,7 @@
 //	guest → host   step.end   {"name": "...", "ok": true} request; reply ok or error
 //	guest → host   call       {"capability": "...", "args": ["..."]} request; reply result or error
 //	guest → host   output     {"seq": 1, "text": "..."}  captured println output
+//	guest → host   events     {"items": [{"seq": 1, "type": "...", "step": "...", "payload": "..."}]} request; reply ok
 //	guest → host   done       {"value": "..."} or {"error": {...}}
 //	host  → guest  ok | result {"value": "..."} | error {"message": "..."}
 //
@@ -60,6 +61,7 @@ const (
 	TypeStepEnd   = "step.end"
 	TypeCall      = "call"
 	TypeOutput    = "output"
+	TypeEvents    = "events"
 	TypeDone      = "done"
 	TypeOK        = "ok"
 	TypeResult    = "result"
@@ -129,6 +131,22 @@ type Call struct {
 type Output struct {
 	Seq  uint64 `json:"seq"`
 	Text string `json:"text"`
+}
+
+// EventItem is one event the guest records about itself (a claim).
+type EventItem struct {
+	Seq     uint64 `json:"seq"`
+	Type    string `json:"type"`
+	Step    string `json:"step,omitempty"`
+	Payload string `json:"payload"`
+}
+
+// Events carries the guest's buffered events, in sequence order from the
+// first one not yet acknowledged; the host's ok acknowledges all of them as
+// durably recorded. A batch sent again after a broken channel may repeat
+// events the host already has: the host drops those by sequence number.
+type Events struct {
+	Items []EventItem `json:"items"`
 }
 
 // ErrorInfo describes an RTFS error.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 
@@ -38,7 +39,8 @@ const (
 func Run(conn io.ReadWriteCloser) int {
 	defer conn.Close()
 	warmUp()
-	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir})}
+	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir}),
+		out: newOutbox()}
 	if err := g.serve(); err != nil {
 		// The host sees the session end; it reads the reason from the
 		// sandbox log.
@@ -53,6 +55,17 @@ func Run(conn io.ReadWriteCloser) int {
 // directory there.
 var Workdir = "/work"
 
+// newOutbox returns the guest's event buffer: 256 KiB in memory, then up
+// to 16 MiB spilled to a hidden file of the workdir (the sandbox's tmpfs)
+// when there is one.
+func newOutbox() *Outbox {
+	o := &Outbox{MemBytes: 256 << 10, SpillBytes: 16 << 20}
+	if fi, err := os.Stat(Workdir); err == nil && fi.IsDir() {
+		o.SpillPath = Workdir + "/.ccos-events"
+	}
+	return o
+}
+
 // logOut is where the guest writes diagnostics (its standard error, which
 // the host keeps bounded).
 var logOut io.Writer = stderr{}
@@ -65,7 +78,10 @@ type agent struct {
 	// unstepped are the capabilities the plan may call outside steps.
 	unstepped []string
 	// steps is the stack of steps being run, innermost last.
-	steps  []string
+	steps []string
+	// out buffers the guest's own events (claims about the capability
+	// calls it runs itself) until the host records them.
+	out    *Outbox
 	in     *rtfs.Interp
 	outSeq uint64
 }
@@ -142,6 +158,9 @@ func (g *agent) run(run *control.Run) error {
 	if ferr := g.flushOutput(); ferr != nil {
 		return ferr
 	}
+	if ferr := g.flushEvents(); ferr != nil {
+		return ferr
+	}
 	return g.done(v, err)
 }
 
@@ -201,6 +220,47 @@ func (g *agent) ask(body any) (rtfs.Value, error) {
 	if err := g.flushOutput(); err != nil {
 		return nil, err
 	}
+	if err := g.flushEvents(); err != nil {
+		return nil, err
+	}
+	return g.request(body)
+}
+
+// flushEvents sends every buffered event and waits until the host has
+// recorded them.
+func (g *agent) flushEvents() error {
+	if g.out.Len() == 0 {
+		return nil
+	}
+	items, err := g.out.Pending()
+	if err != nil {
+		return err
+	}
+	if _, err := g.request(&control.Events{Items: items}); err != nil {
+		return fmt.Errorf("recording guest events: %w", err)
+	}
+	return g.out.Acked()
+}
+
+// emit records an event of the guest's own; when the buffer is full the
+// plan pauses while the host records what is buffered.
+func (g *agent) emit(typ string, payload rtfs.Value) error {
+	step := ""
+	if len(g.steps) > 0 {
+		step = g.steps[len(g.steps)-1]
+	}
+	text := rtfs.Print(payload)
+	err := g.out.Add(typ, step, text)
+	if errors.Is(err, ErrOutboxFull) {
+		if err = g.flushEvents(); err == nil {
+			err = g.out.Add(typ, step, text)
+		}
+	}
+	return err
+}
+
+// request sends a request and waits for its answer.
+func (g *agent) request(body any) (rtfs.Value, error) {
 	id, err := g.c.Request(body)
 	if err != nil {
 		return nil, err
@@ -273,7 +333,27 @@ func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs
 		return nil, err
 	}
 	if c, err := g.caps.Lookup(capID); err == nil && c.Class != capability.Host {
-		return c.Fn(ctx, args)
+		// The host never sees these calls: the guest records them as its
+		// own claims.
+		texts := make([]rtfs.Value, len(args))
+		for i, a := range args {
+			texts[i] = a
+		}
+		if err := g.emit("capability.call", rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: capID},
+			rtfs.Keyword{Name: "args"}, rtfs.NewVector(texts...))); err != nil {
+			return nil, err
+		}
+		v, cerr := c.Fn(ctx, args)
+		result := rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: capID}, rtfs.Keyword{Name: "ok"}, rtfs.Bool{V: cerr == nil})
+		if cerr != nil {
+			result.Set(rtfs.Keyword{Name: "error"}, rtfs.String{V: cerr.Error()})
+		} else {
+			result.Set(rtfs.Keyword{Name: "value"}, v)
+		}
+		if err := g.emit("capability.result", result); err != nil {
+			return nil, err
+		}
+		return v, cerr
 	}
 	texts := make([]string, len(args))
 	for i, a := range args {

@@ -27,7 +27,7 @@ func host(t *testing.T, run *control.Run) *control.Done {
 			t.Fatalf("session: %v", err)
 		}
 		switch m.Body.(type) {
-		case *control.StepBegin, *control.StepEnd:
+		case *control.StepBegin, *control.StepEnd, *control.Events:
 			c.Send(&control.OK{}, m.ID)
 		case *control.Call:
 			c.Send(&control.Result{Value: ":from-host"}, m.ID)

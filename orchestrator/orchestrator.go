@@ -179,6 +179,8 @@ type session struct {
 	start     time.Time
 	gotDone   bool
 	outSeq    uint64
+	// lastEvent is the sequence number of the guest's last recorded event.
+	lastEvent uint64
 }
 
 // serve runs the host side of the session until the guest's done.
@@ -310,6 +312,12 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, serr
 		}
 		_, err = s.c.Send(&control.Result{Value: rtfs.Print(v)}, m.ID)
+		return false, err
+	case *control.Events:
+		if err := s.recordGuestEvents(ctx, b.Items); err != nil {
+			return false, err
+		}
+		_, err := s.c.Send(&control.OK{}, m.ID)
 		return false, err
 	case *control.Output:
 		if b.Seq != s.outSeq+1 {

@@ -223,3 +223,41 @@ func TestHostileGuests(t *testing.T) {
 		t.Errorf("normal run after hostile ones: %v %v", rep, err)
 	}
 }
+
+// The guest's own events are recorded once, in order: a batch sent again
+// (after a broken channel) is not recorded twice, a gap or a foreign type
+// ends the session.
+func TestGuestEvents(t *testing.T) {
+	events := func(items ...control.EventItem) func(c *control.Conn, _ io.Writer) {
+		return func(c *control.Conn, _ io.Writer) {
+			c.Request(&control.StepBegin{Name: "s"})
+			c.Recv()
+			c.Request(&control.Events{Items: items})
+			c.Recv()
+			c.Request(&control.Events{Items: items})
+			c.Recv()
+			c.Request(&control.StepEnd{Name: "s", OK: true})
+			c.Recv()
+			v := "1"
+			c.Send(&control.Done{Value: &v}, 0)
+		}
+	}
+	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo}"},
+		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:ok true}"}}
+	if _, err := runPlan(t, `(step "s" 1)`, hostile(events(ok...))); err != nil {
+		t.Errorf("resent batch: %v", err)
+	}
+	for _, tc := range []struct {
+		items []control.EventItem
+		want  string
+	}{
+		{[]control.EventItem{{Seq: 3, Type: "guest.event", Payload: "1"}}, "skips ahead"},
+		{[]control.EventItem{{Seq: 1, Type: "plan.admitted", Payload: "1"}}, `may not report events of type "plan.admitted"`},
+		{[]control.EventItem{{Seq: 1, Type: "guest.event", Step: "other", Payload: "1"}}, `names step "other"`},
+		{[]control.EventItem{{Seq: 1, Type: "guest.event", Payload: "(unclosed"}}, "payload does not read"},
+	} {
+		if _, err := runPlan(t, `(step "s" 1)`, hostile(events(tc.items...))); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+}

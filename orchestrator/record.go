@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/rtfs"
 )
 
@@ -74,3 +75,39 @@ func (s *session) recordAdmission(ctx context.Context) error {
 }
 
 func ms(d time.Duration) rtfs.Int { return rtfs.Int{V: d.Milliseconds()} }
+
+// guestEventTypes are the event types a guest may report about itself.
+var guestEventTypes = map[string]chain.Type{
+	"capability.call":   chain.TypeCapabilityCall,
+	"capability.result": chain.TypeCapabilityResult,
+	"guest.event":       chain.TypeGuestEvent,
+}
+
+// recordGuestEvents records the guest's own events as its claims, in
+// sequence, dropping any it sent again after a broken channel.
+func (s *session) recordGuestEvents(ctx context.Context, items []control.EventItem) error {
+	for _, it := range items {
+		if it.Seq <= s.lastEvent {
+			continue // already recorded: sent again
+		}
+		if it.Seq != s.lastEvent+1 {
+			return fmt.Errorf("%w: guest event %d skips ahead of %d", control.ErrProtocol, it.Seq, s.lastEvent+1)
+		}
+		typ, ok := guestEventTypes[it.Type]
+		if !ok {
+			return fmt.Errorf("%w: the guest may not report events of type %q", control.ErrProtocol, it.Type)
+		}
+		payload, err := readValue(it.Payload)
+		if err != nil {
+			return fmt.Errorf("%w: guest event %d: the payload does not read: %w", control.ErrProtocol, it.Seq, err)
+		}
+		if it.Step != "" && s.req.Admission.Profile(it.Step) == nil {
+			return fmt.Errorf("%w: guest event %d names step %q, which was not admitted", control.ErrProtocol, it.Seq, it.Step)
+		}
+		if err := s.record(ctx, typ, chain.OriginGuest, it.Step, payload); err != nil {
+			return err
+		}
+		s.lastEvent = it.Seq
+	}
+	return nil
+}

@@ -56,7 +56,7 @@ func TestRunIsRecorded(t *testing.T) {
 	}
 	want := []string{
 		"plan.admitted/host/", "sandbox.lifecycle/host/",
-		"step.started/host/a", "step.finished/guest/a",
+		"step.started/host/a", "capability.call/guest/a", "capability.result/guest/a", "step.finished/guest/a",
 		"step.started/host/b", "capability.call/host/b", "capability.result/host/b", "step.finished/guest/b",
 		"guest.event/guest/", "sandbox.lifecycle/host/", "plan.finished/host/", "checkpoint/host/",
 	}
