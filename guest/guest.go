@@ -335,12 +335,8 @@ func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs
 	if c, err := g.caps.Lookup(capID); err == nil && c.Class != capability.Host {
 		// The host never sees these calls: the guest records them as its
 		// own claims.
-		texts := make([]rtfs.Value, len(args))
-		for i, a := range args {
-			texts[i] = a
-		}
 		if err := g.emit("capability.call", rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: capID},
-			rtfs.Keyword{Name: "args"}, rtfs.NewVector(texts...))); err != nil {
+			rtfs.Keyword{Name: "args"}, rtfs.NewVector(slices.Clone(args)...))); err != nil {
 			return nil, err
 		}
 		v, cerr := c.Fn(ctx, args)

@@ -7,8 +7,12 @@ import (
 	"github.com/ccos-project/ccos/guest"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/mock"
-	// The wasm provider registers itself; it embeds the guest module that
-	// go generate ./sandbox/wasm builds.
+	// The providers register themselves. gvisor runs this binary as the
+	// guest, so ccos must be built static (CGO_ENABLED=0); firecracker is
+	// contract-tested and needs /dev/kvm and the firecracker binary; wasm
+	// embeds the guest module that go generate ./sandbox/wasm builds.
+	_ "github.com/ccos-project/ccos/sandbox/firecracker"
+	_ "github.com/ccos-project/ccos/sandbox/gvisor"
 	_ "github.com/ccos-project/ccos/sandbox/wasm"
 	"github.com/spf13/cobra"
 )

@@ -1,0 +1,29 @@
+package gvisor
+
+import "github.com/ccos-project/ccos/sandbox"
+
+// Name is the provider's name in the sandbox registry and on the command line.
+const Name = "gvisor"
+
+// DebianPackage is the Debian package that provides runsc.
+const DebianPackage = "runsc"
+
+// Provider starts gVisor sandboxes. Its zero value is ready to use; the
+// registered instance is the one sandbox.Lookup("gvisor") returns.
+type Provider struct {
+	// Binary is the host path of the program run as /ccos in the sandbox
+	// (with the argument "guest"); empty means this program
+	// (os.Executable). It must be a static binary: nothing else is in the
+	// sandbox's root.
+	Binary string
+	// Runsc is the runsc program to run; empty means "runsc" from PATH.
+	Runsc string
+	// Platform forces a runsc platform ("ptrace", "kvm", "systrap"); empty
+	// means the one Available chooses.
+	Platform string
+}
+
+func init() { sandbox.Register(&Provider{}) }
+
+// Name returns "gvisor".
+func (*Provider) Name() string { return Name }

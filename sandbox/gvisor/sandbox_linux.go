@@ -1,0 +1,248 @@
+//go:build linux
+
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ccos-project/ccos/sandbox"
+)
+
+// gvSandbox is one running gVisor sandbox.
+type gvSandbox struct {
+	id      string
+	name    string
+	lim     sandbox.Limits
+	dir     string
+	cmd     *exec.Cmd
+	cg      *cgroup
+	control *pipeConn
+	log     *boundedLog
+
+	logDone chan struct{}
+	done    chan struct{}
+	err     error // valid once done is closed
+
+	stopOnce   sync.Once
+	mu         sync.Mutex
+	stopReason sandbox.ExitReason // set when the host ended the guest
+	stopDetail string
+}
+
+// pipeConn is the host end of the control channel: runsc's standard input
+// and output.
+type pipeConn struct {
+	r, w *os.File
+}
+
+func (c *pipeConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *pipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// Close closes both directions.
+func (c *pipeConn) Close() error {
+	err := c.w.Close()
+	if rerr := c.r.Close(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// SetDeadline sets the read and write deadlines (the pipes are
+// non-blocking), so that control connections can time out.
+func (c *pipeConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.r.SetDeadline(t), c.w.SetDeadline(t))
+}
+
+// watch turns a started runsc into a Sandbox: it drains stderr, arms the
+// deadline and waits for the end.
+func (st *starter) watch() *gvSandbox {
+	s := &gvSandbox{
+		id: st.spec.ID, name: st.name, lim: st.lim, dir: st.dir,
+		cmd: st.cmd, cg: st.cg,
+		control: &pipeConn{r: st.stdout, w: st.stdin},
+		log:     &boundedLog{max: st.lim.LogBytes},
+		logDone: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go s.drainLog(st.stderr)
+	timer := time.AfterFunc(st.lim.Deadline, func() {
+		s.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", st.lim.Deadline))
+	})
+	stopCtx := context.AfterFunc(st.ctx, func() {
+		s.stop(sandbox.ExitKilled, "start context ended: "+context.Cause(st.ctx).Error())
+	})
+	go s.monitor(timer, stopCtx)
+	return s
+}
+
+// Control returns the host end of the control channel. It reads EOF once
+// the guest has ended; the caller closes it (Wait and Kill do not, so that
+// an answer sent just before the exit is not lost).
+func (s *gvSandbox) Control() io.ReadWriteCloser { return s.control }
+
+// Wait waits for the end of the guest and the cleanup of the sandbox.
+func (s *gvSandbox) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// Kill ends the guest and the whole sandbox and waits for cleanup.
+func (s *gvSandbox) Kill() error {
+	s.stop(sandbox.ExitKilled, "killed by the host")
+	<-s.done
+	return nil
+}
+
+// Log returns the first Limits.LogBytes of the guest's (and runsc's)
+// standard error.
+func (s *gvSandbox) Log() []byte { return s.log.Bytes() }
+
+// stop kills the sandbox once, remembering why: every process in its
+// cgroup (the sentry, the gofer, the ptrace stubs) and runsc's process
+// group. It does not go through "runsc kill", which needs a responsive
+// sentry and costs another runsc start.
+func (s *gvSandbox) stop(reason sandbox.ExitReason, detail string) {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopReason, s.stopDetail = reason, detail
+		s.mu.Unlock()
+		s.cg.kill()
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	})
+}
+
+// monitor waits for runsc, then cleans up on every path and records how
+// the guest ended.
+func (s *gvSandbox) monitor(timer *time.Timer, stopCtx func() bool) {
+	waitErr := s.cmd.Wait()
+	s.stopOnce.Do(func() {}) // a later deadline or Kill has nothing left to kill
+	timer.Stop()
+	stopCtx()
+	s.cg.kill()
+	<-s.logDone
+	oom, pids := s.cg.oomKills(), s.cg.pidsRefused()
+	runscErr := s.runscError()
+	// No "runsc delete": everything runsc keeps is in the private
+	// directory (its --root state) and in the cgroups, both removed here,
+	// and every process it started was in the cgroup (rmdir fails while
+	// one is left). delete --force of a killed sandbox took 1.6 s here.
+	cleanupErr := errors.Join(s.cg.remove(), os.RemoveAll(s.dir))
+	s.err = s.classify(waitErr, oom, pids, runscErr)
+	if s.err == nil && cleanupErr != nil {
+		s.err = fmt.Errorf("gvisor sandbox %q: cleanup: %w", s.id, cleanupErr)
+	}
+	close(s.done)
+}
+
+// runscError returns runsc's own error messages from its log: runsc failed
+// (a bad bundle, a sandbox that could not start, a lost sandbox) rather
+// than the guest ending.
+func (s *gvSandbox) runscError() string {
+	f, err := os.Open(filepath.Join(s.dir, "runsc.log"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	dec := json.NewDecoder(io.LimitReader(f, 1<<20))
+	var msgs []string
+	for {
+		var entry struct{ Msg, Level string }
+		if dec.Decode(&entry) != nil {
+			break
+		}
+		if entry.Level == "error" || entry.Level == "fatal" {
+			msgs = append(msgs, entry.Msg)
+		}
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	// The last message is runsc's summary; the first is the cause.
+	if len(msgs) > 1 && msgs[0] != msgs[len(msgs)-1] {
+		return msgs[len(msgs)-1] + " (first error: " + msgs[0] + ")"
+	}
+	return msgs[0]
+}
+
+// classify decides the ExitError, most specific cause first: a host
+// decision (deadline, Kill), the memory limit, the pids limit, runsc's own
+// failure, then the guest's signal or status. runsc reports a guest killed
+// by signal N as status 128+N.
+func (s *gvSandbox) classify(waitErr error, oomKills, pidsRefused int, runscErr string) error {
+	s.mu.Lock()
+	reason, detail := s.stopReason, s.stopDetail
+	s.mu.Unlock()
+	if reason != "" {
+		return &sandbox.ExitError{Reason: reason, Status: int(syscall.SIGKILL), Detail: detail}
+	}
+	ps := s.cmd.ProcessState
+	if ps == nil {
+		return &sandbox.ExitError{Reason: sandbox.ExitSetup, Status: -1, Detail: fmt.Sprint(waitErr)}
+	}
+	if oomKills > 0 && !ps.Success() {
+		return &sandbox.ExitError{Reason: sandbox.ExitMemory, Status: ps.ExitCode(),
+			Detail: fmt.Sprintf("the memory cgroup killed %d process(es) of the sandbox at the limit of %d bytes", oomKills, s.lim.MemoryBytes)}
+	}
+	// The sentry cannot fail a fork it has no host task for: it aborts,
+	// ending the whole sandbox (runsc 2022-12-19).
+	if pidsRefused > 0 && !ps.Success() {
+		return &sandbox.ExitError{Reason: sandbox.ExitStatus, Status: ps.ExitCode(),
+			Detail: fmt.Sprintf("the sandbox reached its pids limit of %d host tasks (%d guest processes and threads + %d for gVisor) %d time(s); the gVisor sentry ends the sandbox when it cannot create a task", s.lim.PIDs+pidsOverhead, s.lim.PIDs, pidsOverhead, pidsRefused)}
+	}
+	if runscErr != "" {
+		return &sandbox.ExitError{Reason: sandbox.ExitSetup, Status: ps.ExitCode(), Detail: "runsc: " + runscErr}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return &sandbox.ExitError{Reason: sandbox.ExitSignal, Status: int(ws.Signal()), Detail: "runsc: " + ws.Signal().String()}
+	}
+	code := ps.ExitCode()
+	if code > 128 && code < 128+65 {
+		sig := syscall.Signal(code - 128)
+		return &sandbox.ExitError{Reason: sandbox.ExitSignal, Status: int(sig), Detail: sig.String()}
+	}
+	if code != 0 {
+		return &sandbox.ExitError{Reason: sandbox.ExitStatus, Status: code}
+	}
+	return nil
+}
+
+func (s *gvSandbox) drainLog(r *os.File) {
+	defer close(s.logDone)
+	defer r.Close()
+	_, _ = io.Copy(s.log, r)
+}
+
+// boundedLog keeps the first max bytes written to it and drops the rest
+// (still draining the pipe, so the guest never blocks on it).
+type boundedLog struct {
+	mu  sync.Mutex
+	max int64
+	buf []byte
+}
+
+func (l *boundedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	room := l.max - int64(len(l.buf))
+	n := min(int64(len(p)), max(room, 0))
+	l.buf = append(l.buf, p[:n]...)
+	return len(p), nil
+}
+
+// Bytes returns a copy of what was kept.
+func (l *boundedLog) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.buf)
+}
