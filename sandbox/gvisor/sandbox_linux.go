@@ -3,7 +3,6 @@
 package gvisor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +27,7 @@ type gvSandbox struct {
 	cmd     *exec.Cmd
 	cg      *cgroup
 	control *pipeConn
-	log     *boundedLog
+	log     *sandbox.LogBuffer
 
 	logDone chan struct{}
 	done    chan struct{}
@@ -71,7 +70,7 @@ func (st *starter) watch() *gvSandbox {
 		id: st.spec.ID, name: st.name, lim: st.lim, dir: st.dir,
 		cmd: st.cmd, cg: st.cg,
 		control: &pipeConn{r: st.stdout, w: st.stdin},
-		log:     &boundedLog{max: st.lim.LogBytes},
+		log:     &sandbox.LogBuffer{Max: st.lim.LogBytes},
 		logDone: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -223,26 +222,3 @@ func (s *gvSandbox) drainLog(r *os.File) {
 	_, _ = io.Copy(s.log, r)
 }
 
-// boundedLog keeps the first max bytes written to it and drops the rest
-// (still draining the pipe, so the guest never blocks on it).
-type boundedLog struct {
-	mu  sync.Mutex
-	max int64
-	buf []byte
-}
-
-func (l *boundedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	room := l.max - int64(len(l.buf))
-	n := min(int64(len(p)), max(room, 0))
-	l.buf = append(l.buf, p[:n]...)
-	return len(p), nil
-}
-
-// Bytes returns a copy of what was kept.
-func (l *boundedLog) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.buf)
-}

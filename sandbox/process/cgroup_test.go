@@ -5,6 +5,8 @@ package process
 import (
 	"strings"
 	"testing"
+
+	"github.com/ccos-project/ccos/sandbox"
 )
 
 func TestParseLayout(t *testing.T) {
@@ -89,7 +91,7 @@ func TestParseLayout(t *testing.T) {
 }
 
 func TestBoundedLog(t *testing.T) {
-	l := &boundedLog{max: 10}
+	l := &sandbox.LogBuffer{Max: 10}
 	for _, w := range []string{"hello ", "world, ", "and more"} {
 		if n, err := l.Write([]byte(w)); n != len(w) || err != nil {
 			t.Fatalf("Write(%q) = %d, %v", w, n, err)

@@ -23,7 +23,7 @@ type procSandbox struct {
 	cg      *cgroup
 	control *os.File
 	setup   *os.File
-	log     *boundedLog
+	log     *sandbox.LogBuffer
 
 	logDone   chan struct{}
 	setupDone chan string // the child's setup report
@@ -42,7 +42,7 @@ func (st *starter) watch() *procSandbox {
 	s := &procSandbox{
 		id: st.spec.ID, lim: st.lim, cmd: st.cmd, cg: st.cg,
 		control: st.control, setup: st.setup,
-		log:       &boundedLog{max: st.lim.LogBytes},
+		log:       &sandbox.LogBuffer{Max: st.lim.LogBytes},
 		logDone:   make(chan struct{}),
 		setupDone: make(chan string, 1),
 		done:      make(chan struct{}),
@@ -165,27 +165,3 @@ func (s *procSandbox) readSetupReport() {
 	s.setupDone <- buf.String()
 }
 
-// boundedLog keeps the first max bytes written to it and drops the rest
-// (still draining the pipe, so the guest never blocks on it): the guest
-// cannot make the host hold more than max.
-type boundedLog struct {
-	mu  sync.Mutex
-	max int64
-	buf []byte
-}
-
-func (l *boundedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := l.max - int64(len(l.buf)); room > 0 {
-		l.buf = append(l.buf, p[:min(int64(len(p)), room)]...)
-	}
-	return len(p), nil
-}
-
-// Bytes returns a copy of what was kept.
-func (l *boundedLog) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.buf)
-}

@@ -1,7 +1,6 @@
 package wasm
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -73,29 +72,3 @@ func (l *linearMemory) Free() {
 	l.buf, l.region = nil, nil
 }
 
-// boundedLog keeps the first limit bytes written to it and counts the rest.
-// Writes always succeed, so a guest flooding its standard error costs the
-// host a counter, not memory, and cannot learn where the cut is.
-type boundedLog struct {
-	mu      sync.Mutex
-	buf     []byte
-	limit   int
-	dropped int64
-}
-
-// Write implements io.Writer.
-func (b *boundedLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	keep := min(len(p), b.limit-len(b.buf))
-	b.buf = append(b.buf, p[:keep]...)
-	b.dropped += int64(len(p) - keep)
-	return len(p), nil
-}
-
-// bytes returns a copy of what was kept and how much was dropped.
-func (b *boundedLog) bytes() ([]byte, int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf...), b.dropped
-}

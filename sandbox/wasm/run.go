@@ -34,7 +34,7 @@ type guestSandbox struct {
 	// stdin and stdout are the guest's ends of the control pipes.
 	stdin  *io.PipeReader
 	stdout *io.PipeWriter
-	log    *boundedLog
+	log    *sandbox.LogBuffer
 	mem    *memoryLimit
 	work   string
 
@@ -64,7 +64,7 @@ func start(ctx context.Context, prep *prepared, spec sandbox.Spec, limits sandbo
 	s := &guestSandbox{
 		id:     spec.ID,
 		limits: limits,
-		log:    &boundedLog{limit: int(limits.LogBytes)},
+		log:    &sandbox.LogBuffer{Max: limits.LogBytes},
 		mem:    &memoryLimit{limit: uint64(limits.MemoryBytes)},
 		work:   work,
 		done:   make(chan struct{}),
@@ -202,7 +202,7 @@ func (s *guestSandbox) Kill() error {
 
 // Log implements sandbox.Sandbox.
 func (s *guestSandbox) Log() []byte {
-	b, _ := s.log.bytes()
+	b := s.log.Bytes()
 	return b
 }
 
