@@ -64,6 +64,9 @@ type Report struct {
 	Truncated bool
 	Steps     []StepRecord
 	Provider  string
+	// Checkpoint is the signed note of the chain checkpoint taken at the end
+	// of the run (nil without a recorder that can sign).
+	Checkpoint []byte
 	// Startup is the time from starting the sandbox to the guest's hello;
 	// Dispatch, from starting the sandbox to the plan running (its first
 	// step entered, or its end if it has no step); Total, from start to the
@@ -429,9 +432,11 @@ func (s *session) recordEnd(ctx context.Context, serr, werr error) error {
 		return err
 	}
 	if s.req.Recorder != nil && s.req.Recorder.CanCheckpoint() {
-		if _, err := s.req.Recorder.Checkpoint(ctx); err != nil {
+		cp, err := s.req.Recorder.Checkpoint(ctx)
+		if err != nil {
 			return fmt.Errorf("%w: checkpoint: %w", ErrChain, err)
 		}
+		s.rep.Checkpoint = cp.Note
 	}
 	return nil
 }

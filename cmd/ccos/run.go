@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ccos-project/ccos/archive"
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/governance"
@@ -37,7 +38,7 @@ var providersFor = map[config.IsolationMode][]string{
 }
 
 func init() {
-	var provider, chainPath, chainKey string
+	var provider, chainPath, chainKey, archiveDir string
 	var af admitFlags
 	var asJSON, allowWeaker bool
 	cmd := &cobra.Command{
@@ -53,7 +54,7 @@ func init() {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, runOptions{provider: provider,
-				chainPath: chainPath, chainKey: chainKey, asJSON: asJSON, allowWeaker: allowWeaker})
+				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker})
 		},
 	}
 	af.register(cmd)
@@ -61,6 +62,7 @@ func init() {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
 	cmd.Flags().StringVar(&chainPath, "chain", "", "record the run in this causal chain file (default: the config's :causal_chain :storage)")
 	cmd.Flags().StringVar(&chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of the run with this key (from `ccos chain keygen`)")
+	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan and the run's signed checkpoint in this content-addressed archive")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
 	rootCmd.AddCommand(cmd)
 }
@@ -75,8 +77,8 @@ func providerNames() []string {
 
 // runOptions are ccos run's flags beyond admission.
 type runOptions struct {
-	provider, chainPath, chainKey string
-	asJSON, allowWeaker           bool
+	provider, chainPath, chainKey, archiveDir string
+	asJSON, allowWeaker                       bool
 }
 
 func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOptions) error {
@@ -87,6 +89,17 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
+	}
+	var arc *archive.Archive
+	var planHash string
+	if o.archiveDir != "" {
+		if arc, err = archive.Open(o.archiveDir); err != nil {
+			return rejected("ccos run: " + err.Error())
+		}
+		defer arc.Close()
+		if planHash, err = arc.PutPlan(archive.Plan{Name: p.Name, Source: string(p.Source), Steps: p.StepNames(), File: p.File}); err != nil {
+			return rejected("ccos run: storing the plan: " + err.Error())
+		}
 	}
 	rec, err := openRunChain(stderr, res.Config, o.chainPath, o.chainKey)
 	if err != nil {
@@ -104,6 +117,11 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	}
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
+	}
+	if arc != nil && rep.Checkpoint != nil {
+		if _, err := arc.PutCheckpoint(archive.Checkpoint{Note: string(rep.Checkpoint), Plan: planHash}); err != nil {
+			return rejected("ccos run: storing the checkpoint: " + err.Error())
+		}
 	}
 	asJSON := o.asJSON
 	if asJSON {

@@ -180,12 +180,19 @@ func TestRunRecordsChain(t *testing.T) {
 	if _, errOut, code := runCCOS(t, "", "chain", "keygen", "ccos-test", "--out", key); code != 0 {
 		t.Fatalf("keygen: %s", errOut)
 	}
+	arc := dir + "/archive"
 	for _, p := range []string{"hello.rtfs", "multi-step.rtfs"} {
-		if _, errOut, code := runCCOS(t, "", "run", "--provider", "process", "--chain", chainFile, "--chain-key", key, "../../examples/plans/"+p); code != 0 {
+		if _, errOut, code := runCCOS(t, "", "run", "--provider", "process", "--chain", chainFile, "--chain-key", key,
+			"--archive", arc, "../../examples/plans/"+p); code != 0 {
 			t.Fatalf("run %s: %s", p, errOut)
 		}
 	}
-	out, errOut, code := runCCOS(t, "", "chain", "verify", chainFile, "--key", key+".pub")
+	// The archive holds both plans and both checkpoints, and verifies.
+	out, errOut, code := runCCOS(t, "", "archive", "verify", arc)
+	if code != 0 || !strings.Contains(out, "4 objects") {
+		t.Errorf("archive verify: exit %d, %s %s", code, out, errOut)
+	}
+	out, errOut, code = runCCOS(t, "", "chain", "verify", chainFile, "--key", key+".pub")
 	if code != 0 || !strings.Contains(out, "2 checkpoints") {
 		t.Fatalf("verify: exit %d, %s %s", code, out, errOut)
 	}
