@@ -221,4 +221,3 @@ func (s *gvSandbox) drainLog(r *os.File) {
 	defer r.Close()
 	_, _ = io.Copy(s.log, r)
 }
-

@@ -164,4 +164,3 @@ func (s *procSandbox) readSetupReport() {
 	_, _ = io.Copy(&buf, io.LimitReader(s.setup, setupLimit))
 	s.setupDone <- buf.String()
 }
-

@@ -71,4 +71,3 @@ func (l *linearMemory) Free() {
 	}
 	l.buf, l.region = nil, nil
 }
-
