@@ -286,6 +286,14 @@ func validate(typ string, body any) error {
 		if b.Protocol <= 0 {
 			return errors.New("protocol version missing")
 		}
+		if len(b.Measurements) > 8 {
+			return errors.New("more than 8 measurements")
+		}
+		for k, v := range b.Measurements {
+			if k == "" || len(k) > 32 || len(v) > 80 {
+				return errors.New("malformed measurement")
+			}
+		}
 	case *Welcome:
 		if b.Protocol <= 0 || b.Session == "" {
 			return errors.New("protocol version or session missing")

@@ -71,6 +71,10 @@ const (
 // Hello is the guest's first message.
 type Hello struct {
 	Protocol int `json:"protocol"`
+	// Measurements are the guest's own measurements of what it booted
+	// from, by name ("rootfs": "sha256:<hex>"). They are claims: the host
+	// compares them with its own measurements and records both.
+	Measurements map[string]string `json:"measurements,omitempty"`
 }
 
 // Welcome is the host's answer to Hello.

@@ -36,11 +36,15 @@ const (
 // Run serves one session on conn and returns the process exit status. A
 // plan that fails is still a successful session: its error is reported to
 // the host in the done message.
-func Run(conn io.ReadWriteCloser) int {
+func Run(conn io.ReadWriteCloser) int { return RunWithMeasurements(conn, Measurements) }
+
+// RunWithMeasurements is Run reporting meas, the guest's own measurements
+// of what it booted, in its hello.
+func RunWithMeasurements(conn io.ReadWriteCloser, meas map[string]string) int {
 	defer conn.Close()
 	warmUp()
 	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir}),
-		out: newOutbox()}
+		out: newOutbox(), meas: meas}
 	if err := g.serve(); err != nil {
 		// The host sees the session end; it reads the reason from the
 		// sandbox log.
@@ -54,6 +58,10 @@ func Run(conn io.ReadWriteCloser) int {
 // capabilities are confined: every provider mounts a fresh, size-limited
 // directory there.
 var Workdir = "/work"
+
+// Measurements are what the guest reports in its hello about what it
+// booted from (a microVM's init measures its rootfs device); nil elsewhere.
+var Measurements map[string]string
 
 // newOutbox returns the guest's event buffer: 256 KiB in memory, then up
 // to 16 MiB spilled to a hidden file of the workdir (the sandbox's tmpfs)
@@ -71,6 +79,7 @@ func newOutbox() *Outbox {
 var logOut io.Writer = stderr{}
 
 type agent struct {
+	meas     map[string]string
 	c        *control.Conn
 	caps     *capability.Registry
 	admitted map[string]bool
@@ -108,7 +117,7 @@ func warmUp() {
 }
 
 func (g *agent) serve() error {
-	if _, err := g.c.Send(&control.Hello{Protocol: control.ProtocolVersion}, 0); err != nil {
+	if _, err := g.c.Send(&control.Hello{Protocol: control.ProtocolVersion, Measurements: g.meas}, 0); err != nil {
 		return err
 	}
 	m, err := g.c.Recv()

@@ -72,6 +72,9 @@ type Report struct {
 	// step entered, or its end if it has no step); Total, from start to the
 	// guest's exit.
 	Startup, Dispatch, Total time.Duration
+	// Measurements are the host's measurements of the guest image, for
+	// providers that attest what they boot (sandbox.Attested).
+	Measurements map[string]string
 }
 
 // ExitGrace is how long a guest may take to exit after reporting its
@@ -108,13 +111,24 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	start := time.Now()
 	sb, err := req.Provider.Start(ctx, req.Spec)
 	if err != nil {
+		var ae *sandbox.AttestationError
+		if errors.As(err, &ae) {
+			s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("refused", ae.Measurements,
+				kw("artifact"), str(ae.Artifact), kw("expected"), str(ae.Expected), kw("actual"), str(ae.Actual)))
+		}
 		s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("start-failed"),
 			kw("provider"), str(req.Provider.Name()), kw("error"), str(err.Error())))
 		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
 	}
 	s.sb, s.c, s.start = sb, control.NewConn(sb.Control(), control.HostSide, 0), start
-	if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("started"),
-		kw("provider"), str(req.Provider.Name()), kw("sandbox"), str(req.Spec.ID))); err != nil {
+	err = s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("started"),
+		kw("provider"), str(req.Provider.Name()), kw("sandbox"), str(req.Spec.ID)))
+	if a, ok := sb.(sandbox.Attested); ok && err == nil {
+		s.measured = a.Measurements()
+		s.rep.Measurements = s.measured
+		err = s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("measured", s.measured))
+	}
+	if err != nil {
 		sb.Kill()
 		sb.Wait()
 		return nil, err
@@ -184,6 +198,9 @@ type session struct {
 	outSeq    uint64
 	// lastEvent is the sequence number of the guest's last recorded event.
 	lastEvent uint64
+	// measured is what the provider measured before boot (nil when it
+	// does not attest).
+	measured map[string]string
 }
 
 // serve runs the host side of the session until the guest's done.
@@ -201,6 +218,10 @@ func (s *session) serve(ctx context.Context) error {
 		return fmt.Errorf("%w: guest speaks protocol %d", control.ErrProtocol, h.Protocol)
 	}
 	s.rep.Startup = time.Since(s.start)
+	if err := s.checkGuestMeasurements(ctx, h.Measurements); err != nil {
+		s.c.Send(&control.Error{Message: err.Error()}, 0)
+		return err
+	}
 	if _, err := s.c.Send(&control.Welcome{Protocol: control.ProtocolVersion, Session: s.req.Spec.ID}, 0); err != nil {
 		return err
 	}

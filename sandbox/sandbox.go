@@ -207,3 +207,25 @@ func Start(ctx context.Context, name string, spec Spec) (Sandbox, error) {
 	}
 	return p.Start(ctx, spec)
 }
+
+// Attested is implemented by sandboxes whose provider measured what the
+// guest boots from (kernel, initramfs, rootfs) before starting it. The
+// values are "sha256:<hex>" digests by artifact name; the orchestrator
+// records them in the causal chain and compares the guest's own claims
+// with them.
+type Attested interface {
+	Measurements() map[string]string
+}
+
+// AttestationError is returned by Start when an artifact's measurement
+// differs from the one the config expects: the guest is not booted.
+type AttestationError struct {
+	Artifact, Expected, Actual string
+	// Measurements are all the host measured, for the record.
+	Measurements map[string]string
+}
+
+func (e *AttestationError) Error() string {
+	return fmt.Sprintf("attestation failed: %s measures %s but the config expects %s; refusing to boot (rebuild the image, or update :microvm :attestation :expect_rootfs_hash after checking the new image)",
+		e.Artifact, e.Actual, e.Expected)
+}

@@ -104,6 +104,9 @@ func qBoot(in *Input, c *QEMUCommand) error {
 		args = append(args, "tsc_early_khz="+strconv.Itoa(in.Host.TSCKHz))
 	}
 	args = append(args, "root=/dev/vda", "ro", "ccos.control=virtio-serial:"+ControlSerialName)
+	if in.Host.WorkdirMiB > 0 {
+		args = append(args, "ccos.workdir_mb="+strconv.Itoa(in.Host.WorkdirMiB))
+	}
 	args = append(args, user...)
 	c.add("-kernel", img.Kernel, "-initrd", img.Initrd, "-append", strings.Join(args, " "))
 	return nil

@@ -94,7 +94,8 @@ type Host struct {
 	// CapabilitiesDir is the host capability store, bind-mounted read-only
 	// at /capabilities in OCI containers; empty for none.
 	CapabilitiesDir string
-	// WorkdirMiB sizes the /work tmpfs of OCI containers; 64 when zero.
+	// WorkdirMiB sizes the /work tmpfs of OCI containers (64 when zero)
+	// and of QEMU guests (ccos.workdir_mb; the guest's default when zero).
 	WorkdirMiB int
 }
 

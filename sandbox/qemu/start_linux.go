@@ -1,0 +1,380 @@
+//go:build linux
+
+package qemu
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/digitalocean/go-qemu/qmp"
+)
+
+// The image files are QEMU's descriptors 3, 4 and 5.
+const (
+	fdKernel = "/proc/self/fd/3"
+	fdInitrd = "/proc/self/fd/4"
+	fdRootfs = "/proc/self/fd/5"
+)
+
+// Start boots a guest VM and returns once QEMU has connected the guest's
+// control port.
+func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox, error) {
+	if p.o.Image == nil {
+		return nil, fmt.Errorf("%w: qemu: no guest image source configured", sandbox.ErrUnavailable)
+	}
+	lim := sp.Limits.WithDefaults()
+	img, err := p.o.Image(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: guest image: %w", err)
+	}
+	files, meas, err := openMeasured(img)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(files)
+	cfg := p.vmConfig(lim)
+	if a := cfg.MicroVM.Attestation; a.Enabled && a.ExpectRootfsHash != nil && *a.ExpectRootfsHash != meas["rootfs"] {
+		return nil, &sandbox.AttestationError{Artifact: "rootfs " + img.Rootfs, Expected: *a.ExpectRootfsHash,
+			Actual: meas["rootfs"], Measurements: meas}
+	}
+	accel, _ := p.accel()
+	root := p.o.RuntimeDir
+	if root == "" {
+		root = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, "ccos-q")
+	if err != nil {
+		return nil, fmt.Errorf("qemu: runtime directory: %w", err)
+	}
+	host := spec.Host{RuntimeDir: dir, Initrd: fdInitrd, Accel: accel, QEMUBinary: p.binary(), TSCKHz: tscKHz(),
+		WorkdirMiB: int(lim.WorkdirBytes >> 20)}
+	paths := host.Paths(cfg)
+	b := &box{id: sp.ID, dir: dir, qmpPath: paths.QMPSocket, serialLog: paths.SerialLog, lim: lim, meas: meas,
+		log: &sandbox.LogBuffer{Max: lim.LogBytes}, done: make(chan struct{})}
+	fail := func(err error) (sandbox.Sandbox, error) {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	// QEMU (unprivileged) creates its monitor socket and console log in
+	// the VM's directory and connects to the control socket there.
+	if err := prepareDirs(dir, paths.Dir, p.o.UID, p.o.GID); err != nil {
+		return fail(fmt.Errorf("qemu: runtime directory: %w", err))
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: paths.ControlSocket, Net: "unix"})
+	if err != nil {
+		return fail(fmt.Errorf("qemu: control socket: %w", err))
+	}
+	defer ln.Close()
+	if err := os.Chown(paths.ControlSocket, int(p.o.UID), int(p.o.GID)); err != nil {
+		return fail(fmt.Errorf("qemu: control socket: %w", err))
+	}
+	argv, err := spec.QEMU(cfg, host)
+	if err != nil {
+		return fail(fmt.Errorf("qemu: %w", err))
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = paths.Dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = b.log, b.log
+	cmd.ExtraFiles = files
+	cred := &syscall.Credential{Uid: p.o.UID, Gid: p.o.GID}
+	if accel == "kvm" {
+		if g, err := user.LookupGroup("kvm"); err == nil {
+			if gid, err := strconv.Atoi(g.Gid); err == nil {
+				cred.Groups = []uint32{uint32(gid)}
+			}
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+	b.cmd = cmd
+	b.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return fail(fmt.Errorf("qemu: starting %s: %w", argv[0], err))
+	}
+	exited := make(chan struct{})
+	go b.monitor(exited)
+
+	conn, err := accept(ctx, ln, exited, p.o.BootTimeout)
+	if err != nil {
+		b.stop(sandbox.ExitSetup, err.Error())
+		<-b.done
+		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
+	}
+	os.Remove(paths.ControlSocket)
+	b.conn = conn
+	timer := time.AfterFunc(lim.Deadline, func() {
+		b.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", lim.Deadline))
+	})
+	stopCtx := context.AfterFunc(ctx, func() { b.stop(sandbox.ExitKilled, "start context ended") })
+	go func() {
+		<-b.done
+		timer.Stop()
+		stopCtx()
+	}()
+	return b, nil
+}
+
+// vmConfig is the config the command line is synthesised from: the
+// provider's, with the image files replaced by QEMU's inherited
+// descriptors, and defaults where :microvm says nothing.
+func (p *Provider) vmConfig(lim sandbox.Limits) *config.Config {
+	var cfg config.Config
+	if p.o.Config != nil {
+		cfg = *p.o.Config
+	}
+	var vm config.MicroVM
+	if cfg.MicroVM != nil {
+		vm = *cfg.MicroVM
+	}
+	vm.Kernel.Image = fdKernel
+	vm.Rootfs = config.Rootfs{Image: fdRootfs, RO: true}
+	if vm.Resources.VCPUs <= 0 {
+		vm.Resources.VCPUs = 1
+	}
+	if vm.Resources.MemMB <= 0 {
+		vm.Resources.MemMB = int(lim.MemoryBytes >> 20)
+	}
+	cfg.MicroVM = &vm
+	if cfg.AgentID == "" {
+		cfg.AgentID = "ccos"
+	}
+	return &cfg
+}
+
+// openMeasured opens the image files and measures them through the open
+// descriptors that QEMU inherits, so what boots is what was measured even
+// if a path is replaced in between.
+func openMeasured(img Image) ([]*os.File, map[string]string, error) {
+	var files []*os.File
+	meas := map[string]string{}
+	for _, a := range []struct{ name, path string }{{"kernel", img.Kernel}, {"initrd", img.Initrd}, {"rootfs", img.Rootfs}} {
+		f, err := os.Open(a.path)
+		if err != nil {
+			closeAll(files)
+			return nil, nil, fmt.Errorf("qemu: guest %s: %w", a.name, err)
+		}
+		files = append(files, f)
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			closeAll(files)
+			return nil, nil, fmt.Errorf("qemu: guest %s %s is not a regular file", a.name, a.path)
+		}
+		if fi.Mode().Perm()&0o004 == 0 {
+			closeAll(files)
+			return nil, nil, fmt.Errorf("qemu: guest %s %s is not world-readable; QEMU runs unprivileged and must read it (chmod 0644)", a.name, a.path)
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+			closeAll(files)
+			return nil, nil, fmt.Errorf("qemu: measuring %s: %w", a.path, err)
+		}
+		meas[a.name] = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	return files, meas, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// prepareDirs makes the runtime directory traversable and the VM's own
+// directory QEMU's.
+func prepareDirs(root, vmDir string, uid, gid uint32) error {
+	if err := os.Chmod(root, 0o711); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(vmDir, 0o700); err != nil {
+		return err
+	}
+	for d := vmDir; d != root && len(d) > len(root); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(vmDir, 0o700); err != nil {
+		return err
+	}
+	return os.Chown(vmDir, int(uid), int(gid))
+}
+
+// accept waits for QEMU's connection to the control socket.
+func accept(ctx context.Context, ln *net.UnixListener, exited <-chan struct{}, timeout time.Duration) (*net.UnixConn, error) {
+	type result struct {
+		c   *net.UnixConn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := ln.AcceptUnix()
+		ch <- result{c, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("control socket: %w", r.err)
+		}
+		return r.c, nil
+	case <-exited:
+		ln.Close()
+		return nil, errors.New("QEMU exited before connecting the control channel")
+	case <-t.C:
+		ln.Close()
+		return nil, fmt.Errorf("QEMU did not connect the control channel within %v", timeout)
+	case <-ctx.Done():
+		ln.Close()
+		return nil, context.Cause(ctx)
+	}
+}
+
+func logSuffix(log []byte) string {
+	if len(log) == 0 {
+		return ""
+	}
+	if len(log) > 2000 {
+		log = log[len(log)-2000:]
+	}
+	return "\nQEMU and console log:\n" + string(log)
+}
+
+// box is one running VM.
+type box struct {
+	id, dir, qmpPath, serialLog string
+	lim                         sandbox.Limits
+	meas                        map[string]string
+	cmd                         *exec.Cmd
+	conn                        *net.UnixConn
+	log                         *sandbox.LogBuffer
+	started                     time.Time
+
+	done chan struct{}
+	err  error
+
+	stopOnce   sync.Once
+	mu         sync.Mutex
+	stopReason sandbox.ExitReason
+	stopDetail string
+}
+
+// Control returns the host end of the virtio-serial control port.
+func (b *box) Control() io.ReadWriteCloser { return b.conn }
+
+// Measurements returns the host's measurements of the booted image.
+func (b *box) Measurements() map[string]string {
+	out := make(map[string]string, len(b.meas))
+	for k, v := range b.meas {
+		out[k] = v
+	}
+	return out
+}
+
+// Wait waits until QEMU has exited and the VM's files are removed.
+func (b *box) Wait() error {
+	<-b.done
+	return b.err
+}
+
+// Kill ends the VM and waits for the cleanup.
+func (b *box) Kill() error {
+	b.stop(sandbox.ExitKilled, "killed by the host")
+	<-b.done
+	return nil
+}
+
+// Log returns QEMU's own messages and, once it has exited, the guest
+// console, bounded by Limits.LogBytes.
+func (b *box) Log() []byte { return b.log.Bytes() }
+
+// stop ends the VM once, remembering why: QMP "quit" first, then SIGKILL
+// to QEMU's process group if it is still there a second later.
+func (b *box) stop(reason sandbox.ExitReason, detail string) {
+	b.stopOnce.Do(func() {
+		b.mu.Lock()
+		b.stopReason, b.stopDetail = reason, detail
+		b.mu.Unlock()
+		go func() {
+			if err := quit(b.qmpPath); err == nil {
+				select {
+				case <-b.done:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+			_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+		}()
+	})
+}
+
+// quit asks QEMU to exit over its monitor socket.
+func quit(path string) error {
+	m, err := qmp.NewSocketMonitor("unix", path, 500*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	if err := m.Connect(); err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	_, err = m.Run([]byte(`{"execute":"quit"}`))
+	return err
+}
+
+// monitor waits for QEMU, collects the console log and removes the VM's
+// directory.
+func (b *box) monitor(exited chan<- struct{}) {
+	waitErr := b.cmd.Wait()
+	close(exited)
+	b.stopOnce.Do(func() {})
+	if f, err := os.Open(b.serialLog); err == nil {
+		io.Copy(b.log, io.LimitReader(f, b.lim.LogBytes))
+		f.Close()
+	}
+	cleanupErr := os.RemoveAll(b.dir)
+	b.err = b.classify(waitErr)
+	if b.err == nil && cleanupErr != nil {
+		b.err = fmt.Errorf("qemu sandbox %q: cleanup: %w", b.id, cleanupErr)
+	}
+	close(b.done)
+}
+
+// classify says how the VM ended: a host decision first, then QEMU's exit.
+// QEMU exits 0 when the guest powers off.
+func (b *box) classify(waitErr error) error {
+	b.mu.Lock()
+	reason, detail := b.stopReason, b.stopDetail
+	b.mu.Unlock()
+	if reason != "" {
+		return &sandbox.ExitError{Reason: reason, Status: int(syscall.SIGKILL), Detail: detail}
+	}
+	ps := b.cmd.ProcessState
+	if ps == nil {
+		return &sandbox.ExitError{Reason: sandbox.ExitSetup, Status: -1, Detail: fmt.Sprint(waitErr)}
+	}
+	if ps.Success() {
+		return nil
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return &sandbox.ExitError{Reason: sandbox.ExitSignal, Status: int(ws.Signal()), Detail: "QEMU was killed"}
+	}
+	return &sandbox.ExitError{Reason: sandbox.ExitStatus, Status: ps.ExitCode(), Detail: "QEMU failed"}
+}
