@@ -75,6 +75,7 @@ func run() error {
 	if err := mountBase(); err != nil {
 		return err
 	}
+	mark("init started")
 	p, err := readParams("/proc/cmdline")
 	if err != nil {
 		return err
@@ -82,10 +83,12 @@ func run() error {
 	if err := loadModules("/lib/modules/order"); err != nil {
 		return err
 	}
+	mark("modules loaded")
 	port, err := findPort(p.control, 10*time.Second)
 	if err != nil {
 		return err
 	}
+	mark("control port " + port)
 	if p.rootfs != "" {
 		m, err := mountStore(p)
 		if err != nil {
@@ -96,6 +99,7 @@ func run() error {
 	if err := mountWorkdir(p.workdirMB); err != nil {
 		return err
 	}
+	mark("ready")
 	f, err := os.OpenFile(port, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("open control port: %w", err)
@@ -108,6 +112,14 @@ func run() error {
 
 // console is the kernel console, once devtmpfs is mounted.
 var console io.Writer = os.Stderr
+
+// mark logs a boot milestone with the guest's uptime, so the console log
+// shows where boot time goes.
+func mark(what string) {
+	up, _ := os.ReadFile("/proc/uptime")
+	t, _, _ := strings.Cut(string(up), " ")
+	logf("ccos-init: %s at %ss", what, t)
+}
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(console, format+"\n", args...)
