@@ -1,0 +1,52 @@
+//go:build linux
+
+package vminit
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseParams(t *testing.T) {
+	p, err := parseParams("console=ttyS0 quiet root=/dev/vda ro rootfstype=squashfs ccos.control=virtio-serial:ctl ccos.workdir_mb=32\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.control != "ctl" || p.rootfs != "/dev/vda" || p.rootfsFS != "squashfs" || p.workdirMB != 32 {
+		t.Errorf("parsed %+v", p)
+	}
+	p, err = parseParams("quiet")
+	if err != nil || p.control != "ctl" || p.rootfs != "" || p.workdirMB != 64 {
+		t.Errorf("defaults: %+v %v", p, err)
+	}
+	for _, bad := range []string{
+		"ccos.control=vsock:1024",         // not this transport
+		"ccos.control=virtio-serial:../x", // a path
+		"ccos.workdir_mb=0",
+		"ccos.workdir_mb=lots",
+		"ccos.unknown=1",
+		"root=/etc/passwd",
+	} {
+		if _, err := parseParams(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseParams(f *testing.F) {
+	for _, s := range []string{"root=/dev/vda ccos.control=virtio-serial:ctl", "ccos.workdir_mb=9", "a=b=c ccos.x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseParams(s)
+		if err != nil {
+			return
+		}
+		if p.control == "" || strings.ContainsAny(p.control, "/\x00") || p.workdirMB <= 0 {
+			t.Fatalf("accepted %q as %+v", s, p)
+		}
+		if p.rootfs != "" && !strings.HasPrefix(p.rootfs, "/dev/") {
+			t.Fatalf("accepted rootfs %q", p.rootfs)
+		}
+	})
+}

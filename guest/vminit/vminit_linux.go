@@ -1,0 +1,330 @@
+//go:build linux
+
+// Package vminit is the setup of a ccos microVM guest, run by its /init
+// (cmd/ccos-init) as PID 1: the first and only program the guest kernel
+// runs. `go generate ./image/initbin` builds cmd/ccos-init static and
+// `ccos image build` puts it into the initramfs.
+//
+// Setup prepares the machine:
+//
+//  1. mounts devtmpfs, proc and sysfs, and makes /dev/console its standard
+//     error (the host sends the console to a log file);
+//  2. loads the kernel modules listed in /lib/modules/order, in that order
+//     (virtio_ring, virtio, virtio_mmio, then the device drivers);
+//  3. finds the virtio-serial port the host named on the kernel command
+//     line (ccos.control=virtio-serial:NAME) under /sys/class/virtio-ports;
+//  4. measures the rootfs block device (root=/dev/vda) with sha256 and
+//     mounts it read-only at /store (rootfstype=, squashfs by default);
+//     /capabilities points into it;
+//  5. mounts a size-limited tmpfs at the guest workdir (ccos.workdir_mb=N).
+//
+// Main runs Setup, serves the control protocol on the port and powers the
+// machine off when the session ends.
+//
+// Nothing here is trusted by the host: the measurement is the guest's claim
+// and the host compares it with its own measurement of the same image.
+
+package vminit
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ccos-project/ccos/guest"
+	"golang.org/x/sys/unix"
+)
+
+// bootParams are the ccos.* kernel command-line parameters.
+type bootParams struct {
+	control   string // virtio-serial port name
+	rootfs    string // block device holding the read-only store
+	rootfsFS  string // its filesystem type
+	workdirMB int
+}
+
+// Env is what Setup prepared.
+type Env struct {
+	// Port is the control channel's device, open read-write.
+	Port *os.File
+	// Measurements are the guest's own measurements ("rootfs").
+	Measurements map[string]string
+}
+
+// Main is the whole life of a guest's PID 1: Setup, then serve on the
+// control port (serve gets the guest's measurements through
+// guest.Measurements), then power off. It never returns.
+func Main(serve func(conn io.ReadWriteCloser) int) {
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "ccos-init: this is the /init of a ccos microVM guest and must run as PID 1")
+		os.Exit(2)
+	}
+	code := 1
+	env, err := Setup()
+	if err == nil {
+		guest.Measurements = env.Measurements
+		if status := serve(env.Port); status != 0 {
+			err = fmt.Errorf("guest agent ended with status %d", status)
+		}
+	}
+	if err != nil {
+		logf("ccos-init: %v", err)
+	} else {
+		code = 0
+	}
+	logf("ccos-init: exit %d", code)
+	PowerOff()
+}
+
+// PowerOff syncs and powers the machine off; it never returns.
+func PowerOff() {
+	unix.Sync()
+	// Power-off needs ACPI, which the host keeps on; if it fails there is
+	// nothing left to do but halt.
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		logf("ccos-init: power off: %v", err)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// Setup prepares the machine (see the package comment).
+func Setup() (*Env, error) {
+	if err := mountBase(); err != nil {
+		return nil, err
+	}
+	mark("init started")
+	p, err := readParams("/proc/cmdline")
+	if err != nil {
+		return nil, err
+	}
+	if err := loadModules("/lib/modules/order"); err != nil {
+		return nil, err
+	}
+	mark("modules loaded")
+	port, err := findPort(p.control, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	mark("control port " + port)
+	env := &Env{}
+	if p.rootfs != "" {
+		m, err := mountStore(p)
+		if err != nil {
+			return nil, err
+		}
+		env.Measurements = map[string]string{"rootfs": m}
+	}
+	if err := mountWorkdir(p.workdirMB); err != nil {
+		return nil, err
+	}
+	mark("ready")
+	if env.Port, err = os.OpenFile(port, os.O_RDWR, 0); err != nil {
+		return nil, fmt.Errorf("open control port: %w", err)
+	}
+	return env, nil
+}
+
+// console is the kernel console, once devtmpfs is mounted.
+var console io.Writer = os.Stderr
+
+// mark logs a boot milestone with the guest's uptime, so the console log
+// shows where boot time goes.
+func mark(what string) {
+	up, _ := os.ReadFile("/proc/uptime")
+	t, _, _ := strings.Cut(string(up), " ")
+	logf("ccos-init: %s at %ss", what, t)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(console, format+"\n", args...)
+}
+
+func mountBase() error {
+	for _, m := range []struct{ src, dst, fstype, data string }{
+		{"devtmpfs", "/dev", "devtmpfs", "mode=0755"},
+		{"proc", "/proc", "proc", ""},
+		{"sysfs", "/sys", "sysfs", ""},
+	} {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.src, m.dst, m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		console = c
+		// The guest agent writes its diagnostics to standard error.
+		_ = unix.Dup2(int(c.Fd()), 2)
+	}
+	return nil
+}
+
+func readParams(path string) (bootParams, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return bootParams{}, err
+	}
+	return parseParams(string(b))
+}
+
+// parseParams reads the ccos.* words of a kernel command line.
+func parseParams(cmdline string) (bootParams, error) {
+	p := bootParams{control: "ctl", rootfsFS: "squashfs", workdirMB: 64}
+	for _, w := range strings.Fields(cmdline) {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "root":
+			p.rootfs = v
+			continue
+		case "rootfstype":
+			p.rootfsFS = v
+			continue
+		}
+		if !strings.HasPrefix(k, "ccos.") {
+			continue
+		}
+		switch k {
+		case "ccos.control":
+			name, ok := strings.CutPrefix(v, "virtio-serial:")
+			if !ok {
+				return p, fmt.Errorf("kernel command line: ccos.control=%q: this init speaks virtio-serial:NAME", v)
+			}
+			p.control = name
+		case "ccos.workdir_mb":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 || n > 1<<16 {
+				return p, fmt.Errorf("kernel command line: bad ccos.workdir_mb=%q", v)
+			}
+			p.workdirMB = n
+		default:
+			return p, fmt.Errorf("kernel command line: unknown parameter %s", k)
+		}
+	}
+	if p.control == "" || strings.ContainsAny(p.control, "/\x00") {
+		return p, fmt.Errorf("kernel command line: bad ccos.control=%q", p.control)
+	}
+	if p.rootfs != "" && !strings.HasPrefix(p.rootfs, "/dev/") {
+		return p, fmt.Errorf("kernel command line: root=%q is not a device", p.rootfs)
+	}
+	return p, nil
+}
+
+// loadModules loads each module file listed in order; a module that is
+// already loaded (built in) is fine.
+func loadModules(order string) error {
+	f, err := os.Open(order)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		path := strings.TrimSpace(sc.Text())
+		if path == "" || strings.HasPrefix(path, "#") {
+			continue
+		}
+		if err := loadModule(path); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func loadModule(path string) error {
+	m, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("module: %w", err)
+	}
+	defer m.Close()
+	if err := unix.FinitModule(int(m.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("load module %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// findPort waits for the virtio-serial port called name and returns its
+// device path.
+func findPort(name string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "name"))
+			if err != nil || strings.TrimSpace(string(b)) != name {
+				continue
+			}
+			dev := "/dev/" + filepath.Base(d)
+			if _, err := os.Stat(dev); err == nil {
+				return dev, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no virtio-serial port named %q appeared within %v", name, wait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// mountStore measures the rootfs device and mounts it read-only at /store.
+func mountStore(p bootParams) (string, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(p.rootfs); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("rootfs device %s did not appear", p.rootfs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	dev, err := os.Open(p.rootfs)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, dev)
+	dev.Close()
+	if err != nil {
+		return "", fmt.Errorf("measure %s: %w", p.rootfs, err)
+	}
+	sum := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if err := os.MkdirAll("/store", 0o755); err != nil {
+		return "", err
+	}
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NODEV | unix.MS_NOSUID)
+	if err := unix.Mount(p.rootfs, "/store", p.rootfsFS, flags, ""); err != nil {
+		return "", fmt.Errorf("mount %s (%s) read-only at /store: %w", p.rootfs, p.rootfsFS, err)
+	}
+	if _, err := os.Lstat("/capabilities"); errors.Is(err, os.ErrNotExist) {
+		_ = os.Symlink("/store/capabilities", "/capabilities")
+	}
+	return sum, nil
+}
+
+func mountWorkdir(mb int) error {
+	if err := os.MkdirAll(guest.Workdir, 0o755); err != nil {
+		return err
+	}
+	data := fmt.Sprintf("size=%dm,mode=0700", mb)
+	if err := unix.Mount("tmpfs", guest.Workdir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		return fmt.Errorf("mount workdir: %w", err)
+	}
+	return nil
+}
