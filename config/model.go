@@ -162,6 +162,9 @@ const (
 type Orchestrator struct {
 	Isolation Isolation `rtfs:"isolation"`
 	DLP       DLP       `rtfs:"dlp"`
+	// ReplayOnCrash lets the supervisor replay a plan once in a fresh
+	// guest after its guest crashed.
+	ReplayOnCrash bool `rtfs:"replay_on_crash"`
 }
 
 // Isolation selects the sandbox and its file system.
