@@ -9,11 +9,50 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // builderVersion takes part in every cache key; bump it when the builder
 // lays out the same inputs differently.
 const builderVersion = "ccos-image-builder/1"
+
+// buildPrefix starts the names of the temporary directories that Cached
+// builds in.
+const buildPrefix = ".build-"
+
+// staleBuildAge is how old a temporary build directory must be for Cached to
+// take it for the leftover of a builder that died: builds take well under a
+// second.
+const staleBuildAge = time.Hour
+
+// removeStaleBuilds removes the temporary build directories of root last
+// modified before cutoff. It is best effort: what it cannot remove stays.
+func removeStaleBuilds(root string, cutoff time.Time) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), buildPrefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
+}
+
+// DefaultCacheRoot is where images are cached unless a caller says
+// otherwise: ccos/images in the user's cache directory ($XDG_CACHE_HOME,
+// else ~/.cache).
+func DefaultCacheRoot() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("image cache: %w", err)
+	}
+	return filepath.Join(dir, "ccos", "images"), nil
+}
 
 // Key returns the cache key of in: the hex sha256 over every byte the image
 // is built from (init, kernel, each module, config, the capabilities tree
@@ -83,7 +122,8 @@ func Cached(ctx context.Context, in Inputs, cacheRoot string) (*Image, error) {
 	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
-	tmp, err := os.MkdirTemp(cacheRoot, ".build-")
+	removeStaleBuilds(cacheRoot, time.Now().Add(-staleBuildAge))
+	tmp, err := os.MkdirTemp(cacheRoot, buildPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}

@@ -170,6 +170,14 @@ func TestBuildReproducible(t *testing.T) {
 			t.Errorf("%s differs between two builds of the same inputs", f)
 		}
 	}
+	// Building over an image replaces it with the same bytes.
+	again, err := Build(context.Background(), in, a.Dir)
+	if err != nil || again.Measurements != a.Measurements {
+		t.Fatalf("rebuilt in place: %+v, %v", again, err)
+	}
+	if entries, _ := os.ReadDir(a.Dir); len(entries) != 4 {
+		t.Errorf("%s holds %d files, want 4", a.Dir, len(entries))
+	}
 	in.Epoch++
 	c, err := Build(context.Background(), in, filepath.Join(t.TempDir(), "c"))
 	if err != nil {
@@ -289,9 +297,29 @@ func TestCached(t *testing.T) {
 		}
 		keys[k] = name
 	}
+	// A dead builder's leftovers go when the next image is built.
+	stale, fresh := filepath.Join(root, buildPrefix+"dead"), filepath.Join(root, buildPrefix+"running")
+	for _, d := range []string{stale, fresh} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleBuildAge)
+	os.Chtimes(stale, old, old)
+	in.Epoch++
+	if _, err := Cached(ctx, in, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("a stale build directory was kept")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a recent build directory was removed")
+	}
+	os.Remove(fresh)
 	entries, _ := os.ReadDir(root)
-	if len(entries) != 1 {
-		t.Errorf("cache holds %d entries, want 1 (no temporary directories left)", len(entries))
+	if len(entries) != 2 {
+		t.Errorf("cache holds %d entries, want 2 (no temporary directories left)", len(entries))
 	}
 }
 
@@ -376,6 +404,13 @@ func TestOpenVerify(t *testing.T) {
 		if _, err := Open(dir); !errors.Is(err, ErrManifest) {
 			t.Errorf("%s: Open: %v", name, err)
 		}
+	}
+}
+
+func TestDefaultCacheRoot(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", "/var/cache/u")
+	if got, err := DefaultCacheRoot(); err != nil || got != "/var/cache/u/ccos/images" {
+		t.Fatalf("DefaultCacheRoot = %q, %v", got, err)
 	}
 }
 
