@@ -29,6 +29,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "go generate ./sandbox/wasm:", err)
 		os.Exit(1)
 	}
+	// It also embeds the microVM guest's /init for `ccos image build`.
+	gen = exec.Command("go", "generate", "../../image/initbin")
+	gen.Stderr = os.Stderr
+	if err := gen.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "go generate ./image/initbin:", err)
+		os.Exit(1)
+	}
 	// Static, as deployed: the gvisor provider runs this binary as the guest.
 	build := exec.Command("go", "build", "-o", ccosBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

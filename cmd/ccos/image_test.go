@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ccos-project/ccos/image"
+)
+
+// needImageTools skips the test when this host cannot build images.
+func needImageTools(t *testing.T) {
+	t.Helper()
+	if _, err := image.DefaultKernel(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs is not installed (Debian package squashfs-tools)")
+	}
+}
+
+func TestImageBuild(t *testing.T) {
+	needImageTools(t)
+	minimal := filepath.Join("..", "..", "examples", "minimal.rtfs")
+	microvm := filepath.Join("..", "..", "examples", "microvm.rtfs")
+	caps := t.TempDir()
+	writeFile(t, filepath.Join(caps, "echo.rtfs"), "{:id \"echo\"}\n")
+
+	// Text output: three lines, one per image, reproducible across builds.
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	outA, errA, code := runCCOS(t, "", "image", "build", "--config", minimal, "--out", a, "--capabilities", caps)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errA)
+	}
+	outB, _, _ := runCCOS(t, "", "image", "build", "--config", minimal, "--out", b, "--capabilities", caps)
+	lines := strings.Split(strings.TrimSpace(outA), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "kernel     sha256:") || !strings.HasSuffix(lines[2], filepath.Join(a, image.RootfsFile)) {
+		t.Fatalf("output:\n%s", outA)
+	}
+	if strings.ReplaceAll(outA, a, "DIR") != strings.ReplaceAll(outB, b, "DIR") {
+		t.Fatalf("two builds measure differently:\n%s\n%s", outA, outB)
+	}
+
+	// JSON output, and the config's NIC brings the virtio_net driver.
+	out, stderr, code := runCCOS(t, "", "image", "build", "--config", microvm, "--out", t.TempDir(), "--json", "--epoch", "1700000000")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep imageReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !slices.Contains(rep.Manifest.Modules, "virtio_net") || rep.Manifest.Epoch != 1700000000 {
+		t.Fatalf("manifest %+v", rep.Manifest)
+	}
+	for path, want := range map[string]string{rep.Kernel: rep.Measurements.Kernel, rep.Initramfs: rep.Measurements.Initramfs, rep.Rootfs: rep.Measurements.Rootfs} {
+		if got, err := image.Measure(path); err != nil || got != want {
+			t.Errorf("%s measures %s (%v), reported %s", path, got, err, want)
+		}
+	}
+}
+
+func TestImageBuildErrors(t *testing.T) {
+	needImageTools(t)
+	minimal := filepath.Join("..", "..", "examples", "minimal.rtfs")
+	invalid := writeTemp(t, "bad.rtfs", `{:version "0.1" :agent-id "a" :orchestrator {:isolation {:mode :microvm}}
+ :microvm {:kernel {:image "k" :cmdline ""} :rootfs {:image "r" :ro true} :resources {:vcpus 0 :mem_mb 128}
+           :devices {:nic {:enabled false} :vsock {:enabled true :cid 3}} :attestation {:enabled false}}}`)
+	script := writeTemp(t, "init.sh", "#!/bin/sh\n")
+	out := filepath.Join(t.TempDir(), "out")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no out", []string{"--config", minimal}, 2, `"out" not set`},
+		{"no config", []string{"--out", out}, 2, `"config" not set`},
+		{"missing config", []string{"--config", "no-such.rtfs", "--out", out}, 1, "no-such.rtfs"},
+		{"invalid config", []string{"--config", invalid, "--out", out}, 1, "INVALID_VCPUS"},
+		{"missing kernel", []string{"--config", minimal, "--out", out, "--kernel", "/nonexistent/vmlinuz-1"}, 1, "guest kernel not found: stat /nonexistent/vmlinuz-1"},
+		{"missing capabilities", []string{"--config", minimal, "--out", out, "--capabilities", "/nonexistent/caps"}, 1, "/nonexistent/caps"},
+		{"init not ELF", []string{"--config", minimal, "--out", out, "--init", script}, 1, "invalid /init binary: not an ELF file"},
+		{"bad epoch", []string{"--config", minimal, "--out", out, "--epoch", "-1"}, 2, "--epoch -1"},
+		{"extra argument", []string{minimal, "--out", out}, 2, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := runCCOS(t, "", append([]string{"image", "build"}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d naming %q", code, stderr, tt.code, tt.want)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("refused builds created %s", out)
+	}
+	t.Run("bad SOURCE_DATE_EPOCH", func(t *testing.T) {
+		t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
+		_, stderr, code := runCCOS(t, "", "image", "build", "--config", minimal, "--out", out)
+		if code != 2 || !strings.Contains(stderr, "SOURCE_DATE_EPOCH") {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	})
+}
