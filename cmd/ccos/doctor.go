@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/ccos-project/ccos/sandbox"
@@ -10,6 +11,7 @@ import (
 
 func init() {
 	var asJSON bool
+	var cfgPath string
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Report which sandbox providers can run on this host, and why not",
@@ -19,6 +21,17 @@ func init() {
 				Provider  string `json:"provider"`
 				Available bool   `json:"available"`
 				Reason    string `json:"reason"`
+			}
+			res, err := loadRunConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if res.Diags.HasErrors() {
+				printDiags(cmd.ErrOrStderr(), res.Diags)
+				return rejected(fmt.Sprintf("ccos doctor: the agent config %s is invalid", res.File))
+			}
+			if err := prepareProviders(io.Discard, res.Config, cfgPath); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "ccos doctor: %v\n", err)
 			}
 			var entries []entry
 			for _, p := range sandbox.Providers() {
@@ -41,5 +54,6 @@ func init() {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cmd.Flags().StringVar(&cfgPath, "config", "", "agent config the VM providers are prepared for (default: "+defaultConfig+")")
 	rootCmd.AddCommand(cmd)
 }

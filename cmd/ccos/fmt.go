@@ -71,10 +71,13 @@ func init() {
 }
 
 // writeFileAtomic replaces path with data through a temporary file in the
-// same directory, so that readers never see a partial file.
+// same directory, so that readers never see a partial file. A new file
+// gets mode 0644, an existing one keeps its mode.
 func writeFileAtomic(path string, data []byte) error {
-	info, err := os.Stat(path)
-	if err != nil {
+	mode := os.FileMode(0o644)
+	if info, err := os.Stat(path); err == nil {
+		mode = info.Mode().Perm()
+	} else if !os.IsNotExist(err) {
 		return err
 	}
 	tmp, err := os.CreateTemp(dirOf(path), ".ccos-fmt-*")
@@ -86,7 +89,7 @@ func writeFileAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	// embeds the guest module that go generate ./sandbox/wasm builds.
 	_ "github.com/ccos-project/ccos/sandbox/firecracker"
 	_ "github.com/ccos-project/ccos/sandbox/gvisor"
+	_ "github.com/ccos-project/ccos/sandbox/qemu"
 	_ "github.com/ccos-project/ccos/sandbox/wasm"
 	"github.com/spf13/cobra"
 )

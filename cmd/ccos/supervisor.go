@@ -101,11 +101,11 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 		printDiags(stderr, res.Diags)
 		return rejected(fmt.Sprintf("ccos supervisor: the agent config %s is invalid", res.File))
 	}
-	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
-	if err != nil {
+	if err := prepareProviders(stderr, res.Config, o.cfgPath); err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
-	if err := prepareProvider(prov, res.Config, o.cfgPath); err != nil {
+	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
+	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	var pool *sandbox.Pool

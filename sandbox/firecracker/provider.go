@@ -27,6 +27,10 @@ import (
 
 func init() { sandbox.Register(New(Options{})) }
 
+// Configure replaces the provider's options; cmd/ccos calls it on the
+// registered provider once it knows the config.
+func (p *Provider) Configure(o Options) { *p = *New(o) }
+
 // KVMDevice is the device Firecracker needs.
 const KVMDevice = "/dev/kvm"
 

@@ -56,6 +56,10 @@ type Options struct {
 	// Image returns the guest image to boot; nil makes the provider
 	// unavailable (there is nothing to boot).
 	Image func(ctx context.Context) (Image, error)
+	// ImageReady, when set, tells Available whether Image can deliver
+	// without building anything (the kernel and tools are installed), and
+	// if not, why.
+	ImageReady func() (bool, string)
 	// Binary is the QEMU program; "qemu-system-x86_64" from PATH when
 	// empty.
 	Binary string
@@ -120,8 +124,16 @@ func (p *Provider) Available() (bool, string) {
 	if p.o.Image == nil {
 		return false, "no guest image source configured (ccos builds one from the installed Debian kernel; install linux-image-cloud-amd64)"
 	}
+	image := "guest image"
+	if p.o.ImageReady != nil {
+		ok, why := p.o.ImageReady()
+		if !ok {
+			return false, why
+		}
+		image = why
+	}
 	accel, why := p.accel()
-	return true, fmt.Sprintf("%s, accelerator %s (%s)", p.binary(), accel, why)
+	return true, fmt.Sprintf("%s, accelerator %s (%s); %s", p.binary(), accel, why, image)
 }
 
 // accel chooses the accelerator and says why.
