@@ -58,6 +58,9 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	if root == "" {
 		root = os.TempDir()
 	}
+	if err := reachable(root); err != nil {
+		return nil, fmt.Errorf("qemu: runtime directory: %w", err)
+	}
 	dir, err := os.MkdirTemp(root, "ccos-q")
 	if err != nil {
 		return nil, fmt.Errorf("qemu: runtime directory: %w", err)
@@ -193,6 +196,27 @@ func openMeasured(img Image) ([]*os.File, map[string]string, error) {
 func closeAll(files []*os.File) {
 	for _, f := range files {
 		f.Close()
+	}
+}
+
+// reachable checks that every directory from / to dir lets others
+// traverse it: QEMU runs unprivileged and must reach its sockets.
+func reachable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is not reachable by QEMU's unprivileged user (it lacks the others-execute bit); choose another runtime directory or chmod o+x it", d)
+		}
+		if d == "/" {
+			return nil
+		}
 	}
 }
 

@@ -1,0 +1,83 @@
+//go:build linux
+
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/ccos-project/ccos/image"
+)
+
+// Images built once for all tests: the real guest (cmd/ccos-init) and the
+// hostile test guest in its two modes.
+var images = map[string]Image{}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		fmt.Fprintf(os.Stderr, "qemu tests need qemu-system-x86_64: install the Debian packages %s (scripts/test does): %v\n", DebianPackages, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "ccos-qemu-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := buildImages(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "qemu tests:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func buildImages(dir string) error {
+	cfg := filepath.Join(dir, "agent.rtfs")
+	if err := os.WriteFile(cfg, []byte(`(profile:minimal "agent.qemu-test")`+"\n"), 0o644); err != nil {
+		return err
+	}
+	bins := map[string]string{"ccos-init": "github.com/ccos-project/ccos/cmd/ccos-init", "hostile": "./testdata/hostile"}
+	inits := map[string][]byte{}
+	for name, pkg := range bins {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		inits[name] = b
+	}
+	for _, v := range []struct{ name, init, mode string }{
+		{"guest", "ccos-init", ""}, {"escape", "hostile", "escape"}, {"hold", "hostile", "hold"},
+	} {
+		in := image.Inputs{Init: inits[v.init], ConfigFile: cfg}
+		if v.mode != "" {
+			caps := filepath.Join(dir, "caps-"+v.name)
+			if err := os.MkdirAll(caps, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(caps, "mode"), []byte(v.mode), 0o644); err != nil {
+				return err
+			}
+			in.CapabilitiesDir = caps
+		}
+		img, err := image.Build(context.Background(), in, filepath.Join(dir, "img-"+v.name))
+		if err != nil {
+			return fmt.Errorf("building the %s image: %w", v.name, err)
+		}
+		images[v.name] = Image{Kernel: img.Kernel, Initrd: img.Initramfs, Rootfs: img.Rootfs}
+	}
+	return nil
+}

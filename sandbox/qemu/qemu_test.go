@@ -1,0 +1,249 @@
+//go:build linux
+
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/governance"
+	"github.com/ccos-project/ccos/orchestrator"
+	"github.com/ccos-project/ccos/plan"
+	"github.com/ccos-project/ccos/rtfs"
+	"github.com/ccos-project/ccos/sandbox"
+)
+
+func provider(name string, cfg *config.Config) *Provider {
+	img := images[name]
+	return New(Options{Config: cfg, Image: func(context.Context) (Image, error) { return img, nil }})
+}
+
+func TestAvailable(t *testing.T) {
+	if ok, why := provider("guest", nil).Available(); !ok || !strings.Contains(why, "accelerator") {
+		t.Errorf("Available() = %v, %q", ok, why)
+	}
+	if ok, why := New(Options{}).Available(); ok || !strings.Contains(why, "image") {
+		t.Errorf("without an image: %v, %q", ok, why)
+	}
+	if ok, why := New(Options{Binary: "/nonexistent/qemu", Image: provider("guest", nil).o.Image}).Available(); ok || !strings.Contains(why, DebianPackages) {
+		t.Errorf("without QEMU: %v, %q", ok, why)
+	}
+}
+
+// A plan runs in a real VM end to end: steps, a workdir file, output; the
+// host's measurements and the guest's claim agree.
+func TestPlanEndToEnd(t *testing.T) {
+	src := `(plan "vm" :body (do
+	  (step "write" (call :ccos.io.write-file "note.txt" "inside the VM"))
+	  (step "read" (println "read back") (call :ccos.io.read-file "note.txt"))))`
+	p, err := plan.Read([]byte(src), "vm.rtfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := config.Load([]byte(`(-> (profile:minimal "agent.vm") (assoc-in [:capabilities :fs] {:enabled true :paths ["/work"]}) (assoc-in [:features] [:fs]))`), "cfg", config.RTFSEvaluator{})
+	if res.Diags.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	caps := capability.Builtins(nil)
+	adm, err := governance.Admit(p, res.Config, caps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{Plan: p, Admission: adm,
+		Provider: provider("guest", nil), Caps: caps, Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 60 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Error != nil || rtfs.Print(rep.Value) != `"inside the VM"` || rep.Output != "read back\n" {
+		t.Fatalf("report: value %s error %+v output %q", rtfs.Print(rep.Value), rep.Error, rep.Output)
+	}
+	if rep.Measurements["rootfs"] == "" || rep.Measurements["kernel"] == "" || rep.Measurements["initrd"] == "" {
+		t.Errorf("measurements: %v", rep.Measurements)
+	}
+	t.Logf("startup %v, total %v", rep.Startup, rep.Total)
+}
+
+// The VM cannot write its rootfs or device, sees no host files, shares
+// and network, and its workdir is bounded; QEMU itself runs unprivileged
+// under its seccomp filter.
+func TestEscapes(t *testing.T) {
+	p := provider("escape", nil)
+	sb, err := p.Start(context.Background(), sandbox.Spec{ID: "escape", Limits: sandbox.Limits{Deadline: 60 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Kill()
+	pid := sb.(*box).cmd.Process.Pid
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Uid:\t65534\t65534\t65534\t65534", "Seccomp:\t2"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("QEMU's /proc status lacks %q", want)
+		}
+	}
+	sc := bufio.NewScanner(sb.Control())
+	seen := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "done" {
+			break
+		}
+		seen++
+		if !strings.HasPrefix(line, "contained ") {
+			t.Errorf("%s", line)
+		} else {
+			t.Log(line)
+		}
+	}
+	if seen < 9 {
+		t.Fatalf("only %d checks reported (%v)\n%s", seen, sc.Err(), sb.Log())
+	}
+	sb.Control().Close()
+	if err := sb.Wait(); err != nil {
+		t.Errorf("wait: %v", err)
+	}
+}
+
+// A guest that never ends is killed at the deadline, and everything of the
+// VM is removed.
+func TestDeadline(t *testing.T) {
+	p := provider("hold", nil)
+	dir := runtimeDir(t)
+	p.o.RuntimeDir = dir
+	sb, err := p.Start(context.Background(), sandbox.Spec{ID: "hold", Limits: sandbox.Limits{Deadline: 3 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sb.Wait()
+	var ee *sandbox.ExitError
+	if !errors.As(err, &ee) || ee.Reason != sandbox.ExitDeadline {
+		t.Fatalf("wait: %v", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("runtime files left: %v", left)
+	}
+}
+
+// Kill ends a running VM through QMP (or SIGKILL) and cleans up.
+func TestKill(t *testing.T) {
+	p := provider("hold", nil)
+	dir := runtimeDir(t)
+	p.o.RuntimeDir = dir
+	sb, err := p.Start(context.Background(), sandbox.Spec{ID: "kill", Limits: sandbox.Limits{Deadline: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := sb.(*box).cmd.Process.Pid
+	sb.Kill()
+	var ee *sandbox.ExitError
+	if err := sb.Wait(); !errors.As(err, &ee) || ee.Reason != sandbox.ExitKilled {
+		t.Fatalf("wait: %v", err)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		t.Error("QEMU still runs")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("runtime files left: %v", left)
+	}
+}
+
+// With attestation on, a rootfs that differs from :expect_rootfs_hash is
+// refused before anything boots, and the error names both hashes.
+func TestAttestationMismatchRefusesBoot(t *testing.T) {
+	want := "sha256:" + strings.Repeat("ab", 32)
+	cfg := &config.Config{AgentID: "agent.att", MicroVM: &config.MicroVM{
+		Rootfs:      config.Rootfs{RO: true},
+		Resources:   config.Resources{VCPUs: 1, MemMB: 128},
+		Attestation: config.Attestation{Enabled: true, ExpectRootfsHash: &want}}}
+	p := provider("guest", cfg)
+	dir := runtimeDir(t)
+	p.o.RuntimeDir = dir
+	_, err := p.Start(context.Background(), sandbox.Spec{ID: "att"})
+	var ae *sandbox.AttestationError
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %v, want an attestation error", err)
+	}
+	got, _ := measureFile(images["guest"].Rootfs)
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), got) {
+		t.Errorf("error does not name both hashes: %v (actual %s)", err, got)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("something was set up: %v", left)
+	}
+	// The right hash boots.
+	cfg.MicroVM.Attestation.ExpectRootfsHash = &got
+	sb, err := p.Start(context.Background(), sandbox.Spec{ID: "att-ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Kill()
+	sb.Wait()
+}
+
+// A kernel QEMU cannot boot ends the sandbox with QEMU's own message in
+// the log; nothing hangs.
+func TestBadKernel(t *testing.T) {
+	img := images["guest"]
+	img.Kernel = img.Rootfs
+	p := New(Options{Image: func(context.Context) (Image, error) { return img, nil }})
+	sb, err := p.Start(context.Background(), sandbox.Spec{ID: "bad"})
+	if err != nil {
+		if !strings.Contains(err.Error(), "QEMU exited before connecting") {
+			t.Fatalf("err = %v", err)
+		}
+		return
+	}
+	if n, err := sb.Control().Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("read %d bytes from a guest that cannot boot (%v)", n, err)
+	}
+	var ee *sandbox.ExitError
+	if err := sb.Wait(); !errors.As(err, &ee) || ee.Reason != sandbox.ExitStatus || !strings.Contains(string(sb.Log()), "qemu") {
+		t.Errorf("wait: %v; log %s", err, sb.Log())
+	}
+}
+
+// A runtime directory QEMU's user cannot reach is refused with a clear
+// error.
+func TestRuntimeDirNotTraversable(t *testing.T) {
+	p := provider("guest", nil)
+	p.o.RuntimeDir = t.TempDir() // 0700, owned by root
+	_, err := p.Start(context.Background(), sandbox.Spec{ID: "perm"})
+	if err == nil || !strings.Contains(err.Error(), "not reachable") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// runtimeDir is a test directory QEMU's unprivileged user can traverse.
+func runtimeDir(t *testing.T) string {
+	dir := t.TempDir()
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func measureFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, meas, err := openMeasured(Image{Kernel: path, Initrd: path, Rootfs: path})
+	if err != nil {
+		return "", err
+	}
+	return meas["rootfs"], nil
+}

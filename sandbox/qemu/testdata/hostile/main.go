@@ -1,0 +1,121 @@
+//go:build linux
+
+// Command hostile is the /init of the qemu provider's escape tests. It sets
+// the VM up like the real init (package vminit), then does what
+// /store/capabilities/mode says:
+//
+//   - "escape": tries to get out of the VM and writes one line per attempt
+//     to the control port, "contained NAME: detail" or "ESCAPED NAME:
+//     detail", then "done", and powers off;
+//   - "hold": never answers and never powers off (for the deadline test).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ccos-project/ccos/guest/vminit"
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	env, err := vminit.Setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hostile: setup:", err)
+		vminit.PowerOff()
+	}
+	mode, _ := os.ReadFile("/store/capabilities/mode")
+	switch strings.TrimSpace(string(mode)) {
+	case "escape":
+		escape(env.Port)
+	case "hold":
+		for {
+			time.Sleep(time.Hour)
+		}
+	default:
+		fmt.Fprintf(env.Port, "unknown mode %q\n", mode)
+	}
+	vminit.PowerOff()
+}
+
+func escape(w io.Writer) {
+	report := func(name string, escaped bool, detail string) {
+		verdict := "contained"
+		if escaped {
+			verdict = "ESCAPED"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", verdict, name, strings.ReplaceAll(detail, "\n", " "))
+	}
+	// The rootfs is read-only: writing fails with EROFS, and so does a
+	// read-write remount.
+	err := os.WriteFile("/store/owned", []byte("x"), 0o644)
+	report("write-rootfs", !errors.Is(err, unix.EROFS), fmt.Sprint(err))
+	err = unix.Mount("", "/store", "", unix.MS_REMOUNT, "")
+	_, statErr := os.Stat("/store/owned")
+	werr := os.WriteFile("/store/owned", []byte("x"), 0o644)
+	report("remount-rw", werr == nil || statErr == nil, fmt.Sprintf("remount: %v; write: %v", err, werr))
+	// The raw device is read-only too.
+	f, err := os.OpenFile("/dev/vda", os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.Write([]byte("x"))
+		f.Close()
+	}
+	report("write-device", err == nil, fmt.Sprint(err))
+	// The host's file system is not there: no other block device, no 9p
+	// or virtiofs share, no host files.
+	devs, _ := filepath.Glob("/sys/block/*")
+	var blocks []string
+	for _, d := range devs {
+		if b := filepath.Base(d); !strings.HasPrefix(b, "loop") && !strings.HasPrefix(b, "ram") {
+			blocks = append(blocks, b)
+		}
+	}
+	report("block-devices", len(blocks) != 1 || blocks[0] != "vda", strings.Join(blocks, ","))
+	var mountErrs []string
+	for _, fs := range []string{"9p", "virtiofs"} {
+		os.MkdirAll("/mnt/"+fs, 0o755)
+		if err := unix.Mount("host", "/mnt/"+fs, fs, 0, ""); err == nil {
+			mountErrs = append(mountErrs, fs+" mounted")
+		}
+	}
+	report("host-share", len(mountErrs) > 0, strings.Join(mountErrs, ","))
+	var found []string
+	for _, p := range []string{"/etc/shadow", "/etc/passwd", "/root", "/home", "/usr", "/boot", "/var"} {
+		// An empty directory of the initramfs is not a host file.
+		if entries, err := os.ReadDir(p); err == nil && len(entries) == 0 {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			found = append(found, p)
+		}
+	}
+	report("host-files", len(found) > 0, "present: "+strings.Join(found, ","))
+	// No network: only the loopback interface, and nothing routes out.
+	ifs, _ := net.Interfaces()
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	report("interfaces", len(names) > 1 || (len(names) == 1 && names[0] != "lo"), strings.Join(names, ","))
+	var reached []string
+	for _, addr := range []string{"10.0.2.2:22", "10.0.2.3:53", "169.254.169.254:80", "1.1.1.1:443"} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			reached = append(reached, addr)
+		}
+	}
+	report("network", len(reached) > 0, "reached: "+strings.Join(reached, ","))
+	// The workdir is a size-limited tmpfs.
+	var st unix.Statfs_t
+	err = unix.Statfs("/work", &st)
+	size := int64(st.Blocks) * st.Bsize
+	report("workdir-limit", err != nil || st.Type != unix.TMPFS_MAGIC || size > 64<<20, fmt.Sprintf("tmpfs of %d bytes (%v)", size, err))
+	fmt.Fprintln(w, "done")
+}
