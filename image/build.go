@@ -87,6 +87,10 @@ func writeInitramfs(_ context.Context, r *resolved, img *Image) error {
 func initramfsEntries(r *resolved) []cpioEntry {
 	entries := []cpioEntry{
 		{Name: "dev/console", Mode: modeChar | 0o600, RdevMajor: 5, RdevMinor: 1},
+		// Without a console (console=none) /init starts with no standard
+		// descriptors, and the Go runtime fills them from /dev/null before
+		// main runs: it must exist before devtmpfs is mounted.
+		{Name: "dev/null", Mode: modeChar | 0o666, RdevMajor: 1, RdevMinor: 3},
 		{Name: initPath, Mode: modeReg | 0o755, Data: r.in.Init},
 		{Name: "lib", Mode: modeDir | 0o755},
 		{Name: moduleDir, Mode: modeDir | 0o755},

@@ -18,6 +18,7 @@
 // format (see cpio.go for the layout), written by this package:
 //
 //	/dev/console          character device 5:1, the kernel's console for /init
+//	/dev/null             character device 1:3, for /init's standard descriptors without a console
 //	/dev /proc /sys /tmp /store /work /run    empty mount points
 //	/init                 the guest, mode 0755
 //	/lib/modules/NAME.ko  each module, uncompressed, named by its module name

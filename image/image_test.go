@@ -66,7 +66,7 @@ func checkInitramfs(t *testing.T, img *Image, in Inputs, modules []string) {
 			t.Errorf("%s: mtime %d uid %d gid %d", m.Name, m.Mtime, m.UID, m.GID)
 		}
 	}
-	want := []string{"dev", "dev/console", "init", "lib", "lib/modules"}
+	want := []string{"dev", "dev/console", "dev/null", "init", "lib", "lib/modules"}
 	var order strings.Builder
 	for _, mod := range modules {
 		want = append(want, "lib/modules/"+mod+".ko")

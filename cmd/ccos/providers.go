@@ -37,7 +37,10 @@ func prepareProviders(stderr io.Writer, cfg *config.Config, cfgPath string) erro
 		if fc, ok := p.(*firecracker.Provider); ok {
 			vm, err := spec.Firecracker(cfg, spec.Host{BaseDir: baseDir})
 			if err != nil {
-				return err
+				// Firecracker is unavailable for this config, and says why
+				// if it is asked for; other providers may still run it.
+				fc.Configure(firecracker.Options{VMError: err})
+				return nil
 			}
 			netns := ""
 			if cfg.MicroVM.Devices.NIC.Enabled && cfg.MicroVM.Devices.NIC.ProxyNS != nil {

@@ -162,6 +162,22 @@ func mountBase() error {
 			return fmt.Errorf("mount %s: %w", m.dst, err)
 		}
 	}
+	// Without a console (console=none) the kernel starts init with no
+	// standard descriptors; fill them with /dev/null so that no file
+	// opened later (the control port) becomes "standard error".
+	for fd := 0; fd <= 2; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			continue
+		}
+		null, err := unix.Open("/dev/null", unix.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open /dev/null: %w", err)
+		}
+		if null != fd {
+			unix.Dup2(null, fd)
+			unix.Close(null)
+		}
+	}
 	if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
 		console = c
 		// The guest agent writes its diagnostics to standard error.

@@ -56,6 +56,9 @@ type Options struct {
 	ChrootBase string
 	// CgroupVersion is 1 or 2 (2 when zero).
 	CgroupVersion int
+	// VMError is why the config gave no VM (the synthesis failed); the
+	// provider is then unavailable and says why.
+	VMError error
 }
 
 // Provider starts Firecracker microVMs.
@@ -110,7 +113,10 @@ func (p *Provider) missing() []string {
 	if _, err := exec.LookPath(p.opts.Jailer); err != nil {
 		out = append(out, fmt.Sprintf("no jailer binary (%q not found on PATH)", p.opts.Jailer))
 	}
-	if p.opts.VM == nil {
+	switch {
+	case p.opts.VMError != nil:
+		out = append(out, "the config's :microvm gives no Firecracker VM: "+p.opts.VMError.Error())
+	case p.opts.VM == nil:
 		out = append(out, ErrNoVM.Error())
 	}
 	return out
