@@ -15,6 +15,7 @@ import (
 
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/orchestrator"
 	"github.com/ccos-project/ccos/plan"
@@ -246,4 +247,20 @@ func measureFile(path string) (string, error) {
 		return "", err
 	}
 	return meas["rootfs"], nil
+}
+
+// A guest without a console (console=none, as production configs ask)
+// boots and speaks the protocol.
+func TestNoConsole(t *testing.T) {
+	cfg := &config.Config{AgentID: "agent.quiet", MicroVM: &config.MicroVM{Kernel: config.Kernel{Cmdline: "console=none"},
+		Rootfs: config.Rootfs{RO: true}, Resources: config.Resources{VCPUs: 1, MemMB: 128}}}
+	sb, err := provider("guest", cfg).Start(context.Background(), sandbox.Spec{ID: "quiet", Limits: sandbox.Limits{Deadline: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Kill()
+	c := control.NewConn(sb.Control(), control.HostSide, 0)
+	if m, err := c.Recv(); err != nil || m.Type != control.TypeHello {
+		t.Fatalf("first message: %+v %v\n%s", m, err, sb.Log())
+	}
 }
