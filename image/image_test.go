@@ -80,7 +80,7 @@ func checkInitramfs(t *testing.T, img *Image, in Inputs, modules []string) {
 	if m := got["init"]; m.Mode != modeReg|0o755 || !bytes.Equal(m.Data, in.Init) {
 		t.Errorf("init: mode %o, %d bytes", m.Mode, len(m.Data))
 	}
-	if m := got["lib/modules/order"]; string(m.Data) != order.String() {
+	if m := got[strings.TrimPrefix(GuestModuleOrder, "/")]; string(m.Data) != order.String() {
 		t.Errorf("order file:\n%s\nwant\n%s", m.Data, order.String())
 	}
 	if m := got["lib/modules/virtio_mmio.ko"]; string(m.Data) != "\x7fELF fake module virtio_mmio" {
