@@ -76,6 +76,16 @@ const (
 	moduleOrderPath = moduleDir + "/order"
 )
 
+// What /init finds: GuestModuleOrder in the initramfs lists the module
+// files to load, one absolute path a line, in load order; RootfsConfig and
+// RootfsCapabilities are paths inside the rootfs, relative to where /init
+// mounts it.
+const (
+	GuestModuleOrder   = "/" + moduleOrderPath
+	RootfsConfig       = rootfsConfig
+	RootfsCapabilities = rootfsCapabilities
+)
+
 // mountPoints are the empty directories of the initramfs that /init mounts
 // file systems on.
 var mountPoints = []string{"dev", "proc", "sys", "tmp", "store", "work", "run"}

@@ -80,7 +80,7 @@ func checkInitramfs(t *testing.T, img *Image, in Inputs, modules []string) {
 	if m := got["init"]; m.Mode != modeReg|0o755 || !bytes.Equal(m.Data, in.Init) {
 		t.Errorf("init: mode %o, %d bytes", m.Mode, len(m.Data))
 	}
-	if m := got["lib/modules/order"]; string(m.Data) != order.String() {
+	if m := got[strings.TrimPrefix(GuestModuleOrder, "/")]; string(m.Data) != order.String() {
 		t.Errorf("order file:\n%s\nwant\n%s", m.Data, order.String())
 	}
 	if m := got["lib/modules/virtio_mmio.ko"]; string(m.Data) != "\x7fELF fake module virtio_mmio" {
@@ -384,26 +384,52 @@ func TestOpenVerify(t *testing.T) {
 	if err := img.Verify(); !errors.Is(err, ErrMeasurement) || !strings.Contains(err.Error(), "rootfs") {
 		t.Fatalf("Verify after tampering: %v", err)
 	}
+	if err := os.Remove(img.Kernel); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(img.Dir); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "vmlinuz") {
+		t.Fatalf("Open without the kernel: %v", err)
+	}
 	if _, err := Open(t.TempDir()); !errors.Is(err, ErrManifest) {
 		t.Fatalf("Open of an empty dir: %v", err)
 	}
-	var m map[string]any
-	data, _ := os.ReadFile(filepath.Join(img.Dir, ManifestFile))
-	json.Unmarshal(data, &m)
-	for name, edit := range map[string]func(){
-		"format":     func() { m["format"] = "ccos-image/0" },
-		"file name":  func() { m["files"].(map[string]any)["rootfs"] = "../../etc/shadow" },
-		"unknown":    func() { m["surprise"] = 1 },
-		"file empty": func() { m["files"].(map[string]any)["kernel"] = "" },
-	} {
-		dir := t.TempDir()
-		json.Unmarshal(data, &m)
-		edit()
-		out, _ := json.Marshal(m)
-		mustWrite(t, filepath.Join(dir, ManifestFile), out, 0o644)
-		if _, err := Open(dir); !errors.Is(err, ErrManifest) {
-			t.Errorf("%s: Open: %v", name, err)
-		}
+	data, err := os.ReadFile(filepath.Join(img.Dir, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(m map[string]any)
+		want string // "" when Open must succeed
+	}{
+		{"as written", func(map[string]any) {}, ""},
+		{"format", func(m map[string]any) { m["format"] = "ccos-image/0" }, `format "ccos-image/0"`},
+		{"file name", func(m map[string]any) { m["files"].(map[string]any)["rootfs"] = "../../etc/shadow" }, "not a plain name"},
+		{"file empty", func(m map[string]any) { m["files"].(map[string]any)["kernel"] = "" }, "not a plain name"},
+		{"unknown field", func(m map[string]any) { m["surprise"] = 1 }, "surprise"},
+		{"not JSON", nil, "invalid character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range []string{KernelFile, InitramfsFile, RootfsFile} {
+				mustWrite(t, filepath.Join(dir, f), []byte(f), 0o644)
+			}
+			out := []byte("{oops")
+			if tt.edit != nil {
+				var m map[string]any
+				if err := json.Unmarshal(data, &m); err != nil {
+					t.Fatal(err)
+				}
+				tt.edit(m)
+				out, _ = json.Marshal(m)
+			}
+			mustWrite(t, filepath.Join(dir, ManifestFile), out, 0o644)
+			_, err := Open(dir)
+			if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Open: %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
 

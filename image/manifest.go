@@ -86,8 +86,8 @@ func writeManifest(_ context.Context, r *resolved, img *Image) error {
 	return err
 }
 
-// Open reads the image in dir from its manifest. It does not hash the
-// files; Verify does.
+// Open reads the image in dir from its manifest and checks that its files
+// exist. It does not hash them; Verify does.
 func Open(dir string) (*Image, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -111,14 +111,20 @@ func Open(dir string) (*Image, error) {
 			return nil, fmt.Errorf("%w: %s: file name %q is not a plain name", ErrManifest, filepath.Join(abs, ManifestFile), f)
 		}
 	}
-	return &Image{
+	img := &Image{
 		Dir:          abs,
 		Kernel:       filepath.Join(abs, m.Files.Kernel),
 		Initramfs:    filepath.Join(abs, m.Files.Initramfs),
 		Rootfs:       filepath.Join(abs, m.Files.Rootfs),
 		Measurements: m.Measurements,
 		Manifest:     m,
-	}, nil
+	}
+	for _, p := range []string{img.Kernel, img.Initramfs, img.Rootfs} {
+		if info, err := os.Stat(p); err != nil || !info.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: %s lists %s, which is not a regular file", ErrManifest, filepath.Join(abs, ManifestFile), p)
+		}
+	}
+	return img, nil
 }
 
 // Verify hashes the image's files and compares them with Measurements.

@@ -18,7 +18,7 @@ func init() {
 		Use:   "image",
 		Short: "Build the guest images that microVM sandboxes boot",
 	}
-	cmd.AddCommand(imageBuildCmd())
+	cmd.AddCommand(imageBuildCmd(), imageVerifyCmd())
 	rootCmd.AddCommand(cmd)
 }
 
@@ -29,7 +29,7 @@ type imageBuildFlags struct {
 	epoch                                               int64
 }
 
-// imageReport is the --json output of ccos image build.
+// imageReport is the --json output of ccos image build and verify.
 type imageReport struct {
 	Dir          string             `json:"dir"`
 	Kernel       string             `json:"kernel"`
@@ -37,6 +37,13 @@ type imageReport struct {
 	Rootfs       string             `json:"rootfs"`
 	Measurements image.Measurements `json:"measurements"`
 	Manifest     image.Manifest     `json:"manifest"`
+}
+
+func reportOf(img *image.Image) imageReport {
+	return imageReport{
+		Dir: img.Dir, Kernel: img.Kernel, Initramfs: img.Initramfs, Rootfs: img.Rootfs,
+		Measurements: img.Measurements, Manifest: img.Manifest,
+	}
 }
 
 func imageBuildCmd() *cobra.Command {
@@ -109,14 +116,59 @@ func runImageBuild(ctx context.Context, stdout, stderr io.Writer, f imageBuildFl
 	if err != nil {
 		return rejected("ccos image build: " + err.Error())
 	}
+	noteExpectedHash(stderr, f.config, res.Config, img.Measurements.Rootfs)
 	if f.asJSON {
-		return writeJSON(stdout, imageReport{
-			Dir: img.Dir, Kernel: img.Kernel, Initramfs: img.Initramfs, Rootfs: img.Rootfs,
-			Measurements: img.Measurements, Manifest: img.Manifest,
-		})
+		return writeJSON(stdout, reportOf(img))
 	}
-	fmt.Fprintf(stdout, "kernel     %s  %s\n", img.Measurements.Kernel, img.Kernel)
-	fmt.Fprintf(stdout, "initramfs  %s  %s\n", img.Measurements.Initramfs, img.Initramfs)
-	fmt.Fprintf(stdout, "rootfs     %s  %s\n", img.Measurements.Rootfs, img.Rootfs)
+	printMeasurements(stdout, img)
 	return nil
+}
+
+func printMeasurements(w io.Writer, img *image.Image) {
+	fmt.Fprintf(w, "kernel     %s  %s\n", img.Measurements.Kernel, img.Kernel)
+	fmt.Fprintf(w, "initramfs  %s  %s\n", img.Measurements.Initramfs, img.Initramfs)
+	fmt.Fprintf(w, "rootfs     %s  %s\n", img.Measurements.Rootfs, img.Rootfs)
+}
+
+// noteExpectedHash tells the user, when the config expects a rootfs hash
+// other than the one just built, what to put into the host's copy of the
+// config. The copy inside the rootfs cannot name the hash of the rootfs
+// that holds it, so a mismatch here is expected, not an error.
+func noteExpectedHash(w io.Writer, file string, cfg *config.Config, rootfs string) {
+	if cfg.MicroVM == nil || !cfg.MicroVM.Attestation.Enabled {
+		return
+	}
+	expect := cfg.MicroVM.Attestation.ExpectRootfsHash
+	if expect != nil && *expect == rootfs {
+		return
+	}
+	fmt.Fprintf(w, "note: %s enables :attestation; for this image the host's copy of the config needs :expect_rootfs_hash %q\n", file, rootfs)
+}
+
+func imageVerifyCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify DIR",
+		Short: "Measure the files of a built image again and compare them with its manifest",
+		Long: "verify hashes the kernel, initramfs and rootfs of the image in DIR and compares\n" +
+			"them with the measurements its manifest.json recorded; exit 1 naming the file\n" +
+			"that differs.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			img, err := image.Open(args[0])
+			if err != nil {
+				return rejected("ccos image verify: " + err.Error())
+			}
+			if err := img.Verify(); err != nil {
+				return rejected("ccos image verify: " + err.Error())
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), reportOf(img))
+			}
+			printMeasurements(cmd.OutOrStdout(), img)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	return cmd
 }

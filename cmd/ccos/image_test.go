@@ -57,6 +57,10 @@ func TestImageBuild(t *testing.T) {
 	if !slices.Contains(rep.Manifest.Modules, "virtio_net") || rep.Manifest.Epoch != 1700000000 {
 		t.Fatalf("manifest %+v", rep.Manifest)
 	}
+	// The example's :expect_rootfs_hash is not this rootfs's: say what is.
+	if want := `enables :attestation; for this image the host's copy of the config needs :expect_rootfs_hash "` + rep.Measurements.Rootfs + `"`; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
 	for path, want := range map[string]string{rep.Kernel: rep.Measurements.Kernel, rep.Initramfs: rep.Measurements.Initramfs, rep.Rootfs: rep.Measurements.Rootfs} {
 		if got, err := image.Measure(path); err != nil || got != want {
 			t.Errorf("%s measures %s (%v), reported %s", path, got, err, want)
@@ -106,4 +110,31 @@ func TestImageBuildErrors(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 	})
+}
+
+func TestImageVerify(t *testing.T) {
+	needImageTools(t)
+	dir := filepath.Join(t.TempDir(), "img")
+	built, stderr, code := runCCOS(t, "", "image", "build", "--config", filepath.Join("..", "..", "examples", "minimal.rtfs"), "--out", dir)
+	if code != 0 {
+		t.Fatalf("build: exit %d: %s", code, stderr)
+	}
+	out, stderr, code := runCCOS(t, "", "image", "verify", dir)
+	if code != 0 || out != built {
+		t.Fatalf("verify: exit %d, stdout:\n%s\nwant the build's:\n%s\nstderr: %s", code, out, built, stderr)
+	}
+	out, _, code = runCCOS(t, "", "image", "verify", "--json", dir)
+	var rep imageReport
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Dir != dir {
+		t.Fatalf("verify --json: exit %d: %s", code, out)
+	}
+	writeFile(t, filepath.Join(dir, image.RootfsFile), "changed")
+	_, stderr, code = runCCOS(t, "", "image", "verify", dir)
+	if code != 1 || !strings.Contains(stderr, "image measurement mismatch: rootfs") {
+		t.Fatalf("after tampering: exit %d: %s", code, stderr)
+	}
+	_, stderr, code = runCCOS(t, "", "image", "verify", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "bad image manifest") {
+		t.Fatalf("no image: exit %d: %s", code, stderr)
+	}
 }
