@@ -118,6 +118,12 @@ type Inputs struct {
 	// ConfigFile is the agent config, copied into the rootfs as
 	// /agent.config.rtfs.
 	ConfigFile string
+	// ConfigData, when not nil, is what the rootfs carries as
+	// /agent.config.rtfs instead of ConfigFile's bytes: ccos writes the
+	// guest's copy of the config there (see GuestConfig in cmd/ccos),
+	// without the rootfs hash the host's copy expects, since a rootfs
+	// cannot hold its own hash.
+	ConfigData []byte
 	// CapabilitiesDir, when set, is copied into the rootfs as
 	// /capabilities/ (directories and regular files only); without it
 	// /capabilities is empty.
@@ -318,6 +324,10 @@ func resolveModules(_ context.Context, r *resolved) error {
 }
 
 func readConfig(_ context.Context, r *resolved) error {
+	if r.in.ConfigData != nil {
+		r.config = r.in.ConfigData
+		return nil
+	}
 	if r.in.ConfigFile == "" {
 		return fmt.Errorf("%w: no agent config file given (the rootfs carries it as /%s)", ErrInputs, rootfsConfig)
 	}

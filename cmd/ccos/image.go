@@ -10,6 +10,7 @@ import (
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/image"
 	"github.com/ccos-project/ccos/image/initbin"
+	"github.com/ccos-project/ccos/rtfs"
 	"github.com/spf13/cobra"
 )
 
@@ -101,6 +102,7 @@ func runImageBuild(ctx context.Context, stdout, stderr io.Writer, f imageBuildFl
 		ModulesDir:      f.modulesDir,
 		NIC:             f.nic || (res.Config.MicroVM != nil && res.Config.MicroVM.Devices.NIC.Enabled),
 		ConfigFile:      f.config,
+		ConfigData:      guestConfig(res),
 		CapabilitiesDir: f.capabilities,
 		Epoch:           f.epoch,
 	}
@@ -130,10 +132,30 @@ func printMeasurements(w io.Writer, img *image.Image) {
 	fmt.Fprintf(w, "rootfs     %s  %s\n", img.Measurements.Rootfs, img.Rootfs)
 }
 
-// noteExpectedHash tells the user, when the config expects a rootfs hash
-// other than the one just built, what to put into the host's copy of the
-// config. The copy inside the rootfs cannot name the hash of the rootfs
-// that holds it, so a mismatch here is expected, not an error.
+// guestConfig is the guest's copy of the config, put into the rootfs: the
+// complete (expanded, canonical) config without
+// :microvm :attestation :expect_rootfs_hash. A rootfs cannot hold its own
+// hash; leaving the value out makes the image the same whatever hash the
+// host's config expects, so writing the measured hash into the config does
+// not change what is measured.
+func guestConfig(res *config.Result) []byte {
+	m := res.Expanded
+	if vm, ok := m.GetKeyword("microvm"); ok {
+		if vmm, ok := vm.(*rtfs.Map); ok {
+			if att, ok := vmm.GetKeyword("attestation"); ok {
+				if am, ok := att.(*rtfs.Map); ok {
+					am = am.Dissoc(rtfs.Keyword{Name: "expect_rootfs_hash"})
+					m = m.Assoc(rtfs.Keyword{Name: "microvm"}, vmm.Assoc(rtfs.Keyword{Name: "attestation"}, am))
+				}
+			}
+		}
+	}
+	return []byte(";; The guest's copy of the agent config (expanded; the rootfs hash the host\n;; expects is left out, as a rootfs cannot hold its own hash).\n" + config.Canonical(m) + "\n")
+}
+
+// noteExpectedHash tells the user, when the config enables attestation but
+// expects another rootfs hash, what to write into it. The image does not
+// depend on that value (see guestConfig), so writing it in is final.
 func noteExpectedHash(w io.Writer, file string, cfg *config.Config, rootfs string) {
 	if cfg.MicroVM == nil || !cfg.MicroVM.Attestation.Enabled {
 		return
@@ -142,7 +164,7 @@ func noteExpectedHash(w io.Writer, file string, cfg *config.Config, rootfs strin
 	if expect != nil && *expect == rootfs {
 		return
 	}
-	fmt.Fprintf(w, "note: %s enables :attestation; for this image the host's copy of the config needs :expect_rootfs_hash %q\n", file, rootfs)
+	fmt.Fprintf(w, "note: %s enables :attestation; set :microvm :attestation :expect_rootfs_hash to %q (the image does not change when you do)\n", file, rootfs)
 }
 
 func imageVerifyCmd() *cobra.Command {

@@ -138,3 +138,57 @@ func TestImageVerify(t *testing.T) {
 		t.Fatalf("no image: exit %d: %s", code, stderr)
 	}
 }
+
+// The attestation workflow end to end: build an image, pin its rootfs hash
+// in the config (which does not change the image), run a plan in it, then
+// change the rootfs and see the boot refused with both hashes named.
+func TestAttestedImageWorkflow(t *testing.T) {
+	dir := t.TempDir()
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // QEMU runs unprivileged
+	}
+	cfgText := func(hash string) string {
+		return `(agent.config :version "0.1" :agent-id "agent.attested" :features [:attestation]
+  :orchestrator {:isolation {:mode :microvm :fs {:mounts {:capabilities {:mode :ro}}}} :dlp {:enabled true :policy :strict}}
+  :microvm {:kernel {:image "img/vmlinuz"} :rootfs {:image "img/rootfs.img" :ro true}
+            :resources {:vcpus 1 :mem_mb 192}
+            :attestation {:enabled true :expect_rootfs_hash "` + hash + `"}})`
+	}
+	cfg := filepath.Join(dir, "agent.rtfs")
+	placeholder := "sha256:" + strings.Repeat("0", 64)
+	writeFile(t, cfg, cfgText(placeholder))
+	out, errOut, code := runCCOS(t, "", "image", "build", "--config", cfg, "--out", filepath.Join(dir, "img"), "--json")
+	if code != 0 {
+		t.Fatalf("image build: %s %s", out, errOut)
+	}
+	var rep struct {
+		Measurements struct{ Rootfs string } `json:"measurements"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || !strings.HasPrefix(rep.Measurements.Rootfs, "sha256:") {
+		t.Fatalf("image build output: %v %s", err, out)
+	}
+	if !strings.Contains(errOut, rep.Measurements.Rootfs) {
+		t.Errorf("no note naming the hash to pin: %s", errOut)
+	}
+	// Pin the hash; rebuilding gives the same rootfs.
+	writeFile(t, cfg, cfgText(rep.Measurements.Rootfs))
+	out2, errOut, code := runCCOS(t, "", "image", "build", "--config", cfg, "--out", filepath.Join(dir, "img"), "--json")
+	if code != 0 || !strings.Contains(out2, rep.Measurements.Rootfs) || strings.Contains(errOut, "note:") {
+		t.Fatalf("rebuild with the pinned hash changed the image: %s %s", out2, errOut)
+	}
+	plan := writeTemp(t, "p.rtfs", `(plan "att" :body (step "s" (call :ccos.math.add 1 2)))`)
+	if out, errOut, code = runCCOS(t, "", "run", "--config", cfg, plan); code != 0 || strings.TrimSpace(out) != "3" {
+		t.Fatalf("run on the pinned image: %d %s %s", code, out, errOut)
+	}
+	// Another rootfs (other capabilities) under the same name is refused.
+	caps := filepath.Join(dir, "caps")
+	os.MkdirAll(caps, 0o755)
+	writeFile(t, filepath.Join(caps, "extra.txt"), "not measured before")
+	if _, errOut, code = runCCOS(t, "", "image", "build", "--config", cfg, "--out", filepath.Join(dir, "img"), "--capabilities", caps); code != 0 {
+		t.Fatalf("rebuild: %s", errOut)
+	}
+	_, errOut, code = runCCOS(t, "", "run", "--config", cfg, plan)
+	if code != 1 || !strings.Contains(errOut, "refusing to boot") || !strings.Contains(errOut, rep.Measurements.Rootfs) {
+		t.Fatalf("changed rootfs: exit %d, %s", code, errOut)
+	}
+}

@@ -22,14 +22,15 @@ import (
 // before a provider is chosen: :microvm, and where the guest image comes
 // from. It builds nothing; the qemu provider builds (or finds in the cache)
 // its image when it first starts a guest.
-func prepareProviders(stderr io.Writer, cfg *config.Config, cfgPath string) error {
+func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string) error {
+	cfg := res.Config
 	baseDir := "."
 	if cfgPath != "" && cfgPath != "-" {
 		baseDir = filepath.Dir(cfgPath)
 	}
 	if p, err := sandbox.Lookup(qemu.Name); err == nil {
 		if q, ok := p.(*qemu.Provider); ok {
-			q.Configure(qemu.Options{Config: cfg, Image: guestImage(stderr, cfg, cfgPath, baseDir),
+			q.Configure(qemu.Options{Config: cfg, Image: guestImage(stderr, res, cfgPath, baseDir),
 				ImageReady: func() (bool, string) { return guestImageReady(cfg, baseDir) }})
 		}
 	}
@@ -58,12 +59,12 @@ func prepareProviders(stderr io.Writer, cfg *config.Config, cfgPath string) erro
 // are booted, as attested by :expect_rootfs_hash. Otherwise ccos builds an
 // image from the installed Debian kernel, the embedded /init, the config
 // and its capability store, and caches it; it says so once.
-func guestImage(stderr io.Writer, cfg *config.Config, cfgPath, baseDir string) func(context.Context) (qemu.Image, error) {
+func guestImage(stderr io.Writer, res *config.Result, cfgPath, baseDir string) func(context.Context) (qemu.Image, error) {
 	var once sync.Once
 	var img qemu.Image
 	var err error
 	return func(ctx context.Context) (qemu.Image, error) {
-		once.Do(func() { img, err = resolveGuestImage(ctx, stderr, cfg, cfgPath, baseDir) })
+		once.Do(func() { img, err = resolveGuestImage(ctx, stderr, res, cfgPath, baseDir) })
 		return img, err
 	}
 }
@@ -101,7 +102,8 @@ func guestImageReady(cfg *config.Config, baseDir string) (bool, string) {
 	return true, "image built from " + k
 }
 
-func resolveGuestImage(ctx context.Context, stderr io.Writer, cfg *config.Config, cfgPath, baseDir string) (qemu.Image, error) {
+func resolveGuestImage(ctx context.Context, stderr io.Writer, res *config.Result, cfgPath, baseDir string) (qemu.Image, error) {
+	cfg := res.Config
 	if img, missing, ok := configImage(cfg, baseDir); ok {
 		return img, nil
 	} else if missing != "" {
@@ -111,19 +113,9 @@ func resolveGuestImage(ctx context.Context, stderr io.Writer, cfg *config.Config
 	if err != nil {
 		return qemu.Image{}, err
 	}
-	in := image.Inputs{ConfigFile: cfgPath, NIC: cfg.MicroVM != nil && cfg.MicroVM.Devices.NIC.Enabled}
+	in := image.Inputs{ConfigData: guestConfig(res), NIC: cfg.MicroVM != nil && cfg.MicroVM.Devices.NIC.Enabled}
 	if in.Init, err = initbin.Bytes(); err != nil {
 		return qemu.Image{}, err
-	}
-	if cfgPath == "" || cfgPath == "-" {
-		// The default config: write it where the image cache is.
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			return qemu.Image{}, err
-		}
-		in.ConfigFile = filepath.Join(root, "default-config.rtfs")
-		if err := writeFileAtomic(in.ConfigFile, []byte(defaultConfig+"\n")); err != nil {
-			return qemu.Image{}, err
-		}
 	}
 	for _, p := range cfg.Marketplace.RegistryPaths {
 		if !filepath.IsAbs(p) {

@@ -86,7 +86,7 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	if err != nil {
 		return err
 	}
-	if err := prepareProviders(stderr, res.Config, af.cfgPath); err != nil {
+	if err := prepareProviders(stderr, res, af.cfgPath); err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)

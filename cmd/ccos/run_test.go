@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -46,7 +48,7 @@ func TestRunRejections(t *testing.T) {
 		{"invalid config", []string{"run", "--config", badCfg, bad}, 1, "INVALID_VALUE: expected one of :wasm, :container, :microvm, found keyword :vm"},
 		{"weaker provider refused", []string{"run", "--provider", "mock", fails}, 1, "pass --allow-weaker"},
 		{"unknown provider", []string{"run", "--provider", "nope", fails}, 1, `unknown sandbox provider "nope"`},
-		{"no microvm provider, no fallback", []string{"run", "--config", vmCfg, fails}, 1, "does not fall back to weaker isolation"},
+		{"attestation mismatch refuses to boot", []string{"run", "--config", vmCfg, fails}, 1, "but the config expects sha256:32c1e93f492092af1ca282d02427ba535f453598fd276c28b842d7325e03615a; refusing to boot"},
 		{"missing plan", []string{"run", "/nonexistent.rtfs"}, 1, "cannot read /nonexistent.rtfs"},
 		{"no plan argument", []string{"run"}, 2, ""},
 	}
@@ -204,5 +206,20 @@ func TestRunRecordsChain(t *testing.T) {
 	writeFile(t, chainFile, string(data))
 	if _, errOut, code := runCCOS(t, "", "chain", "verify", chainFile, "--key", key+".pub"); code != 1 {
 		t.Errorf("verify of a tampered chain: exit %d, %s", code, errOut)
+	}
+}
+
+// Without QEMU (nor Firecracker) a microVM config does not run in anything
+// weaker.
+func TestRunNoMicroVMNoFallback(t *testing.T) {
+	fails := writeTemp(t, "fails.rtfs", `(step "s" (/ 1 0))`)
+	vmCfg := writeTemp(t, "vm.rtfs", `(assoc-in (profile:microvm-min "agent.vm") [:microvm :attestation :expect_rootfs_hash] "sha256:32c1e93f492092af1ca282d02427ba535f453598fd276c28b842d7325e03615a")`)
+	cmd := exec.Command(ccosBin, "run", "--config", vmCfg, fails)
+	cmd.Env = append(os.Environ(), "PATH=/nonexistent")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "does not fall back to weaker isolation") ||
+		!strings.Contains(string(out), "qemu-system-x86_64 not found") {
+		t.Errorf("%v: %s", err, out)
 	}
 }

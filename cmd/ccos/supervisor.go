@@ -101,7 +101,7 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 		printDiags(stderr, res.Diags)
 		return rejected(fmt.Sprintf("ccos supervisor: the agent config %s is invalid", res.File))
 	}
-	if err := prepareProviders(stderr, res.Config, o.cfgPath); err != nil {
+	if err := prepareProviders(stderr, res, o.cfgPath); err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
