@@ -229,3 +229,10 @@ func (e *AttestationError) Error() string {
 	return fmt.Sprintf("attestation failed: %s measures %s but the config expects %s; refusing to boot (rebuild the image, or update :microvm :attestation :expect_rootfs_hash after checking the new image)",
 		e.Artifact, e.Actual, e.Expected)
 }
+
+// HostProcesses is implemented by sandboxes that can name the host
+// processes they consist of (a VMM, a sandbox kernel), for resource
+// accounting.
+type HostProcesses interface {
+	HostPIDs() []int
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,7 @@ const benchPlan = `(plan "bench" :body (step "one" (call :ccos.echo 1)))`
 func init() {
 	var n int
 	var asJSON bool
+	var only []string
 	bench := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure ccos on this host",
@@ -42,7 +44,7 @@ func init() {
 			"(bwrap --unshare-all) over the same protocol, when bwrap is installed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rows, err := benchSandboxes(n)
+			rows, err := benchSandboxes(n, only)
 			if err != nil {
 				return rejected("ccos bench: " + err.Error())
 			}
@@ -50,14 +52,19 @@ func init() {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"runs": n, "results": rows})
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "PROVIDER\tMODE\tP50 ms\tP90 ms\tMIN ms")
+			fmt.Fprintln(w, "PROVIDER\tMODE\tP50\tP90\tMIN\tUNIT")
 			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%s\t%.2f\t%.2f\t%.2f\n", r.Provider, r.Mode, r.P50, r.P90, r.Min)
+				unit := r.Unit
+				if unit == "" {
+					unit = "ms"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%.2f\t%.2f\t%.2f\t%s\n", r.Provider, r.Mode, r.P50, r.P90, r.Min, unit)
 			}
 			return w.Flush()
 		},
 	}
 	sb.Flags().IntVar(&n, "n", 30, "runs per provider and mode")
+	sb.Flags().StringArrayVar(&only, "provider", nil, "benchmark only this provider (repeatable; default: every available one)")
 	sb.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	bench.AddCommand(sb)
 	rootCmd.AddCommand(bench)
@@ -69,9 +76,11 @@ type benchRow struct {
 	P50      float64 `json:"p50_ms"`
 	P90      float64 `json:"p90_ms"`
 	Min      float64 `json:"min_ms"`
+	// Unit is "ms" when empty; "MiB" for resident memory.
+	Unit string `json:"unit,omitempty"`
 }
 
-func benchSandboxes(n int) ([]benchRow, error) {
+func benchSandboxes(n int, only []string) ([]benchRow, error) {
 	if n < 1 {
 		return nil, errors.New("--n must be at least 1")
 	}
@@ -87,16 +96,26 @@ func benchSandboxes(n int) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareProviders(io.Discard, res, ""); err != nil {
+		return nil, err
+	}
 	providers := []sandbox.Provider{}
 	for _, prov := range sandbox.Providers() {
-		if ok, _ := prov.Available(); ok && prov.Name() != "mock" {
+		if len(only) > 0 && !slices.Contains(only, prov.Name()) {
+			continue
+		}
+		if ok, why := prov.Available(); ok && prov.Name() != "mock" {
 			providers = append(providers, prov)
+		} else if len(only) > 0 {
+			return nil, fmt.Errorf("provider %s is not available: %s", prov.Name(), why)
 		}
 	}
-	if bw, err := newBwrapProvider(); err == nil {
-		providers = append(providers, bw)
-	} else {
-		fmt.Fprintln(os.Stderr, "ccos bench: no bubblewrap baseline:", err)
+	if len(only) == 0 || slices.Contains(only, "bwrap") {
+		if bw, err := newBwrapProvider(); err == nil {
+			providers = append(providers, bw)
+		} else {
+			fmt.Fprintln(os.Stderr, "ccos bench: no bubblewrap baseline:", err)
+		}
 	}
 	var rows []benchRow
 	for _, prov := range providers {
@@ -106,14 +125,20 @@ func benchSandboxes(n int) ([]benchRow, error) {
 			return nil, fmt.Errorf("%s: %w", prov.Name(), err)
 		}
 		cold := make([]time.Duration, 0, n)
+		ready := make([]time.Duration, 0, n)
 		for i := 0; i < n; i++ {
 			rep, err := benchRun(p, adm, prov)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", prov.Name(), err)
 			}
 			cold = append(cold, rep.Total)
+			ready = append(ready, rep.Startup)
 		}
+		rows = append(rows, summarise(prov.Name(), "cold start to guest ready", ready))
 		rows = append(rows, summarise(prov.Name(), "cold start, step, stop", cold))
+		if rss, err := benchRSS(prov); err == nil && rss != nil {
+			rows = append(rows, *rss)
+		}
 		warm, err := benchWarm(p, adm, prov, n)
 		if err != nil {
 			return nil, fmt.Errorf("%s warm: %w", prov.Name(), err)
@@ -160,6 +185,44 @@ func benchWarm(p *plan.Plan, adm *governance.Admission, prov sandbox.Provider, n
 		out = append(out, rep.Dispatch)
 	}
 	return out, nil
+}
+
+// benchRSS measures the resident memory of the host processes of one
+// ready sandbox (the VMM, the sandbox's kernel and helpers), for providers
+// that report them.
+func benchRSS(prov sandbox.Provider) (*benchRow, error) {
+	sb, err := prov.Start(context.Background(), sandbox.Spec{ID: "bench-rss"})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sb.Kill()
+		sb.Wait()
+	}()
+	pr, ok := sb.(sandbox.HostProcesses)
+	if !ok {
+		return nil, nil
+	}
+	// Wait for the guest's hello: the sandbox is then booted and ready.
+	if _, err := sb.Control().Read(make([]byte, 1)); err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, pid := range pr.HostPIDs() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				total += kb << 10
+			}
+		}
+	}
+	mib := float64(total) / (1 << 20)
+	return &benchRow{Provider: prov.Name(), Mode: "resident memory of host processes", P50: mib, P90: mib, Min: mib, Unit: "MiB"}, nil
 }
 
 func summarise(name, mode string, ds []time.Duration) benchRow {

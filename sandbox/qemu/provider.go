@@ -72,8 +72,9 @@ type Options struct {
 	// UID and GID QEMU runs as; 65534 (nobody) when zero. QEMU never runs
 	// as root.
 	UID, GID uint32
-	// BootTimeout bounds the wait for QEMU's control connection; 30 s when
-	// zero.
+	// BootTimeout bounds the wait for QEMU's control connection and then
+	// for the guest's first message (Start returns a booted guest); 60 s
+	// when zero (a TCG boot on a loaded host takes seconds).
 	BootTimeout time.Duration
 }
 
@@ -91,7 +92,7 @@ func New(o Options) *Provider {
 		o.GID = 65534
 	}
 	if o.BootTimeout <= 0 {
-		o.BootTimeout = 30 * time.Second
+		o.BootTimeout = 60 * time.Second
 	}
 	return &Provider{o: o}
 }

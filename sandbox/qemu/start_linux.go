@@ -121,7 +121,17 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
 	}
 	os.Remove(paths.ControlSocket)
-	b.conn = conn
+	// The sandbox is started when the guest is ready: its first bytes (the
+	// hello) have arrived. They are kept for the reader of Control, so a
+	// pool holds booted guests, not booting ones.
+	first, err := firstBytes(conn, p.o.BootTimeout)
+	if err != nil {
+		conn.Close()
+		b.stop(sandbox.ExitSetup, err.Error())
+		<-b.done
+		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
+	}
+	b.conn = &readyConn{UnixConn: conn, first: first}
 	timer := time.AfterFunc(lim.Deadline, func() {
 		b.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", lim.Deadline))
 	})
@@ -271,6 +281,41 @@ func accept(ctx context.Context, ln *net.UnixListener, exited <-chan struct{}, t
 	}
 }
 
+// firstBytes waits for the guest's first bytes on the control channel.
+func firstBytes(conn *net.UnixConn, timeout time.Duration) ([]byte, error) {
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(timeout))
+	n, err := conn.Read(buf)
+	conn.SetReadDeadline(time.Time{})
+	if n > 0 {
+		return buf[:n], nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("the guest did not become ready within %v", timeout)
+	}
+	return nil, fmt.Errorf("the guest ended before it was ready: %v", err)
+}
+
+// readyConn is the control connection with the guest's first bytes, read
+// while waiting for it to be ready, put back in front.
+type readyConn struct {
+	*net.UnixConn
+	mu    sync.Mutex
+	first []byte
+}
+
+func (c *readyConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.first) > 0 {
+		n := copy(p, c.first)
+		c.first = c.first[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.UnixConn.Read(p)
+}
+
 func logSuffix(log []byte) string {
 	if len(log) == 0 {
 		return ""
@@ -287,7 +332,7 @@ type box struct {
 	lim                         sandbox.Limits
 	meas                        map[string]string
 	cmd                         *exec.Cmd
-	conn                        *net.UnixConn
+	conn                        *readyConn
 	log                         *sandbox.LogBuffer
 	started                     time.Time
 
@@ -311,6 +356,9 @@ func (b *box) Measurements() map[string]string {
 	}
 	return out
 }
+
+// HostPIDs returns QEMU's process id.
+func (b *box) HostPIDs() []int { return []int{b.cmd.Process.Pid} }
 
 // Wait waits until QEMU has exited and the VM's files are removed.
 func (b *box) Wait() error {

@@ -7,7 +7,8 @@
 //   - "escape": tries to get out of the VM and writes one line per attempt
 //     to the control port, "contained NAME: detail" or "ESCAPED NAME:
 //     detail", then "done", and powers off;
-//   - "hold": never answers and never powers off (for the deadline test).
+//   - "hold": says "holding", then nothing more, and never powers off (for
+//     the deadline and kill tests).
 package main
 
 import (
@@ -35,6 +36,7 @@ func main() {
 	case "escape":
 		escape(env.Port)
 	case "hold":
+		fmt.Fprintln(env.Port, "holding")
 		for {
 			time.Sleep(time.Hour)
 		}
