@@ -97,9 +97,10 @@ var ErrUnknown = errors.New("unknown capability")
 // have yet, so no sandbox can reach the network at all.
 var ErrNoEgressProxy = errors.New("ccos.network.http-fetch needs the egress proxy, which this version of ccos does not have yet: no sandbox can reach the network")
 
-// ErrNoEnvConfigured is returned by ccos.system.get-env: the agent config
-// has no list of environment variables a plan may read, so none may be.
-var ErrNoEnvConfigured = errors.New("ccos.system.get-env: the agent config names no environment variable a plan may read")
+// ErrNoEnvConfigured is wrapped by ccos.system.get-env for a variable the
+// agent config does not name in :capabilities :env :vars (or a step's
+// declared :env effect does not).
+var ErrNoEnvConfigured = errors.New("environment variable not readable")
 
 // ErrArgs is wrapped by errors about a capability's arguments.
 var ErrArgs = errors.New("bad capability arguments")
@@ -150,6 +151,12 @@ type Options struct {
 	// Workdir is the step workdir the ccos.io capabilities are confined to
 	// ("" where there is none: on the host).
 	Workdir string
+	// EnvVars are the environment variables ccos.system.get-env may read
+	// (the config's :capabilities :env :vars when :env is enabled); no
+	// other variable is readable.
+	EnvVars []string
+	// LookupEnv reads a variable (os.LookupEnv if nil).
+	LookupEnv func(string) (string, bool)
 }
 
 // BuiltinsWith returns a registry of the built-in capabilities.
@@ -196,9 +203,7 @@ func BuiltinsWith(o Options) *Registry {
 			}},
 		&Capability{ID: "ccos.system.get-env", Class: Host, Doc: "reads an environment variable the config names",
 			Contract: Contract{MaxTimeMS: 100, Effects: []Effect{{Kind: EffectEnv}}},
-			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
-				return nil, ErrNoEnvConfigured
-			}},
+			Fn:       env{vars: o.EnvVars, lookup: o.LookupEnv}.get},
 		&Capability{ID: "ccos.echo", Class: Pure, Doc: "returns its single argument", Contract: Contract{MaxTimeMS: 100}, Fn: echo},
 		&Capability{ID: "ccos.math.add", Class: Pure, Doc: "adds numbers", Contract: Contract{MaxTimeMS: 100}, Fn: add},
 		&Capability{ID: "ccos.string.concat", Class: Pure, Doc: "joins strings", Contract: Contract{MaxTimeMS: 100}, Fn: concat},

@@ -36,6 +36,7 @@ const (
 	RuleModelNotAllowed    = "MODEL_NOT_ALLOWED"
 	RuleGPUDisabled        = "GPU_DISABLED"
 	RuleEnvNotConfigured   = "ENV_NOT_CONFIGURED"
+	RuleEnvVarNotAllowed   = "ENV_VAR_NOT_ALLOWED"
 	RuleBudgetExceeded     = "BUDGET_EXCEEDED"
 	RuleApprovalsMissing   = "APPROVALS_MISSING"
 	RuleSecurityLevel      = "SECURITY_LEVEL"
@@ -126,6 +127,9 @@ type StepProfile struct {
 	FS          FSPolicy            `json:"fs"`
 	Determinism Determinism         `json:"determinism"`
 	Features    Features            `json:"features"`
+	// Env are the environment variables the step may read with
+	// ccos.system.get-env.
+	Env []string `json:"env_vars"`
 	// MaxTimeMS bounds the step's wall-clock time when the step declares
 	// :resources {:max_time_ms N} (0: only the run's deadline applies).
 	MaxTimeMS int64 `json:"max_time_ms"`
@@ -228,7 +232,7 @@ func (k *kernel) reject(step string, sp rtfs.Span, rule, value, hint, format str
 
 // profile derives one step's profile and checks it against the config.
 func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
-	prof := &StepProfile{Step: s.Name, Capabilities: []string{}, FS: FSPolicy{Workdir: true, CapabilitiesRO: true, Paths: []string{}},
+	prof := &StepProfile{Step: s.Name, Capabilities: []string{}, Env: []string{}, FS: FSPolicy{Workdir: true, CapabilitiesRO: true, Paths: []string{}},
 		Network: NetworkACL{Domains: []string{}, Methods: []string{}}}
 	var needed []capability.Effect
 	for _, c := range s.Calls {
@@ -253,7 +257,7 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 					c.Capability, describeEffects(cp.Contract.Effects), describeEffects(s.Options.Effects))
 			}
 		}
-		prof.Effects = s.Options.Effects
+		prof.Effects = mergeEffects(s.Options.Effects)
 		prof.Dynamic = len(s.Dynamic) > 0
 	case len(s.Dynamic) > 0:
 		k.reject(s.Name, s.Dynamic[0], RuleDynamicCall, "", "declare the step's effects with [:effects [...]] so that only those are allowed at run time",
@@ -310,7 +314,7 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 // its network, file system and feature parts.
 func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 	c := k.cfg
-	for _, e := range prof.Effects {
+	for i, e := range prof.Effects {
 		switch e.Kind {
 		case capability.EffectNetwork:
 			if c.Network == nil || !c.Network.Enabled || !c.Capabilities.HTTP.Enabled {
@@ -361,8 +365,24 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 			}
 			prof.Features.GPU = true
 		case capability.EffectEnv:
-			k.reject(s.Name, s.Span, RuleEnvNotConfigured, strings.Join(e.Vars, ","), "",
-				"reads environment variables, and the config names none a plan may read")
+			env := c.Capabilities.Env
+			if !env.Enabled || len(env.Vars) == 0 {
+				k.reject(s.Name, s.Span, RuleEnvNotConfigured, strings.Join(e.Vars, ","), `add :capabilities :env {:enabled true :vars ["NAME"]} to the config`,
+					"reads environment variables, and the config names none a plan may read")
+				continue
+			}
+			for _, v := range e.Vars {
+				if !slices.Contains(env.Vars, v) {
+					k.reject(s.Name, s.Span, RuleEnvVarNotAllowed, v, "add it to :capabilities :env :vars, or narrow the step",
+						"reads environment variable %s, which is not in the config's :capabilities :env :vars %v", v, env.Vars)
+				}
+			}
+			// An unscoped :env effect (get-env's own contract) is scoped
+			// to the variables the config names.
+			if len(e.Vars) == 0 {
+				prof.Effects[i].Vars = slices.Clone(env.Vars)
+			}
+			prof.Env = appendNew(prof.Env, prof.Effects[i].Vars...)
 		}
 	}
 }

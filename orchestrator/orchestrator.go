@@ -373,7 +373,8 @@ func (s *session) call(ctx context.Context, b *control.Call) (rtfs.Value, error)
 		return nil, fmt.Errorf("capability %s runs inside the sandbox; the host runs only host capabilities", c.ID)
 	}
 	step := s.stack[len(s.stack)-1]
-	if !s.req.Admission.Profile(step).Allows(c.ID, c.Contract) {
+	prof := s.req.Admission.Profile(step)
+	if !prof.Allows(c.ID, c.Contract) {
 		return nil, fmt.Errorf("capability %s is outside the profile admitted for step %q", c.ID, step)
 	}
 	args := make([]rtfs.Value, len(b.Args))
@@ -384,7 +385,7 @@ func (s *session) call(ctx context.Context, b *control.Call) (rtfs.Value, error)
 		}
 		args[i] = v
 	}
-	return c.Fn(ctx, args)
+	return c.Fn(capability.WithScope(ctx, capability.Scope{Step: step, Effects: prof.Effects}), args)
 }
 
 // readValue reads one value sent by the guest, with the reader's bounds.

@@ -109,7 +109,7 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 		Plan:      p,
 		Admission: adm,
 		Provider:  prov,
-		Caps:      capability.Builtins(nil),
+		Caps:      hostCapabilities(res.Config),
 		Recorder:  rec,
 	})
 	if cerr := rec.Close(); cerr != nil && err == nil {
@@ -210,6 +210,16 @@ func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*plan.Plan, *c
 		return nil, nil, nil, rejected(fmt.Sprintf("ccos: plan %s was not admitted:\n%v", name, err))
 	}
 	return p, res, adm, nil
+}
+
+// hostCapabilities are the capabilities the host runs for a guest under
+// cfg.
+func hostCapabilities(cfg *config.Config) *capability.Registry {
+	o := capability.Options{}
+	if cfg.Capabilities.Env.Enabled {
+		o.EnvVars = cfg.Capabilities.Env.Vars
+	}
+	return capability.BuiltinsWith(o)
 }
 
 func loadRunConfig(path string) (*config.Result, error) {
