@@ -77,6 +77,9 @@ type Contract struct {
 	// CostUSD and Tokens are what one call may cost at most.
 	CostUSD float64
 	Tokens  int64
+	// Sandbox is the isolation the capability needs to run in (:runtime
+	// {:sandbox ...}): "" for any, else "wasm", "container" or "microvm".
+	Sandbox string
 }
 
 // Capability is one callable capability.

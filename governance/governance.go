@@ -302,6 +302,11 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 			return nil, false
 		}
 	}
+	if cp.Contract.Sandbox == string(config.IsolationMicroVM) && k.rc.Isolation != config.IsolationMicroVM {
+		k.reject(step, c.Span, RuleIsolationRequired, c.Capability, "run the agent with :orchestrator :isolation :mode :microvm",
+			"calls :%s, whose contract needs :runtime {:sandbox :microvm}, and the plan would run under :%s isolation", c.Capability, k.rc.Isolation)
+		return nil, false
+	}
 	if _, err := (SecurityAuthorizer{}).AuthorizeCapability(k.rc, cp); err != nil {
 		rule, msg, _ := strings.Cut(err.Error(), ": ")
 		k.reject(step, c.Span, rule, c.Capability, "", "%s", msg)

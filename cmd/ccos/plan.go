@@ -20,10 +20,11 @@ func init() {
 		Short: "Admit PLAN under the config and print each step's profile; runs nothing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, _, adm, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
+			a, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
 			if err != nil {
 				return err
 			}
+			adm := a.adm
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), adm)
 			}
