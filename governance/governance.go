@@ -130,6 +130,9 @@ type StepProfile struct {
 	// Env are the environment variables the step may read with
 	// ccos.system.get-env.
 	Env []string `json:"env_vars"`
+	// Retry is how many times the step may be retried after a failed
+	// attempt (:retry N).
+	Retry int `json:"retry"`
 	// MaxTimeMS bounds the step's wall-clock time when the step declares
 	// :resources {:max_time_ms N} (0: only the run's deadline applies).
 	MaxTimeMS int64 `json:"max_time_ms"`
@@ -266,6 +269,7 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 	default:
 		prof.Effects = mergeEffects(needed)
 	}
+	prof.Retry = s.Options.Retry
 	if s.Options.MaxTimeMS > 0 {
 		prof.MaxTimeMS = s.Options.MaxTimeMS
 		prof.timeBudget = s.Options.MaxTimeMS

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/ccos-project/ccos/capability"
@@ -13,7 +14,8 @@ import (
 //
 //	(step "name" [:effects [[:network {:domains ["a.com"] :methods [:GET]}] :time]
 //	              :resources {:max_time_ms 5000}
-//	              :compensate (undo)]
+//	              :compensate (undo)
+//	              :retry 2]
 //	  body...)
 //
 // The options may also be written as a map {:effects [...] ...}.
@@ -26,6 +28,10 @@ type StepOptions struct {
 	MaxTimeMS int64
 	// Compensate is the :compensate expression (nil when not written).
 	Compensate rtfs.Value
+	// Retry is :retry N: how many times a failed attempt of the step runs
+	// again (its side-effecting calls are not repeated: see control's
+	// idempotency keys).
+	Retry int
 }
 
 // Call is one capability call found in the plan.
@@ -38,7 +44,7 @@ type Call struct {
 }
 
 // stepOptionKeys are the options a step accepts.
-var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true}
+var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true, "retry": true}
 
 // stepParts splits a step form into its options form (nil if none) and
 // its body.
@@ -91,7 +97,7 @@ func parseOptions(v rtfs.Value) (StepOptions, error) {
 		k, ok := pairs[i].(rtfs.Keyword)
 		if !ok || !stepOptionKeys[k.Name] {
 			return o, &Error{Span: pairs[i].Span(), Msg: "unknown step option " + rtfs.Print(pairs[i]),
-				Hint: "a step takes :effects, :resources and :compensate"}
+				Hint: "a step takes :effects, :resources, :compensate and :retry"}
 		}
 		val := pairs[i+1]
 		switch k.Name {
@@ -115,6 +121,12 @@ func parseOptions(v rtfs.Value) (StepOptions, error) {
 			}
 		case "compensate":
 			o.Compensate = val
+		case "retry":
+			n, ok := val.(rtfs.Int)
+			if !ok || n.V < 0 || n.V > rtfs.MaxStepRetries {
+				return o, &Error{Span: val.Span(), Msg: fmt.Sprintf(":retry must be an integer from 0 to %d, found %s", rtfs.MaxStepRetries, rtfs.Print(val))}
+			}
+			o.Retry = int(n.V)
 		}
 	}
 	return o, nil
