@@ -89,7 +89,11 @@ type Capability struct {
 	// Doc says what it does, for listings and errors.
 	Doc      string
 	Contract Contract
-	Fn       Func
+	// Mutates says that a call changes something beyond returning its
+	// result (a file, a remote service): its outcome is recorded under the
+	// call's idempotency key, so that a retried step does not repeat it.
+	Mutates bool
+	Fn      Func
 }
 
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
@@ -169,14 +173,14 @@ func BuiltinsWith(o Options) *Registry {
 		now = time.Now
 	}
 	wd := workdir{dir: o.Workdir}
-	local := func(id, doc string, fn Func) *Capability {
-		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Fn: fn}
+	local := func(id, doc string, mutates bool, fn Func) *Capability {
+		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Mutates: mutates, Fn: fn}
 	}
 	return NewRegistry(
-		local("ccos.io.read-file", "reads a file of the step workdir", wd.readFile),
-		local("ccos.io.write-file", "writes a file of the step workdir", wd.writeFile),
-		local("ccos.io.list-dir", "lists a directory of the step workdir", wd.listDir),
-		local("ccos.io.delete-file", "deletes a file of the step workdir", wd.deleteFile),
+		local("ccos.io.read-file", "reads a file of the step workdir", false, wd.readFile),
+		local("ccos.io.write-file", "writes a file of the step workdir", true, wd.writeFile),
+		local("ccos.io.list-dir", "lists a directory of the step workdir", false, wd.listDir),
+		local("ccos.io.delete-file", "deletes a file of the step workdir", true, wd.deleteFile),
 		&Capability{ID: "ccos.json.parse", Class: Pure, Doc: "parses JSON text (object keys become keywords)", Contract: Contract{MaxTimeMS: 100},
 			Fn: func(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
 				if len(args) != 1 {
@@ -199,7 +203,7 @@ func BuiltinsWith(o Options) *Registry {
 				}
 				return rtfs.String{V: s}, nil
 			}},
-		&Capability{ID: "ccos.network.http-fetch", Class: Host, Doc: "fetches a URL through the egress proxy",
+		&Capability{ID: "ccos.network.http-fetch", Class: Host, Doc: "fetches a URL through the egress proxy", Mutates: true,
 			Contract: Contract{MaxTimeMS: 30000, Effects: []Effect{{Kind: EffectNetwork}}},
 			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
 				return nil, ErrNoEgressProxy

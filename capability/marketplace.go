@@ -382,7 +382,9 @@ func (r *Registry) Install(listings []*Listing, entries []Entry) error {
 			r.caps[l.ID] = &c
 			continue
 		}
-		r.caps[l.ID] = &Capability{ID: l.ID, Class: Host, Doc: l.Doc, Contract: l.Contract, Fn: unimplemented(l)}
+		// What a capability known only by its contract does is unknown:
+		// its calls are treated as side-effecting.
+		r.caps[l.ID] = &Capability{ID: l.ID, Class: Host, Doc: l.Doc, Contract: l.Contract, Mutates: true, Fn: unimplemented(l)}
 	}
 	for _, e := range entries {
 		if err := r.applyEntry(listings, e); err != nil {

@@ -41,6 +41,7 @@ func init() {
 	var provider, chainPath, chainKey, archiveDir string
 	var af admitFlags
 	var asJSON, allowWeaker bool
+	var restarts int
 	cmd := &cobra.Command{
 		Use:   "run PLAN",
 		Short: "Run an RTFS plan inside the isolation the agent config asks for",
@@ -54,7 +55,7 @@ func init() {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, runOptions{provider: provider,
-				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker})
+				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker, restarts: restarts})
 		},
 	}
 	af.register(cmd)
@@ -64,6 +65,7 @@ func init() {
 	cmd.Flags().StringVar(&chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of the run with this key (from `ccos chain keygen`)")
 	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan and the run's signed checkpoint in this content-addressed archive")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
+	cmd.Flags().IntVar(&restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -79,6 +81,7 @@ func providerNames() []string {
 type runOptions struct {
 	provider, chainPath, chainKey, archiveDir string
 	asJSON, allowWeaker                       bool
+	restarts                                  int
 }
 
 func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOptions) error {
@@ -112,6 +115,7 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 		Provider:  prov,
 		Caps:      a.caps,
 		Recorder:  rec,
+		Restarts:  o.restarts,
 	})
 	if cerr := rec.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the causal chain: %w", cerr)

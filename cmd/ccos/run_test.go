@@ -234,3 +234,21 @@ func TestRunGetEnv(t *testing.T) {
 		t.Errorf("no :env in the config: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// A retried step does not repeat its side effects, in a real sandbox: the
+// chain shows one write of the file and one replay of its recorded result.
+func TestRunRetryExample(t *testing.T) {
+	chainFile := t.TempDir() + "/runs.chain"
+	out, errOut, code := runCCOS(t, "", "run", "--chain", chainFile, "../../examples/plans/retry.rtfs")
+	if code != 0 || out != "{:attempts 2 :written 4 :files [\"report.txt\"]}\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	shown, errOut, code := runCCOS(t, "", "chain", "show", chainFile)
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	writes := strings.Count(shown, "capability.call") - strings.Count(shown, ":ccos.io.list-dir :args")
+	if writes != 1 || strings.Count(shown, "{:replayed :ccos.io.write-file") != 1 || !strings.Contains(shown, "{:attempt 2 :cause") {
+		t.Errorf("%d write(s) in the chain:\n%s", writes, shown)
+	}
+}
