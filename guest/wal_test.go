@@ -125,3 +125,37 @@ func TestWALInMemory(t *testing.T) {
 		t.Errorf("%+v %v", e, ok)
 	}
 }
+
+// FuzzWALOpen feeds arbitrary bytes as a log file: opening never panics,
+// keeps only a prefix of whole lines, and a log reopened after an append
+// holds the appended record.
+func FuzzWALOpen(f *testing.F) {
+	f.Add([]byte(frame(`{"key":"s","state":"session"}`) + frame(`{"key":"k","state":"started","capability":"c","args":"a"}`) +
+		frame(`{"key":"k","state":"done","value":"1"}`)))
+	f.Add([]byte(frame(`{"key":"s","state":"session"}`) + `0badc0de {"key":"k","sta`))
+	f.Add([]byte(frame(`{"key":"other","state":"session"}`)))
+	f.Add([]byte("\x00\x00\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "wal")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w, err := OpenWAL(path, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept, _ := os.ReadFile(path)
+		if !strings.HasPrefix(string(data), string(kept)) && !strings.HasPrefix(string(kept), frame(`{"key":"s","state":"session"}`)) {
+			t.Fatalf("the log is neither a prefix of the input nor a new log: %q", kept)
+		}
+		if err := w.Started("fuzz-key", "c", "d"); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		w = openWAL(t, path, "s")
+		defer w.Close()
+		if e, ok := w.Lookup("fuzz-key"); !ok || e.Done || e.Args != "d" {
+			t.Fatalf("the appended record is lost: %+v %v", e, ok)
+		}
+	})
+}
