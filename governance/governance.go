@@ -245,9 +245,13 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 		}
 		prof.Capabilities = append(prof.Capabilities, c.Capability)
 		needed = append(needed, cp.Contract.Effects...)
-		prof.timeBudget += cp.Contract.MaxTimeMS
-		k.cost.CostUSD += cp.Contract.CostUSD
-		k.cost.Tokens += cp.Contract.Tokens
+		// Each attempt of a retried step may call again (only recorded
+		// side-effecting calls are not repeated): the bounds count every
+		// attempt.
+		attempts := int64(1 + s.Options.Retry)
+		prof.timeBudget += attempts * cp.Contract.MaxTimeMS
+		k.cost.CostUSD += float64(attempts) * cp.Contract.CostUSD
+		k.cost.Tokens += attempts * cp.Contract.Tokens
 	}
 	switch {
 	case s.Options.Declared:

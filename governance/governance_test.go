@@ -98,6 +98,7 @@ func TestAdmissionRules(t *testing.T) {
 		{"env var not named", withEnv, `(step "s" [:effects [[:env {:vars ["PATH"]}]]] (call :ccos.system.get-env "PATH"))`, RuleEnvVarNotAllowed, "PATH"},
 		{"cost budget", budgeted, `(step "s" (call :test.expensive))`, RuleBudgetExceeded, "100"},
 		{"within budget", budgeted, `(step "s" (call :ccos.echo 1))`, "", ""},
+		{"retries count in the budget", budgeted, `(step "s" [:retry 2] (call :test.llm "hi"))`, RuleBudgetExceeded, "3000"},
 		{"disabled capability", disabling, `(step "s" (call :test.disabled))`, RuleCapabilityDisabled, "test.disabled"},
 	}
 	for _, tc := range tests {
