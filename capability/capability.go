@@ -93,7 +93,11 @@ type Capability struct {
 	// result (a file, a remote service): its outcome is recorded under the
 	// call's idempotency key, so that a retried step does not repeat it.
 	Mutates bool
-	Fn      Func
+	// ContractFile is the marketplace contract of a capability that is not
+	// built in ("" for the built-ins): such a capability may be called only
+	// when a config entry enables it.
+	ContractFile string
+	Fn           Func
 }
 
 // ErrUnknown is wrapped by the error for a capability id nobody provides.

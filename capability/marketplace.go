@@ -282,6 +282,13 @@ func loadDir(dir string) ([]*Listing, error) {
 	sort.Strings(names)
 	var out []*Listing
 	for _, n := range names {
+		// Only regular files are opened: opening a FIFO would block.
+		if fi, err := root.Stat(n); err != nil || !fi.Mode().IsRegular() {
+			if err == nil {
+				err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+			}
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, n), err)
+		}
 		src, err := readContract(root, n)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, n), err)
@@ -384,7 +391,7 @@ func (r *Registry) Install(listings []*Listing, entries []Entry) error {
 		}
 		// What a capability known only by its contract does is unknown:
 		// its calls are treated as side-effecting.
-		r.caps[l.ID] = &Capability{ID: l.ID, Class: Host, Doc: l.Doc, Contract: l.Contract, Mutates: true, Fn: unimplemented(l)}
+		r.caps[l.ID] = &Capability{ID: l.ID, Class: Host, Doc: l.Doc, Contract: l.Contract, Mutates: true, ContractFile: l.File, Fn: unimplemented(l)}
 	}
 	for _, e := range entries {
 		if err := r.applyEntry(listings, e); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ccos-project/ccos/rtfs"
@@ -115,6 +116,10 @@ func TestLoadRegistryRefusals(t *testing.T) {
 	if err := os.Symlink("sub/in.rtfs", filepath.Join(base, "inside", "alias.edn")); err != nil {
 		t.Fatal(err)
 	}
+	os.Mkdir(filepath.Join(base, "fifo"), 0o755)
+	if err := syscall.Mkfifo(filepath.Join(base, "fifo", "pipe.rtfs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if ls, err := LoadRegistry([]string{"reg"}, base); err != nil || len(ls) != 1 || ls[0].File != filepath.Join(base, "reg", "a.rtfs") {
 		t.Errorf("reg: %v %v", ls, err)
 	}
@@ -126,6 +131,7 @@ func TestLoadRegistryRefusals(t *testing.T) {
 		{[]string{"reg", "dup"}, "capability :vendor.a has a second contract; the first is " + filepath.Join(base, "reg", "a.rtfs") + ":1:1"},
 		{[]string{"broken"}, filepath.Join(base, "broken", "b.rtfs") + ":1:26: unknown effect :nope"},
 		{[]string{"escape"}, "link.rtfs"},
+		{[]string{"fifo"}, "pipe.rtfs: not a regular file"},
 		// A link inside the directory is followed, to the same contract.
 		{[]string{"inside"}, "capability :vendor.in has a second contract"},
 	}

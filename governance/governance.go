@@ -303,12 +303,23 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 			"calls :%s%s, which no capability provides", c.Capability, via)
 		return nil, false
 	}
+	entered := false
 	for _, e := range k.cfg.Capabilities.Entries {
-		if e.Capability == c.Capability && !e.Enabled {
+		if e.Capability != c.Capability {
+			continue
+		}
+		entered = true
+		if !e.Enabled {
 			k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability, "enable it in :capabilities :entries, or remove the call",
 				"calls :%s, which the config disables", c.Capability)
 			return nil, false
 		}
+	}
+	if cp.ContractFile != "" && !entered {
+		k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability,
+			fmt.Sprintf(`add {:capability :%s :contract %q} to :capabilities :entries`, c.Capability, cp.ContractFile),
+			"calls :%s, whose contract is in the marketplace (%s), but no :capabilities :entries entry enables it", c.Capability, cp.ContractFile)
+		return nil, false
 	}
 	if cp.Contract.Sandbox == string(config.IsolationMicroVM) && k.rc.Isolation != config.IsolationMicroVM {
 		k.reject(step, c.Span, RuleIsolationRequired, c.Capability, "run the agent with :orchestrator :isolation :mode :microvm",

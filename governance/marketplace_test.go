@@ -55,6 +55,7 @@ func writeRegistry(t *testing.T, files map[string]string) string {
 func TestMarketplaceEntries(t *testing.T) {
 	dir := writeRegistry(t, map[string]string{
 		"reg/vault.rtfs": `{:id :vendor.vault :effects [[:env {:vars ["TZ"]}]] :resources {:max_time_ms 1000} :runtime {:sandbox :microvm}}`,
+		"reg/spare.rtfs": `{:id :vendor.spare :resources {:max_time_ms 10}}`,
 	})
 	cfgWith := func(entry string) *config.Config {
 		t.Helper()
@@ -113,6 +114,11 @@ func TestMarketplaceEntries(t *testing.T) {
 	a, err := AdmitIn(RuntimeContext{Level: LevelFull, Isolation: config.IsolationMicroVM}, p, cfg, caps, nil)
 	if err != nil || !slices.Equal(a.Profile("s").Env, []string{"TZ"}) {
 		t.Errorf("under :microvm: %v %+v", err, a)
+	}
+	// A contract alone enables nothing: the config must have an entry.
+	_, err = AdmitIn(RuntimeContext{Level: LevelFull, Isolation: config.IsolationMicroVM}, readPlan(t, `(step "s" (call :vendor.spare))`), cfg, caps, nil)
+	if !errors.As(err, &rs) || rs[0].Rule != RuleCapabilityDisabled || !strings.Contains(rs[0].Error(), "no :capabilities :entries entry enables it") {
+		t.Errorf("capability without an entry: %v", err)
 	}
 	// A missing registry directory is an error naming it.
 	cfg.Marketplace.RegistryPaths = []string{"nowhere"}

@@ -38,6 +38,10 @@ type recordedCall struct {
 	err        string
 }
 
+// MaxRecordedCalls bounds a record: a guest cannot make the host keep
+// more side-effecting calls than this.
+const MaxRecordedCalls = 1 << 16
+
 // NewCallRecord returns an empty record.
 func NewCallRecord() *CallRecord { return &CallRecord{calls: map[string]*recordedCall{}} }
 
@@ -56,6 +60,10 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 	if prev, ok := r.calls[key]; ok {
 		defer r.mu.Unlock()
 		return prev.replay(key, capID, args)
+	}
+	if len(r.calls) >= MaxRecordedCalls {
+		r.mu.Unlock()
+		return nil, false, fmt.Errorf("capability %s not run: the host's call record holds its maximum of %d calls", capID, MaxRecordedCalls)
 	}
 	prev := &recordedCall{capability: capID, args: slices.Clone(args)}
 	r.calls[key] = prev
