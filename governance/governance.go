@@ -271,7 +271,7 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 			"calls a capability chosen at run time, which cannot be checked before the plan runs")
 		prof.Effects = needed
 	default:
-		prof.Effects = mergeEffects(needed)
+		prof.Effects = mergeEffects(k.scopeEnv(needed))
 	}
 	prof.Retry = s.Options.Retry
 	if s.Options.MaxTimeMS > 0 {
@@ -289,6 +289,22 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 		}
 	}
 	return prof
+}
+
+// scopeEnv scopes the unscoped :env effects of contracts (get-env's) to
+// the variables the config names, before they merge with scoped ones.
+func (k *kernel) scopeEnv(effs []capability.Effect) []capability.Effect {
+	env := k.cfg.Capabilities.Env
+	if !env.Enabled {
+		return effs
+	}
+	out := slices.Clone(effs)
+	for i, e := range out {
+		if e.Kind == capability.EffectEnv && len(e.Vars) == 0 {
+			out[i].Vars = slices.Clone(env.Vars)
+		}
+	}
+	return out
 }
 
 // known looks up a capability and checks the config does not disable it.

@@ -172,12 +172,13 @@ func TestStepProfiles(t *testing.T) {
 func TestEnvProfiles(t *testing.T) {
 	p := readPlan(t, `(do (step "any" (call :ccos.system.get-env "LANG"))
   (step "narrow" [:effects [[:env {:vars ["LANG"]}]]] (call :ccos.system.get-env "LANG"))
-  (step "none" (call :ccos.echo 1)))`)
+  (step "none" (call :ccos.echo 1))
+  (step "both" (call :test.env) (call :ccos.system.get-env "LANG")))`)
 	a, err := AdmitIn(RuntimeContext{Level: LevelFull}, p, loadConfig(t, withEnv), testCaps(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for step, want := range map[string][]string{"any": {"LANG", "HOME"}, "narrow": {"LANG"}, "none": {}} {
+	for step, want := range map[string][]string{"any": {"LANG", "HOME"}, "narrow": {"LANG"}, "none": {}, "both": {"LANG", "HOME"}} {
 		prof := a.Profile(step)
 		if !slices.Equal(prof.Env, want) {
 			t.Errorf("step %s: env %v, want %v", step, prof.Env, want)
