@@ -189,6 +189,8 @@ func FuzzDecode(f *testing.F) {
 		`{"id":1,"type":"step.begin","body":{"name":"a"}}`,
 		`{"id":1,"type":"done","body":{"error":{"type":"E","message":"m","stack":["a"]}}}`,
 		`{"id":1,"type":"output","body":{"seq":1,"text":"x"}}`,
+		`{"id":1,"type":"call","body":{"capability":"ccos.io.write-file","args":["\"f\"","\"x\""],"key":"k1:00112233445566778899aabbccddeeff","ordinal":1}}`,
+		`{"id":1,"type":"step.retry","body":{"name":"a","attempt":1,"error":"transient"}}`,
 	} {
 		f.Add(frame(s))
 		f.Add(append(frame(s), frame(strings.Replace(s, `"id":1`, `"id":2`, 1))...))
