@@ -77,6 +77,9 @@ type Contract struct {
 	// CostUSD and Tokens are what one call may cost at most.
 	CostUSD float64
 	Tokens  int64
+	// Sandbox is the isolation the capability needs to run in (:runtime
+	// {:sandbox ...}): "" for any, else "wasm", "container" or "microvm".
+	Sandbox string
 }
 
 // Capability is one callable capability.
@@ -86,7 +89,15 @@ type Capability struct {
 	// Doc says what it does, for listings and errors.
 	Doc      string
 	Contract Contract
-	Fn       Func
+	// Mutates says that a call changes something beyond returning its
+	// result (a file, a remote service): its outcome is recorded under the
+	// call's idempotency key, so that a retried step does not repeat it.
+	Mutates bool
+	// ContractFile is the marketplace contract of a capability that is not
+	// built in ("" for the built-ins): such a capability may be called only
+	// when a config entry enables it.
+	ContractFile string
+	Fn           Func
 }
 
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
@@ -97,9 +108,10 @@ var ErrUnknown = errors.New("unknown capability")
 // have yet, so no sandbox can reach the network at all.
 var ErrNoEgressProxy = errors.New("ccos.network.http-fetch needs the egress proxy, which this version of ccos does not have yet: no sandbox can reach the network")
 
-// ErrNoEnvConfigured is returned by ccos.system.get-env: the agent config
-// has no list of environment variables a plan may read, so none may be.
-var ErrNoEnvConfigured = errors.New("ccos.system.get-env: the agent config names no environment variable a plan may read")
+// ErrNoEnvConfigured is wrapped by ccos.system.get-env for a variable the
+// agent config does not name in :capabilities :env :vars (or a step's
+// declared :env effect does not).
+var ErrNoEnvConfigured = errors.New("environment variable not readable")
 
 // ErrArgs is wrapped by errors about a capability's arguments.
 var ErrArgs = errors.New("bad capability arguments")
@@ -150,6 +162,12 @@ type Options struct {
 	// Workdir is the step workdir the ccos.io capabilities are confined to
 	// ("" where there is none: on the host).
 	Workdir string
+	// EnvVars are the environment variables ccos.system.get-env may read
+	// (the config's :capabilities :env :vars when :env is enabled); no
+	// other variable is readable.
+	EnvVars []string
+	// LookupEnv reads a variable (os.LookupEnv if nil).
+	LookupEnv func(string) (string, bool)
 }
 
 // BuiltinsWith returns a registry of the built-in capabilities.
@@ -159,14 +177,14 @@ func BuiltinsWith(o Options) *Registry {
 		now = time.Now
 	}
 	wd := workdir{dir: o.Workdir}
-	local := func(id, doc string, fn Func) *Capability {
-		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Fn: fn}
+	local := func(id, doc string, mutates bool, fn Func) *Capability {
+		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Mutates: mutates, Fn: fn}
 	}
 	return NewRegistry(
-		local("ccos.io.read-file", "reads a file of the step workdir", wd.readFile),
-		local("ccos.io.write-file", "writes a file of the step workdir", wd.writeFile),
-		local("ccos.io.list-dir", "lists a directory of the step workdir", wd.listDir),
-		local("ccos.io.delete-file", "deletes a file of the step workdir", wd.deleteFile),
+		local("ccos.io.read-file", "reads a file of the step workdir", false, wd.readFile),
+		local("ccos.io.write-file", "writes a file of the step workdir", true, wd.writeFile),
+		local("ccos.io.list-dir", "lists a directory of the step workdir", false, wd.listDir),
+		local("ccos.io.delete-file", "deletes a file of the step workdir", true, wd.deleteFile),
 		&Capability{ID: "ccos.json.parse", Class: Pure, Doc: "parses JSON text (object keys become keywords)", Contract: Contract{MaxTimeMS: 100},
 			Fn: func(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
 				if len(args) != 1 {
@@ -189,16 +207,14 @@ func BuiltinsWith(o Options) *Registry {
 				}
 				return rtfs.String{V: s}, nil
 			}},
-		&Capability{ID: "ccos.network.http-fetch", Class: Host, Doc: "fetches a URL through the egress proxy",
+		&Capability{ID: "ccos.network.http-fetch", Class: Host, Doc: "fetches a URL through the egress proxy", Mutates: true,
 			Contract: Contract{MaxTimeMS: 30000, Effects: []Effect{{Kind: EffectNetwork}}},
 			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
 				return nil, ErrNoEgressProxy
 			}},
 		&Capability{ID: "ccos.system.get-env", Class: Host, Doc: "reads an environment variable the config names",
 			Contract: Contract{MaxTimeMS: 100, Effects: []Effect{{Kind: EffectEnv}}},
-			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
-				return nil, ErrNoEnvConfigured
-			}},
+			Fn:       env{vars: o.EnvVars, lookup: o.LookupEnv}.get},
 		&Capability{ID: "ccos.echo", Class: Pure, Doc: "returns its single argument", Contract: Contract{MaxTimeMS: 100}, Fn: echo},
 		&Capability{ID: "ccos.math.add", Class: Pure, Doc: "adds numbers", Contract: Contract{MaxTimeMS: 100}, Fn: add},
 		&Capability{ID: "ccos.string.concat", Class: Pure, Doc: "joins strings", Contract: Contract{MaxTimeMS: 100}, Fn: concat},

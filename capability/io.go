@@ -7,7 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/ccos-project/ccos/rtfs"
 )
@@ -30,6 +32,11 @@ func (w workdir) root() (*os.Root, error) {
 	return os.OpenRoot(w.dir)
 }
 
+// ReservedPrefix starts the names of the guest's own files in the workdir
+// (its write-ahead log, its event spill): the ccos.io capabilities neither
+// show nor touch them, so a plan cannot forge the guest's records.
+const ReservedPrefix = ".ccos-"
+
 func pathArg(id string, args []rtfs.Value, n int) (string, error) {
 	if len(args) != n {
 		return "", fmt.Errorf("%w: %s takes %d argument(s), got %d", ErrArgs, id, n, len(args))
@@ -37,6 +44,11 @@ func pathArg(id string, args []rtfs.Value, n int) (string, error) {
 	s, ok := args[0].(rtfs.String)
 	if !ok || s.V == "" {
 		return "", fmt.Errorf("%w: %s: the path must be a non-empty string, got %s", ErrArgs, id, rtfs.Describe(args[0]))
+	}
+	for _, el := range strings.Split(path.Clean(s.V), "/") {
+		if strings.HasPrefix(el, ReservedPrefix) {
+			return "", fmt.Errorf("%w: %s: names starting with %s are reserved for ccos, found %q", ErrArgs, id, ReservedPrefix, s.V)
+		}
 	}
 	return s.V, nil
 }
@@ -113,7 +125,9 @@ func (w workdir) listDir(_ context.Context, args []rtfs.Value) (rtfs.Value, erro
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if !strings.HasPrefix(e.Name(), ReservedPrefix) {
+			names = append(names, e.Name())
+		}
 	}
 	sort.Strings(names)
 	out := make([]rtfs.Value, len(names))

@@ -94,3 +94,32 @@ func TestJSONAndRefusals(t *testing.T) {
 		t.Errorf("get-env: %v", err)
 	}
 }
+
+// The guest's own files in the workdir (.ccos-*) are neither listed nor
+// readable, writable or deletable by a plan.
+func TestWorkdirReservedNames(t *testing.T) {
+	wd := t.TempDir()
+	os.WriteFile(filepath.Join(wd, ".ccos-wal"), []byte("log"), 0o600)
+	os.WriteFile(filepath.Join(wd, "data"), []byte("d"), 0o600)
+	r := BuiltinsWith(Options{Workdir: wd})
+	if v, err := call(t, r, "ccos.io.list-dir"); err != nil || rtfs.Print(v) != `["data"]` {
+		t.Errorf("list: %v %v", v, err)
+	}
+	for _, c := range []struct {
+		id   string
+		args []rtfs.Value
+	}{
+		{"ccos.io.read-file", []rtfs.Value{str(".ccos-wal")}},
+		{"ccos.io.read-file", []rtfs.Value{str("x/../.ccos-wal")}},
+		{"ccos.io.write-file", []rtfs.Value{str("./.ccos-wal"), str("forged")}},
+		{"ccos.io.delete-file", []rtfs.Value{str(".ccos-events")}},
+		{"ccos.io.list-dir", []rtfs.Value{str(".ccos-dir")}},
+	} {
+		if _, err := call(t, r, c.id, c.args...); !errors.Is(err, ErrArgs) {
+			t.Errorf("%s %v: %v, want a refusal", c.id, c.args, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(wd, ".ccos-wal")); string(b) != "log" {
+		t.Errorf("the log was changed: %q", b)
+	}
+}

@@ -39,6 +39,16 @@ func (s *spanIndex) lookup(path string) rtfs.Span {
 	return s.root
 }
 
+// Written reports whether the value at a dotted field path was written in
+// the config's source, rather than filled in by a default.
+func (c *Config) Written(path string) bool {
+	if c.spans == nil {
+		return false
+	}
+	_, ok := c.spans.paths[path]
+	return ok
+}
+
 // DecodeError is a value that does not fit the Go model. The schema check
 // runs first, so it means the schema and the model disagree.
 type DecodeError struct {

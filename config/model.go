@@ -64,6 +64,7 @@ type Capabilities struct {
 	HTTP    HTTPCapability    `rtfs:"http"`
 	FS      FSCapability      `rtfs:"fs"`
 	LLM     LLMCapability     `rtfs:"llm"`
+	Env     EnvCapability     `rtfs:"env"`
 	Entries []CapabilityEntry `rtfs:"entries"`
 }
 
@@ -89,6 +90,14 @@ type FSCapability struct {
 type LLMCapability struct {
 	Enabled bool     `rtfs:"enabled"`
 	Models  []string `rtfs:"models"`
+}
+
+// EnvCapability is the :env capability set: the host environment
+// variables ccos.system.get-env may read, by exact name. No other variable
+// is readable, whatever a plan or a contract asks for.
+type EnvCapability struct {
+	Enabled bool     `rtfs:"enabled"`
+	Vars    []string `rtfs:"vars"`
 }
 
 // CapabilityEntry wires one capability to its contract (spec 17 §4).

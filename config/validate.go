@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -56,6 +57,10 @@ const (
 	CodeDuplicateCapability  = "DUPLICATE_CAPABILITY"
 	CodeUnsupportedVersion   = "UNSUPPORTED_VERSION"
 	CodeInvalidAgentID       = "INVALID_AGENT_ID"
+	CodeInvalidEnvVar        = "INVALID_ENV_VAR"
+	CodeEnvWithoutVars       = "ENV_ENABLED_WITHOUT_VARS"
+	CodeEnvVarsDisabled      = "ENV_VARS_NOT_ENABLED"
+	CodeSecretEnvVar         = "SECRET_ENV_VAR"
 	highVCPUs, highMemoryMiB = 4, 1024
 )
 
@@ -74,6 +79,7 @@ var rules = []func(*Config, *report){
 	ruleChainStorage,
 	ruleApprovals,
 	ruleCapabilityEntries,
+	ruleEnv,
 }
 
 // Validate runs the semantic rules on a decoded config and returns their
@@ -531,6 +537,43 @@ func ruleCapabilityEntries(c *Config, r *report) {
 			continue
 		}
 		seen[e.Capability] = i
+	}
+}
+
+// envVarName is a POSIX environment variable name.
+var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// secretWords mark variable names that usually hold credentials; a plan
+// that reads one can leak it through its value or output.
+var secretWords = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "PRIVATE_KEY", "ACCESS_KEY"}
+
+// ruleEnv: :capabilities :env names, exactly, the host environment
+// variables ccos.system.get-env may read.
+func ruleEnv(c *Config, r *report) {
+	env := c.Capabilities.Env
+	switch {
+	case env.Enabled && len(env.Vars) == 0:
+		r.warnf(CodeEnvWithoutVars, "capabilities.env.enabled", `list the variables a plan may read, as :vars ["LANG" "TZ"]`,
+			":env is enabled but names no variable, so a plan can read none")
+	case !env.Enabled && len(env.Vars) > 0:
+		r.warnf(CodeEnvVarsDisabled, "capabilities.env.vars", "set :capabilities :env :enabled true, or remove :vars",
+			":env names %d variable(s) but is not enabled, so a plan can read none", len(env.Vars))
+	}
+	for i, v := range env.Vars {
+		path := fmt.Sprintf("capabilities.env.vars.%d", i)
+		if !envVarName.MatchString(v) {
+			r.errorf(CodeInvalidEnvVar, path, "write the exact variable name: letters, digits and '_', not starting with a digit (no $, =, or patterns)",
+				"%q is not an environment variable name", v)
+			continue
+		}
+		upper := strings.ToUpper(v)
+		for _, w := range secretWords {
+			if strings.Contains(upper, w) {
+				r.warnf(CodeSecretEnvVar, path, "pass secrets through a capability that never returns them to the plan, or remove the variable",
+					"%s looks like a credential (%s); a plan that reads it can print it or send it away", v, w)
+				break
+			}
+		}
 	}
 }
 

@@ -225,6 +225,24 @@ var ruleCases = []ruleCase{
 	{name: "two capabilities", base: "minimal",
 		edits: []edit{{"capabilities.entries", `[{:capability :a.b :contract "c"} {:capability :a.c :contract "d"}]`}},
 		code:  CodeDuplicateCapability, pass: true},
+	// INVALID_ENV_VAR / ENV_ENABLED_WITHOUT_VARS / ENV_VARS_NOT_ENABLED / SECRET_ENV_VAR
+	{name: "env var with a dollar", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true :vars ["LANG" "$HOME"]}`}},
+		code: CodeInvalidEnvVar, path: "capabilities.env.vars.1", msg: `"$HOME"`},
+	{name: "env var pattern", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true :vars ["LC_*"]}`}},
+		code: CodeInvalidEnvVar, path: "capabilities.env.vars.0"},
+	{name: "env var names", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true :vars ["LANG" "TZ" "_X1"]}`}},
+		code: CodeInvalidEnvVar, pass: true},
+	{name: "env enabled, no vars", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true}`}},
+		code: CodeEnvWithoutVars, sev: SeverityWarning, path: "capabilities.env.enabled"},
+	{name: "env enabled with vars", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true :vars ["TZ"]}`}},
+		code: CodeEnvWithoutVars, pass: true},
+	{name: "env vars, not enabled", base: "minimal", edits: []edit{{"capabilities.env", `{:vars ["TZ"]}`}},
+		code: CodeEnvVarsDisabled, sev: SeverityWarning, path: "capabilities.env.vars"},
+	{name: "env off, no vars", base: "minimal", code: CodeEnvVarsDisabled, pass: true},
+	{name: "secret env var", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true :vars ["TZ" "GITHUB_TOKEN"]}`}},
+		code: CodeSecretEnvVar, sev: SeverityWarning, path: "capabilities.env.vars.1", msg: "GITHUB_TOKEN"},
+	{name: "plain env var", base: "minimal", edits: []edit{{"capabilities.env", `{:enabled true :vars ["LANG"]}`}},
+		code: CodeSecretEnvVar, pass: true},
 	// Schema-declared codes.
 	{name: "unsupported version", base: "minimal", edits: []edit{{"version", `"0.2"`}}, code: CodeUnsupportedVersion, path: "version"},
 	{name: "version 0.1", base: "minimal", code: CodeUnsupportedVersion, pass: true},
@@ -281,6 +299,7 @@ func TestRulesCovered(t *testing.T) {
 		CodeInvalidDomain, CodeDomainNotAllowed, CodeFeatureMissing, CodeFeatureUnused, CodeMissingChainPath,
 		CodeVsockStreamNoVsock, CodeNegativeBudget, CodeInvalidApprovals, CodeMissingVerifyKey, CodeInvalidVerifyKey,
 		CodeDuplicateCapability, CodeUnsupportedVersion, CodeInvalidAgentID,
+		CodeInvalidEnvVar, CodeEnvWithoutVars, CodeEnvVarsDisabled, CodeSecretEnvVar,
 	}
 	for _, code := range codes {
 		var fail, pass bool

@@ -68,6 +68,7 @@ var kinds = map[string]kind{
 	TypeWelcome:   {func() any { return new(Welcome) }, HostSide, false, false},
 	TypeRun:       {func() any { return new(Run) }, HostSide, false, false},
 	TypeStepBegin: {func() any { return new(StepBegin) }, GuestSide, true, false},
+	TypeStepRetry: {func() any { return new(StepRetry) }, GuestSide, true, false},
 	TypeStepEnd:   {func() any { return new(StepEnd) }, GuestSide, true, false},
 	TypeCall:      {func() any { return new(Call) }, GuestSide, true, false},
 	TypeOutput:    {func() any { return new(Output) }, GuestSide, false, false},
@@ -90,6 +91,8 @@ func TypeOf(body any) string {
 		return TypeRun
 	case *StepBegin:
 		return TypeStepBegin
+	case *StepRetry:
+		return TypeStepRetry
 	case *StepEnd:
 		return TypeStepEnd
 	case *Call:
@@ -310,9 +313,16 @@ func validate(typ string, body any) error {
 		if b.Name == "" {
 			return errors.New("step name missing")
 		}
+	case *StepRetry:
+		if b.Name == "" || b.Attempt <= 0 {
+			return errors.New("step name or attempt missing")
+		}
 	case *Call:
 		if b.Capability == "" {
 			return errors.New("capability missing")
+		}
+		if (b.Key == "") != (b.Ordinal == 0) {
+			return errors.New("an idempotency key needs its ordinal, and an ordinal its key")
 		}
 	case *Done:
 		if (b.Value == nil) == (b.Error == nil) {

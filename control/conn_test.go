@@ -113,6 +113,10 @@ func TestStrictDecoding(t *testing.T) {
 		{"short frame", frame(`{`), 0, "too short"},
 		{"truncated frame", frame(`{"id":1,"type":"hello","body":{"protocol":1}}`)[:20], 0, "closed inside a"},
 		{"truncated header", []byte{0, 0}, 0, "closed inside a frame header"},
+		{"key without ordinal", frame(`{"id":1,"type":"call","body":{"capability":"c","args":[],"key":"k1:00"}}`), 0, "an idempotency key needs its ordinal"},
+		{"ordinal without key", frame(`{"id":1,"type":"call","body":{"capability":"c","args":[],"ordinal":2}}`), 0, "an ordinal its key"},
+		{"unknown call field", frame(`{"id":1,"type":"call","body":{"capability":"c","args":[],"attempt":2}}`), 0, `unknown field "attempt"`},
+		{"retry without attempt", frame(`{"id":1,"type":"step.retry","body":{"name":"s"}}`), 0, "step name or attempt missing"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +189,8 @@ func FuzzDecode(f *testing.F) {
 		`{"id":1,"type":"step.begin","body":{"name":"a"}}`,
 		`{"id":1,"type":"done","body":{"error":{"type":"E","message":"m","stack":["a"]}}}`,
 		`{"id":1,"type":"output","body":{"seq":1,"text":"x"}}`,
+		`{"id":1,"type":"call","body":{"capability":"ccos.io.write-file","args":["\"f\"","\"x\""],"key":"k1:00112233445566778899aabbccddeeff","ordinal":1}}`,
+		`{"id":1,"type":"step.retry","body":{"name":"a","attempt":1,"error":"transient"}}`,
 	} {
 		f.Add(frame(s))
 		f.Add(append(frame(s), frame(strings.Replace(s, `"id":1`, `"id":2`, 1))...))
@@ -207,4 +213,22 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Idempotency keys depend on the plan, the step and the ordinal only, and
+// each of them changes the key.
+func TestCallKey(t *testing.T) {
+	k := CallKey("sha256:ab", "s", 1)
+	if k != CallKey("sha256:ab", "s", 1) || !strings.HasPrefix(k, "k1:") || len(k) != 3+32 {
+		t.Fatalf("key %q", k)
+	}
+	seen := map[string]bool{k: true}
+	for _, other := range []string{CallKey("sha256:ac", "s", 1), CallKey("sha256:ab", "t", 1), CallKey("sha256:ab", "s", 2),
+		// Length-prefixed parts: moving a boundary changes the key.
+		CallKey("sha256:a", "bs", 1), CallKey("sha256:ab", "s1", 0)} {
+		if seen[other] {
+			t.Errorf("key collision: %s", other)
+		}
+		seen[other] = true
+	}
 }

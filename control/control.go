@@ -31,19 +31,39 @@
 //
 //	guest → host   hello      {"protocol": 1}
 //	host  → guest  welcome    {"protocol": 1, "session": "..."}
-//	host  → guest  run        {"plan": "...", "file": "...", "steps": [...], "grants": [...], "unstepped": [...], "limits": {...}}
+//	host  → guest  run        {"plan": "...", "file": "...", "plan_hash": "sha256:...", "steps": [...], "grants": [...], "unstepped": [...], "limits": {...}}
 //	guest → host   step.begin {"name": "..."}           request; reply ok or error
+//	guest → host   step.retry {"name": "...", "attempt": 1, "error": "..."} request; reply ok or error
 //	guest → host   step.end   {"name": "...", "ok": true} request; reply ok or error
-//	guest → host   call       {"capability": "...", "args": ["..."]} request; reply result or error
+//	guest → host   call       {"capability": "...", "args": ["..."], "key": "...", "ordinal": 1} request; reply result or error
 //	guest → host   output     {"seq": 1, "text": "..."}  captured println output
 //	guest → host   events     {"items": [{"seq": 1, "type": "...", "step": "...", "payload": "..."}]} request; reply ok
 //	guest → host   done       {"value": "..."} or {"error": {...}}
 //	host  → guest  ok | result {"value": "..."} | error {"message": "..."}
 //
+// # Idempotency keys
+//
+// Inside a step, every capability call has an ordinal: 1 for the first
+// call of the step's current attempt, counting every call, and starting
+// again at 1 when the step is retried. Its idempotency key is CallKey of
+// the plan hash, the step name and the ordinal, so the same call of a
+// retried step (or of the same step run again in a new sandbox) has the
+// same key, whatever the time or the attempt. A call the guest yields
+// inside a step carries both; the host derives the key itself from what it
+// admitted and the ordinal, and a key that does not match is a protocol
+// error.
+//
 // No message asks the host to run a command, open a file or reach the
 // network on the guest's behalf except through a capability call, which the
 // host checks against what it admitted for the current step.
 package control
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+)
 
 // ProtocolVersion is the version both sides state in hello and welcome.
 const ProtocolVersion = 1
@@ -58,6 +78,7 @@ const (
 	TypeWelcome   = "welcome"
 	TypeRun       = "run"
 	TypeStepBegin = "step.begin"
+	TypeStepRetry = "step.retry"
 	TypeStepEnd   = "step.end"
 	TypeCall      = "call"
 	TypeOutput    = "output"
@@ -105,8 +126,11 @@ type Grant struct {
 // Run hands the guest the plan to evaluate, the steps it may enter and
 // what each may call, and the pure capabilities it may call outside steps.
 type Run struct {
-	Plan      string    `json:"plan"`
-	File      string    `json:"file"`
+	Plan string `json:"plan"`
+	File string `json:"file"`
+	// PlanHash is the admitted plan's hash, from which the guest derives
+	// idempotency keys.
+	PlanHash  string    `json:"plan_hash"`
 	Steps     []string  `json:"steps"`
 	Grants    []Grant   `json:"grants"`
 	Unstepped []string  `json:"unstepped"`
@@ -118,6 +142,14 @@ type StepBegin struct {
 	Name string `json:"name"`
 }
 
+// StepRetry says that the step in progress failed (Error) and that its
+// body runs again, for the Attempt-th time after the first.
+type StepRetry struct {
+	Name    string `json:"name"`
+	Attempt int    `json:"attempt"`
+	Error   string `json:"error,omitempty"`
+}
+
 // StepEnd reports that a step has ended.
 type StepEnd struct {
 	Name  string `json:"name"`
@@ -126,9 +158,27 @@ type StepEnd struct {
 }
 
 // Call asks the host to run a capability; Args are canonical RTFS texts.
+// Inside a step, Key is the call's idempotency key and Ordinal its ordinal
+// within the step's attempt (both absent outside steps).
 type Call struct {
 	Capability string   `json:"capability"`
 	Args       []string `json:"args"`
+	Key        string   `json:"key,omitempty"`
+	Ordinal    uint64   `json:"ordinal,omitempty"`
+}
+
+// CallKey is the idempotency key of the ordinal-th call of a step's
+// attempt in the plan with the given hash: "k1:" and the hex of the first
+// 16 bytes of a SHA-256 over the three, each length-prefixed.
+func CallKey(planHash, step string, ordinal uint64) string {
+	h := sha256.New()
+	for _, part := range []string{"ccos idempotency key", planHash, step, strconv.FormatUint(ordinal, 10)} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write([]byte(part))
+	}
+	return "k1:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Output carries text the plan printed, in order.

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/capability"
-	"golang.org/x/net/idna"
 )
 
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -57,48 +56,9 @@ func pathsWithin(a, b []string) bool {
 	return true
 }
 
-// pathAllowed reports whether p is one of roots or below one of them.
-func pathAllowed(p string, roots []string) bool {
-	for _, r := range roots {
-		r = strings.TrimSuffix(r, "/")
-		if p == r || strings.HasPrefix(p, r+"/") {
-			return !strings.Contains(p, "/../") && !strings.HasSuffix(p, "/..")
-		}
-	}
-	return false
-}
+func pathAllowed(p string, roots []string) bool { return capability.PathCovered(p, roots) }
 
-// domainAllowed reports whether domain d (possibly a leading-"*." wildcard)
-// is covered by the allowlist: an exact entry, or a "*.suffix" entry that d
-// lies strictly below. Names are compared in their IDNA ASCII form.
-func domainAllowed(d string, allow []string) bool {
-	d = normDomain(d)
-	for _, a := range allow {
-		a = normDomain(a)
-		if d == a {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(a, "*."); ok {
-			rest := strings.TrimPrefix(d, "*.")
-			if strings.HasSuffix(rest, "."+suffix) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func normDomain(d string) string {
-	d = strings.TrimSuffix(strings.ToLower(d), ".")
-	star := strings.HasPrefix(d, "*.")
-	if ascii, err := idna.Lookup.ToASCII(strings.TrimPrefix(d, "*.")); err == nil {
-		d = ascii
-		if star {
-			d = "*." + d
-		}
-	}
-	return d
-}
+func domainAllowed(d string, allow []string) bool { return capability.DomainCovered(d, allow) }
 
 func upper(xs []string) []string {
 	out := make([]string, len(xs))

@@ -36,6 +36,7 @@ const (
 	RuleModelNotAllowed    = "MODEL_NOT_ALLOWED"
 	RuleGPUDisabled        = "GPU_DISABLED"
 	RuleEnvNotConfigured   = "ENV_NOT_CONFIGURED"
+	RuleEnvVarNotAllowed   = "ENV_VAR_NOT_ALLOWED"
 	RuleBudgetExceeded     = "BUDGET_EXCEEDED"
 	RuleApprovalsMissing   = "APPROVALS_MISSING"
 	RuleSecurityLevel      = "SECURITY_LEVEL"
@@ -126,6 +127,12 @@ type StepProfile struct {
 	FS          FSPolicy            `json:"fs"`
 	Determinism Determinism         `json:"determinism"`
 	Features    Features            `json:"features"`
+	// Env are the environment variables the step may read with
+	// ccos.system.get-env.
+	Env []string `json:"env_vars"`
+	// Retry is how many times the step may be retried after a failed
+	// attempt (:retry N).
+	Retry int `json:"retry"`
 	// MaxTimeMS bounds the step's wall-clock time when the step declares
 	// :resources {:max_time_ms N} (0: only the run's deadline applies).
 	MaxTimeMS int64 `json:"max_time_ms"`
@@ -228,7 +235,7 @@ func (k *kernel) reject(step string, sp rtfs.Span, rule, value, hint, format str
 
 // profile derives one step's profile and checks it against the config.
 func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
-	prof := &StepProfile{Step: s.Name, Capabilities: []string{}, FS: FSPolicy{Workdir: true, CapabilitiesRO: true, Paths: []string{}},
+	prof := &StepProfile{Step: s.Name, Capabilities: []string{}, Env: []string{}, FS: FSPolicy{Workdir: true, CapabilitiesRO: true, Paths: []string{}},
 		Network: NetworkACL{Domains: []string{}, Methods: []string{}}}
 	var needed []capability.Effect
 	for _, c := range s.Calls {
@@ -238,9 +245,13 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 		}
 		prof.Capabilities = append(prof.Capabilities, c.Capability)
 		needed = append(needed, cp.Contract.Effects...)
-		prof.timeBudget += cp.Contract.MaxTimeMS
-		k.cost.CostUSD += cp.Contract.CostUSD
-		k.cost.Tokens += cp.Contract.Tokens
+		// Each attempt of a retried step may call again (only recorded
+		// side-effecting calls are not repeated): the bounds count every
+		// attempt.
+		attempts := int64(1 + s.Options.Retry)
+		prof.timeBudget += attempts * cp.Contract.MaxTimeMS
+		k.cost.CostUSD += float64(attempts) * cp.Contract.CostUSD
+		k.cost.Tokens += attempts * cp.Contract.Tokens
 	}
 	switch {
 	case s.Options.Declared:
@@ -253,15 +264,16 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 					c.Capability, describeEffects(cp.Contract.Effects), describeEffects(s.Options.Effects))
 			}
 		}
-		prof.Effects = s.Options.Effects
+		prof.Effects = mergeEffects(s.Options.Effects)
 		prof.Dynamic = len(s.Dynamic) > 0
 	case len(s.Dynamic) > 0:
 		k.reject(s.Name, s.Dynamic[0], RuleDynamicCall, "", "declare the step's effects with [:effects [...]] so that only those are allowed at run time",
 			"calls a capability chosen at run time, which cannot be checked before the plan runs")
 		prof.Effects = needed
 	default:
-		prof.Effects = mergeEffects(needed)
+		prof.Effects = mergeEffects(k.scopeEnv(needed))
 	}
+	prof.Retry = s.Options.Retry
 	if s.Options.MaxTimeMS > 0 {
 		prof.MaxTimeMS = s.Options.MaxTimeMS
 		prof.timeBudget = s.Options.MaxTimeMS
@@ -279,6 +291,22 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 	return prof
 }
 
+// scopeEnv scopes the unscoped :env effects of contracts (get-env's) to
+// the variables the config names, before they merge with scoped ones.
+func (k *kernel) scopeEnv(effs []capability.Effect) []capability.Effect {
+	env := k.cfg.Capabilities.Env
+	if !env.Enabled {
+		return effs
+	}
+	out := slices.Clone(effs)
+	for i, e := range out {
+		if e.Kind == capability.EffectEnv && len(e.Vars) == 0 {
+			out[i].Vars = slices.Clone(env.Vars)
+		}
+	}
+	return out
+}
+
 // known looks up a capability and checks the config does not disable it.
 func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) {
 	cp, err := k.caps.Lookup(c.Capability)
@@ -291,12 +319,28 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 			"calls :%s%s, which no capability provides", c.Capability, via)
 		return nil, false
 	}
+	entered := false
 	for _, e := range k.cfg.Capabilities.Entries {
-		if e.Capability == c.Capability && !e.Enabled {
+		if e.Capability != c.Capability {
+			continue
+		}
+		entered = true
+		if !e.Enabled {
 			k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability, "enable it in :capabilities :entries, or remove the call",
 				"calls :%s, which the config disables", c.Capability)
 			return nil, false
 		}
+	}
+	if cp.ContractFile != "" && !entered {
+		k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability,
+			fmt.Sprintf(`add {:capability :%s :contract %q} to :capabilities :entries`, c.Capability, cp.ContractFile),
+			"calls :%s, whose contract is in the marketplace (%s), but no :capabilities :entries entry enables it", c.Capability, cp.ContractFile)
+		return nil, false
+	}
+	if cp.Contract.Sandbox == string(config.IsolationMicroVM) && k.rc.Isolation != config.IsolationMicroVM {
+		k.reject(step, c.Span, RuleIsolationRequired, c.Capability, "run the agent with :orchestrator :isolation :mode :microvm",
+			"calls :%s, whose contract needs :runtime {:sandbox :microvm}, and the plan would run under :%s isolation", c.Capability, k.rc.Isolation)
+		return nil, false
 	}
 	if _, err := (SecurityAuthorizer{}).AuthorizeCapability(k.rc, cp); err != nil {
 		rule, msg, _ := strings.Cut(err.Error(), ": ")
@@ -310,7 +354,7 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 // its network, file system and feature parts.
 func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 	c := k.cfg
-	for _, e := range prof.Effects {
+	for i, e := range prof.Effects {
 		switch e.Kind {
 		case capability.EffectNetwork:
 			if c.Network == nil || !c.Network.Enabled || !c.Capabilities.HTTP.Enabled {
@@ -361,8 +405,24 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 			}
 			prof.Features.GPU = true
 		case capability.EffectEnv:
-			k.reject(s.Name, s.Span, RuleEnvNotConfigured, strings.Join(e.Vars, ","), "",
-				"reads environment variables, and the config names none a plan may read")
+			env := c.Capabilities.Env
+			if !env.Enabled || len(env.Vars) == 0 {
+				k.reject(s.Name, s.Span, RuleEnvNotConfigured, strings.Join(e.Vars, ","), `add :capabilities :env {:enabled true :vars ["NAME"]} to the config`,
+					"reads environment variables, and the config names none a plan may read")
+				continue
+			}
+			for _, v := range e.Vars {
+				if !slices.Contains(env.Vars, v) {
+					k.reject(s.Name, s.Span, RuleEnvVarNotAllowed, v, "add it to :capabilities :env :vars, or narrow the step",
+						"reads environment variable %s, which is not in the config's :capabilities :env :vars %v", v, env.Vars)
+				}
+			}
+			// An unscoped :env effect (get-env's own contract) is scoped
+			// to the variables the config names.
+			if len(e.Vars) == 0 {
+				prof.Effects[i].Vars = slices.Clone(env.Vars)
+			}
+			prof.Env = appendNew(prof.Env, prof.Effects[i].Vars...)
 		}
 	}
 }

@@ -56,6 +56,7 @@ const (
 	withLLM   = `(-> (profile:minimal "agent.t") (assoc-in [:capabilities :llm] {:enabled true :models ["m1"]}) (assoc :features [:llm]))`
 	withGPU   = `(assoc (profile:minimal "agent.t") :features [:gpu])`
 	budgeted  = `(assoc-in (profile:minimal "agent.t") [:governance :policies :default :budgets] {:max_cost_usd 1 :token_budget 500})`
+	withEnv   = `(assoc-in (profile:minimal "agent.t") [:capabilities :env] {:enabled true :vars ["LANG" "HOME"]})`
 	disabling = `(assoc-in (profile:minimal "agent.t") [:capabilities :entries] [{:capability :test.disabled :contract "test/disabled" :enabled false}])`
 )
 
@@ -91,8 +92,13 @@ func TestAdmissionRules(t *testing.T) {
 		{"gpu without feature", minimal, `(step "s" (call :test.gpu))`, RuleGPUDisabled, ""},
 		{"gpu with feature", withGPU, `(step "s" (call :test.gpu))`, "", ""},
 		{"environment", minimal, `(step "s" (call :test.env))`, RuleEnvNotConfigured, "HOME"},
+		{"get-env without :env", minimal, `(step "s" (call :ccos.system.get-env "LANG"))`, RuleEnvNotConfigured, ""},
+		{"get-env with :env", withEnv, `(step "s" (call :ccos.system.get-env "LANG"))`, "", ""},
+		{"env var named by the config", withEnv, `(step "s" (call :test.env))`, "", ""},
+		{"env var not named", withEnv, `(step "s" [:effects [[:env {:vars ["PATH"]}]]] (call :ccos.system.get-env "PATH"))`, RuleEnvVarNotAllowed, "PATH"},
 		{"cost budget", budgeted, `(step "s" (call :test.expensive))`, RuleBudgetExceeded, "100"},
 		{"within budget", budgeted, `(step "s" (call :ccos.echo 1))`, "", ""},
+		{"retries count in the budget", budgeted, `(step "s" [:retry 2] (call :test.llm "hi"))`, RuleBudgetExceeded, "3000"},
 		{"disabled capability", disabling, `(step "s" (call :test.disabled))`, RuleCapabilityDisabled, "test.disabled"},
 	}
 	for _, tc := range tests {
@@ -158,6 +164,33 @@ func TestStepProfiles(t *testing.T) {
 	}
 	if !net.Allows("test.http.get", capability.Contract{}) || net.Allows("ccos.echo", capability.Contract{}) {
 		t.Error("Allows does not follow the profile")
+	}
+}
+
+// A step reaching ccos.system.get-env reads only the variables the config
+// names, or those its declared :env effect names.
+func TestEnvProfiles(t *testing.T) {
+	p := readPlan(t, `(do (step "any" (call :ccos.system.get-env "LANG"))
+  (step "narrow" [:effects [[:env {:vars ["LANG"]}]]] (call :ccos.system.get-env "LANG"))
+  (step "none" (call :ccos.echo 1))
+  (step "both" (call :test.env) (call :ccos.system.get-env "LANG")))`)
+	a, err := AdmitIn(RuntimeContext{Level: LevelFull}, p, loadConfig(t, withEnv), testCaps(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range map[string][]string{"any": {"LANG", "HOME"}, "narrow": {"LANG"}, "none": {}, "both": {"LANG", "HOME"}} {
+		prof := a.Profile(step)
+		if !slices.Equal(prof.Env, want) {
+			t.Errorf("step %s: env %v, want %v", step, prof.Env, want)
+		}
+		if len(want) > 0 && !slices.ContainsFunc(prof.Effects, func(e capability.Effect) bool {
+			return e.Kind == capability.EffectEnv && slices.Equal(e.Vars, want)
+		}) {
+			t.Errorf("step %s: effects %+v lack [:env {:vars %v}]", step, prof.Effects, want)
+		}
+	}
+	if a.Tier != config.RiskHigh {
+		t.Errorf("tier %s, want high (environment)", a.Tier)
 	}
 }
 

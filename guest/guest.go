@@ -86,8 +86,15 @@ type agent struct {
 	grants   map[string]control.Grant
 	// unstepped are the capabilities the plan may call outside steps.
 	unstepped []string
-	// steps is the stack of steps being run, innermost last.
+	// steps is the stack of steps being run, innermost last, and ords the
+	// number of capability calls each has made in its current attempt.
 	steps []string
+	ords  []uint64
+	// planHash is the admitted plan's hash, from which idempotency keys
+	// are derived; wal records the side-effecting calls the guest runs,
+	// opened at its first use (walPath "" keeps it in memory).
+	planHash, session, walPath string
+	wal                        *WAL
 	// out buffers the guest's own events (claims about the capability
 	// calls it runs itself) until the host records them.
 	out    *Outbox
@@ -131,6 +138,7 @@ func (g *agent) serve() error {
 	if w.Protocol != control.ProtocolVersion {
 		return fmt.Errorf("host speaks protocol %d, guest speaks %d", w.Protocol, control.ProtocolVersion)
 	}
+	g.session = w.Session
 	m, err = g.c.Recv()
 	if err != nil {
 		return fmt.Errorf("waiting for the plan: %w", err)
@@ -152,6 +160,15 @@ func (g *agent) run(run *control.Run) error {
 		g.grants[gr.Step] = gr
 	}
 	g.unstepped = run.Unstepped
+	g.planHash = run.PlanHash
+	if fi, err := os.Stat(Workdir); err == nil && fi.IsDir() {
+		g.walPath = Workdir + "/" + capability.ReservedPrefix + "wal"
+	}
+	defer func() {
+		if g.wal != nil {
+			g.wal.Close()
+		}
+	}()
 	p, err := plan.Read([]byte(run.Plan), run.File)
 	if err != nil {
 		return g.done(nil, err)
@@ -323,8 +340,9 @@ func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(co
 		return nil, fmt.Errorf("step %q refused: %w", name, err)
 	}
 	g.steps = append(g.steps, name)
+	g.ords = append(g.ords, 0)
 	v, err := body(ctx)
-	g.steps = g.steps[:len(g.steps)-1]
+	g.steps, g.ords = g.steps[:len(g.steps)-1], g.ords[:len(g.ords)-1]
 	end := &control.StepEnd{Name: name, OK: err == nil}
 	if err != nil {
 		end.Error = err.Error()
@@ -335,36 +353,59 @@ func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(co
 	return v, err
 }
 
-// Call implements rtfs.Host: pure capabilities run here, the others are
-// yielded to the host.
+// RetryStep implements rtfs.StepRetrier: the host hears that the step in
+// progress failed and runs again, and the step's calls are numbered from 1
+// again, so that each gets the idempotency key it had in the first
+// attempt.
+func (g *agent) RetryStep(_ context.Context, name string, attempt int, cause error) error {
+	if n := len(g.steps); n == 0 || g.steps[n-1] != name {
+		return fmt.Errorf("step %q is not the step in progress", name)
+	}
+	if _, err := g.ask(&control.StepRetry{Name: name, Attempt: attempt, Error: cause.Error()}); err != nil {
+		return fmt.Errorf("retrying step %q: %w", name, err)
+	}
+	g.ords[len(g.ords)-1] = 0
+	return nil
+}
+
+// ErrInDoubt is wrapped when a retried step reaches a side-effecting call
+// that an earlier attempt started without recording its outcome: the call
+// may have taken effect, so it is not run again.
+var ErrInDoubt = errors.New("side-effecting call in doubt")
+
+// ErrKeyConflict is wrapped when a retried step makes, under an idempotency
+// key, another call than the earlier attempt made under it.
+var ErrKeyConflict = errors.New("idempotency key conflict")
+
+// callKey numbers a call of the step in progress and returns its ordinal
+// and idempotency key (0 and "" outside steps).
+func (g *agent) callKey() (uint64, string) {
+	n := len(g.steps)
+	if n == 0 {
+		return 0, ""
+	}
+	g.ords[n-1]++
+	return g.ords[n-1], control.CallKey(g.planHash, g.steps[n-1], g.ords[n-1])
+}
+
+// Call implements rtfs.Host: pure and workdir capabilities run here, the
+// others are yielded to the host.
 func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs.Value, error) {
 	if err := g.granted(capID); err != nil {
 		return nil, err
 	}
+	ord, key := g.callKey()
 	if c, err := g.caps.Lookup(capID); err == nil && c.Class != capability.Host {
-		// The host never sees these calls: the guest records them as its
-		// own claims.
-		if err := g.emit("capability.call", rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: capID},
-			rtfs.Keyword{Name: "args"}, rtfs.NewVector(slices.Clone(args)...))); err != nil {
-			return nil, err
+		if c.Mutates && key != "" {
+			return g.callOnce(ctx, c, args, ord, key)
 		}
-		v, cerr := c.Fn(ctx, args)
-		result := rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: capID}, rtfs.Keyword{Name: "ok"}, rtfs.Bool{V: cerr == nil})
-		if cerr != nil {
-			result.Set(rtfs.Keyword{Name: "error"}, rtfs.String{V: cerr.Error()})
-		} else {
-			result.Set(rtfs.Keyword{Name: "value"}, v)
-		}
-		if err := g.emit("capability.result", result); err != nil {
-			return nil, err
-		}
-		return v, cerr
+		return g.callLocal(ctx, c, args)
 	}
 	texts := make([]string, len(args))
 	for i, a := range args {
 		texts[i] = rtfs.Print(a)
 	}
-	v, err := g.ask(&control.Call{Capability: capID, Args: texts})
+	v, err := g.ask(&control.Call{Capability: capID, Args: texts, Key: key, Ordinal: ord})
 	if err != nil {
 		return nil, fmt.Errorf("capability %s: %w", capID, err)
 	}
@@ -372,4 +413,71 @@ func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs
 		return rtfs.Nil{}, nil
 	}
 	return v, nil
+}
+
+// callOnce runs a side-effecting capability of the guest at most once per
+// idempotency key: the outcome of an earlier attempt is returned instead,
+// and a call an earlier attempt started without finishing is in doubt.
+func (g *agent) callOnce(ctx context.Context, c *capability.Capability, args []rtfs.Value, ord uint64, key string) (rtfs.Value, error) {
+	step := g.steps[len(g.steps)-1]
+	if g.wal == nil {
+		w, err := OpenWAL(g.walPath, g.session)
+		if err != nil {
+			return nil, fmt.Errorf("capability %s not run: opening the write-ahead log: %w", c.ID, err)
+		}
+		g.wal = w
+	}
+	digest := ArgsDigest(args)
+	if e, ok := g.wal.Lookup(key); ok {
+		if e.Capability != c.ID || e.Args != digest {
+			return nil, fmt.Errorf("%w: %s (call %d of step %q, key %s) is not the call an earlier attempt made under that key (%s with other arguments), so it is not run; a retried step must make the same side-effecting calls in the same order",
+				ErrKeyConflict, c.ID, ord, step, key, e.Capability)
+		}
+		if !e.Done {
+			return nil, fmt.Errorf("%w: capability %s (call %d of step %q, key %s) was started by an earlier attempt that did not record its outcome; it may have taken effect, so it is not run again",
+				ErrInDoubt, c.ID, ord, step, key)
+		}
+		if err := g.emit("guest.event", rtfs.MapOf(rtfs.Keyword{Name: "replayed"}, rtfs.Keyword{Name: c.ID},
+			rtfs.Keyword{Name: "key"}, rtfs.String{V: key})); err != nil {
+			return nil, err
+		}
+		if e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return rtfs.ReadOne(e.Value, "<wal>")
+	}
+	if err := g.wal.Started(key, c.ID, digest); err != nil {
+		return nil, fmt.Errorf("capability %s not run: %w", c.ID, err)
+	}
+	v, cerr := g.callLocal(ctx, c, args)
+	text := ""
+	if cerr == nil {
+		text = rtfs.Print(v)
+	}
+	if err := g.wal.Finished(key, text, cerr); err != nil {
+		return nil, fmt.Errorf("capability %s ran, but its outcome was not logged: %w", c.ID, err)
+	}
+	return v, cerr
+}
+
+// callLocal runs a capability of the guest, recording the call and its
+// result as the guest's claims.
+func (g *agent) callLocal(ctx context.Context, c *capability.Capability, args []rtfs.Value) (rtfs.Value, error) {
+	// The host never sees these calls: the guest records them as its own
+	// claims.
+	if err := g.emit("capability.call", rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: c.ID},
+		rtfs.Keyword{Name: "args"}, rtfs.NewVector(slices.Clone(args)...))); err != nil {
+		return nil, err
+	}
+	v, cerr := c.Fn(ctx, args)
+	result := rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: c.ID}, rtfs.Keyword{Name: "ok"}, rtfs.Bool{V: cerr == nil})
+	if cerr != nil {
+		result.Set(rtfs.Keyword{Name: "error"}, rtfs.String{V: cerr.Error()})
+	} else {
+		result.Set(rtfs.Keyword{Name: "value"}, v)
+	}
+	if err := g.emit("capability.result", result); err != nil {
+		return nil, err
+	}
+	return v, cerr
 }

@@ -42,6 +42,13 @@ type Request struct {
 	// Recorder, when set, receives every fact of the run and the guest's
 	// claims (marked as such); a failure to record stops the run.
 	Recorder *chain.Recorder
+	// Calls is the host's record of the side-effecting calls it ran, by
+	// idempotency key (a new one if nil); a plan run again with the same
+	// record does not repeat them.
+	Calls *CallRecord
+	// Restarts is how many times the plan is run again, in a new sandbox
+	// with the same call record, after its sandbox crashed (ErrCrashed).
+	Restarts int
 }
 
 // StepRecord is what the host saw of one step.
@@ -88,9 +95,17 @@ var ErrStepTimeout = errors.New("step time limit exceeded")
 // request for something not admitted, a crash.
 var ErrGuest = errors.New("guest failure")
 
+// ErrCrashed is wrapped, with ErrGuest, when the sandbox ended before the
+// guest reported a result without breaking the protocol: a crash, which
+// Request.Restarts may retry.
+var ErrCrashed = errors.New("the sandbox crashed")
+
 // Run runs one plan to its end. It returns a Report when the guest reported
 // a value or a plan error, and an error when the sandbox or the session
-// failed (the guest crashed, broke the protocol, or ran out of time).
+// failed (the guest crashed, broke the protocol, or ran out of time). A
+// crashed sandbox is replaced up to Request.Restarts times; the plan then
+// runs again from its start, and the side-effecting calls the host already
+// ran are answered from its record instead of running again.
 func Run(ctx context.Context, req Request) (*Report, error) {
 	if req.Admission == nil {
 		return nil, errors.New("orchestrator: the plan was not admitted (Request.Admission is nil)")
@@ -101,13 +116,30 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	if req.MaxOutput <= 0 {
 		req.MaxOutput = 1 << 20
 	}
+	if req.Calls == nil {
+		req.Calls = NewCallRecord()
+	}
+	if err := (&session{req: req}).recordAdmission(ctx); err != nil {
+		return nil, err
+	}
+	base := req.Spec.ID
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			req.Spec.ID = fmt.Sprintf("%s-r%d", base, attempt)
+		}
+		rep, err := runOnce(ctx, req)
+		if err == nil || !errors.Is(err, ErrCrashed) || attempt >= req.Restarts || ctx.Err() != nil {
+			return rep, err
+		}
+	}
+}
+
+// runOnce runs the plan in one sandbox.
+func runOnce(ctx context.Context, req Request) (*Report, error) {
 	lim := req.Spec.Limits.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, lim.Deadline+5*time.Second)
 	defer cancel()
 	s := &session{req: req, rep: &Report{Provider: req.Provider.Name()}}
-	if err := s.recordAdmission(ctx); err != nil {
-		return nil, err
-	}
 	start := time.Now()
 	sb, err := req.Provider.Start(ctx, req.Spec)
 	if err != nil {
@@ -154,12 +186,14 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	switch {
 	case errors.Is(serr, ErrStepTimeout), errors.Is(serr, ErrChain):
 		return nil, serr
+	case serr != nil && werr != nil && !s.gotDone && !errors.Is(serr, control.ErrProtocol) && ctx.Err() == nil:
+		return nil, fmt.Errorf("%w: %w: %w (%w)%s", ErrGuest, ErrCrashed, serr, werr, logTail(sb))
 	case serr != nil && werr != nil:
 		return nil, fmt.Errorf("%w: %w (%w)%s", ErrGuest, serr, werr, logTail(sb))
 	case serr != nil:
 		return nil, fmt.Errorf("%w: %w%s", ErrGuest, serr, logTail(sb))
 	case werr != nil && !s.gotDone:
-		return nil, fmt.Errorf("%w: %w%s", ErrGuest, werr, logTail(sb))
+		return nil, fmt.Errorf("%w: %w: %w%s", ErrGuest, ErrCrashed, werr, logTail(sb))
 	}
 	return s.rep, nil
 }
@@ -192,10 +226,15 @@ type session struct {
 	timedOut  atomic.Value
 	stack     []string
 	begun     []time.Time
-	rep       *Report
-	start     time.Time
-	gotDone   bool
-	outSeq    uint64
+	// order lists the steps entered in this run, and at[i] is the index
+	// in order of stack[i]; attempts counts each step's retries.
+	order    []string
+	at       []int
+	attempts map[string]int
+	rep      *Report
+	start    time.Time
+	gotDone  bool
+	outSeq   uint64
 	// lastEvent is the sequence number of the guest's last recorded event.
 	lastEvent uint64
 	// measured is what the provider measured before boot (nil when it
@@ -225,7 +264,7 @@ func (s *session) serve(ctx context.Context) error {
 	if _, err := s.c.Send(&control.Welcome{Protocol: control.ProtocolVersion, Session: s.req.Spec.ID}, 0); err != nil {
 		return err
 	}
-	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, Steps: s.req.Plan.StepNames(),
+	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, PlanHash: s.req.Admission.PlanHash, Steps: s.req.Plan.StepNames(),
 		Unstepped: s.req.Admission.Unstepped, Limits: s.req.Limits}
 	for _, p := range s.req.Admission.Profiles {
 		run.Grants = append(run.Grants, control.Grant{Step: p.Step, Capabilities: p.Capabilities, Dynamic: p.Dynamic})
@@ -280,6 +319,8 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		}
 		s.stack = append(s.stack, b.Name)
 		s.begun = append(s.begun, time.Now())
+		s.order = append(s.order, b.Name)
+		s.at = append(s.at, len(s.order)-1)
 		if prof.MaxTimeMS > 0 && s.stepTimer == nil {
 			name := b.Name
 			s.stepTimer = time.AfterFunc(time.Duration(prof.MaxTimeMS)*time.Millisecond, func() {
@@ -305,7 +346,13 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			s.stepTimer.Stop()
 			s.stepTimer = nil
 		}
-		s.stack, s.begun = s.stack[:n-1], s.begun[:n-1]
+		s.stack, s.begun, s.at = s.stack[:n-1], s.begun[:n-1], s.at[:n-1]
+		_, err := s.c.Send(&control.OK{}, m.ID)
+		return false, err
+	case *control.StepRetry:
+		if err := s.retry(ctx, b); err != nil {
+			return false, err
+		}
 		_, err := s.c.Send(&control.OK{}, m.ID)
 		return false, err
 	case *control.Call:
@@ -321,8 +368,14 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			kw("capability"), kw(b.Capability), kw("args"), rtfs.NewVector(args...))); err != nil {
 			return false, err
 		}
-		v, err := s.call(ctx, b)
+		v, replayed, err := s.call(ctx, b)
+		if errors.Is(err, control.ErrProtocol) {
+			return false, err
+		}
 		result := rtfs.MapOf(kw("capability"), kw(b.Capability), kw("ok"), rtfs.Bool{V: err == nil})
+		if replayed {
+			result.Set(kw("replayed"), str(b.Key))
+		}
 		if err != nil {
 			result.Set(kw("error"), str(err.Error()))
 		} else {
@@ -379,33 +432,73 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 	return false, fmt.Errorf("%w: unexpected %s from the guest", control.ErrProtocol, m.Type)
 }
 
-// call runs a capability the guest yielded, after checking it.
-func (s *session) call(ctx context.Context, b *control.Call) (rtfs.Value, error) {
+// call runs a capability the guest yielded, after checking it; replayed
+// is set when the outcome comes from the call record. An error wrapping
+// control.ErrProtocol ends the session.
+func (s *session) call(ctx context.Context, b *control.Call) (v rtfs.Value, replayed bool, err error) {
 	if len(s.stack) == 0 {
-		return nil, fmt.Errorf("capability %s called outside any step; capabilities that need the host may run only inside an admitted step", b.Capability)
+		return nil, false, fmt.Errorf("capability %s called outside any step; capabilities that need the host may run only inside an admitted step", b.Capability)
+	}
+	step := s.stack[len(s.stack)-1]
+	if b.Key != "" && b.Key != control.CallKey(s.req.Admission.PlanHash, step, b.Ordinal) {
+		return nil, false, fmt.Errorf("%w: call %d of step %q carries idempotency key %s, which is not the key of that call", control.ErrProtocol, b.Ordinal, step, b.Key)
 	}
 	c, err := s.req.Caps.Lookup(b.Capability)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if c.Class != capability.Host {
 		// A hostile guest could yield a guest capability to have the host
 		// run it on the host's own files.
-		return nil, fmt.Errorf("capability %s runs inside the sandbox; the host runs only host capabilities", c.ID)
+		return nil, false, fmt.Errorf("capability %s runs inside the sandbox; the host runs only host capabilities", c.ID)
 	}
-	step := s.stack[len(s.stack)-1]
-	if !s.req.Admission.Profile(step).Allows(c.ID, c.Contract) {
-		return nil, fmt.Errorf("capability %s is outside the profile admitted for step %q", c.ID, step)
+	prof := s.req.Admission.Profile(step)
+	if !prof.Allows(c.ID, c.Contract) {
+		return nil, false, fmt.Errorf("capability %s is outside the profile admitted for step %q", c.ID, step)
 	}
 	args := make([]rtfs.Value, len(b.Args))
 	for i, a := range b.Args {
 		v, err := readValue(a)
 		if err != nil {
-			return nil, fmt.Errorf("argument %d of %s does not read: %w", i+1, b.Capability, err)
+			return nil, false, fmt.Errorf("argument %d of %s does not read: %w", i+1, b.Capability, err)
 		}
 		args[i] = v
 	}
-	return c.Fn(ctx, args)
+	run := func() (rtfs.Value, error) {
+		return c.Fn(capability.WithScope(ctx, capability.Scope{Step: step, Effects: prof.Effects}), args)
+	}
+	if !c.Mutates {
+		v, err := run()
+		return v, false, err
+	}
+	if b.Key == "" {
+		return nil, false, fmt.Errorf("capability %s changes things beyond the sandbox, and the call carries no idempotency key", c.ID)
+	}
+	return s.req.Calls.Once(b.Key, c.ID, b.Args, run)
+}
+
+// retry lets the step in progress run again, up to its admitted :retry.
+// The steps entered during the failed attempt may be entered again.
+func (s *session) retry(ctx context.Context, b *control.StepRetry) error {
+	n := len(s.stack)
+	if n == 0 || s.stack[n-1] != b.Name {
+		return fmt.Errorf("%w: the guest retried step %q, which is not the step in progress", control.ErrProtocol, b.Name)
+	}
+	if s.attempts == nil {
+		s.attempts = map[string]int{}
+	}
+	allowed := s.req.Admission.Profile(b.Name).Retry
+	if b.Attempt != s.attempts[b.Name]+1 || b.Attempt > allowed {
+		return fmt.Errorf("%w: the guest asked for attempt %d of step %q, which was admitted with :retry %d and has been retried %d time(s)",
+			control.ErrProtocol, b.Attempt+1, b.Name, allowed, s.attempts[b.Name])
+	}
+	s.attempts[b.Name] = b.Attempt
+	for _, inner := range s.order[s.at[n-1]+1:] {
+		delete(s.ran, inner)
+	}
+	s.order = s.order[:s.at[n-1]+1]
+	return s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.MapOf(kw("attempt"), rtfs.Int{V: int64(b.Attempt) + 1},
+		kw("cause"), str(b.Error)))
 }
 
 // readValue reads one value sent by the guest, with the reader's bounds.

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -13,7 +14,8 @@ import (
 //
 //	(step "name" [:effects [[:network {:domains ["a.com"] :methods [:GET]}] :time]
 //	              :resources {:max_time_ms 5000}
-//	              :compensate (undo)]
+//	              :compensate (undo)
+//	              :retry 2]
 //	  body...)
 //
 // The options may also be written as a map {:effects [...] ...}.
@@ -26,6 +28,10 @@ type StepOptions struct {
 	MaxTimeMS int64
 	// Compensate is the :compensate expression (nil when not written).
 	Compensate rtfs.Value
+	// Retry is :retry N: how many times a failed attempt of the step runs
+	// again (its side-effecting calls are not repeated: see control's
+	// idempotency keys).
+	Retry int
 }
 
 // Call is one capability call found in the plan.
@@ -38,7 +44,7 @@ type Call struct {
 }
 
 // stepOptionKeys are the options a step accepts.
-var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true}
+var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true, "retry": true}
 
 // stepParts splits a step form into its options form (nil if none) and
 // its body.
@@ -91,7 +97,7 @@ func parseOptions(v rtfs.Value) (StepOptions, error) {
 		k, ok := pairs[i].(rtfs.Keyword)
 		if !ok || !stepOptionKeys[k.Name] {
 			return o, &Error{Span: pairs[i].Span(), Msg: "unknown step option " + rtfs.Print(pairs[i]),
-				Hint: "a step takes :effects, :resources and :compensate"}
+				Hint: "a step takes :effects, :resources, :compensate and :retry"}
 		}
 		val := pairs[i+1]
 		switch k.Name {
@@ -115,6 +121,12 @@ func parseOptions(v rtfs.Value) (StepOptions, error) {
 			}
 		case "compensate":
 			o.Compensate = val
+		case "retry":
+			n, ok := val.(rtfs.Int)
+			if !ok || n.V < 0 || n.V > rtfs.MaxStepRetries {
+				return o, &Error{Span: val.Span(), Msg: fmt.Sprintf(":retry must be an integer from 0 to %d, found %s", rtfs.MaxStepRetries, rtfs.Print(val))}
+			}
+			o.Retry = int(n.V)
 		}
 	}
 	return o, nil
@@ -123,109 +135,12 @@ func parseOptions(v rtfs.Value) (StepOptions, error) {
 // ParseEffects reads a vector of effects: each a keyword (:time) or a
 // vector of a keyword and a scope map ([:network {:domains [...]}]).
 func ParseEffects(v rtfs.Value) ([]capability.Effect, error) {
-	vec, ok := v.(*rtfs.Vector)
-	if !ok {
-		return nil, &Error{Span: v.Span(), Msg: ":effects must be a vector, found " + rtfs.Describe(v),
-			Hint: `write [:effects [[:network {:domains ["api.example.com"]}]]]`}
+	effs, err := capability.ParseEffects(v)
+	var de *capability.DecodeError
+	if errors.As(err, &de) {
+		return nil, &Error{Span: de.Span, Msg: de.Msg, Hint: de.Hint}
 	}
-	var out []capability.Effect
-	for _, it := range vec.Items {
-		var kind rtfs.Keyword
-		var scope *rtfs.Map
-		switch x := it.(type) {
-		case rtfs.Keyword:
-			kind = x
-		case *rtfs.Vector:
-			k, ok := x.Items[0].(rtfs.Keyword)
-			if len(x.Items) == 0 || len(x.Items) > 2 || !ok {
-				return nil, &Error{Span: x.S, Msg: "an effect is [:kind {scope}], found " + rtfs.Describe(x)}
-			}
-			kind = k
-			if len(x.Items) == 2 {
-				if scope, ok = x.Items[1].(*rtfs.Map); !ok {
-					return nil, &Error{Span: x.Items[1].Span(), Msg: "an effect's scope must be a map, found " + rtfs.Describe(x.Items[1])}
-				}
-			}
-		default:
-			return nil, &Error{Span: it.Span(), Msg: "an effect is :kind or [:kind {scope}], found " + rtfs.Describe(it)}
-		}
-		e, err := effectFrom(kind, scope)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-var effectKinds = map[string][]string{
-	capability.EffectNetwork: {"domains", "methods"},
-	capability.EffectFS:      {"paths"},
-	capability.EffectTime:    nil,
-	capability.EffectRandom:  nil,
-	capability.EffectLLM:     {"models"},
-	capability.EffectGPU:     nil,
-	capability.EffectEnv:     {"vars"},
-}
-
-func effectFrom(kind rtfs.Keyword, scope *rtfs.Map) (capability.Effect, error) {
-	e := capability.Effect{Kind: kind.Name}
-	keys, known := effectKinds[kind.Name]
-	if !known {
-		return e, &Error{Span: kind.S, Msg: "unknown effect :" + kind.Name,
-			Hint: "effects are :network :fs :time :random :llm :gpu :env"}
-	}
-	if scope == nil {
-		return e, nil
-	}
-	for i := 0; i < scope.Len(); i++ {
-		k, v := scope.Entry(i)
-		kw, ok := k.(rtfs.Keyword)
-		allowed := false
-		for _, a := range keys {
-			allowed = allowed || (ok && kw.Name == a)
-		}
-		if !allowed {
-			return e, &Error{Span: k.Span(), Msg: fmt.Sprintf("unknown key %s in a :%s effect", rtfs.Print(k), kind.Name)}
-		}
-		names, err := nameList(v)
-		if err != nil {
-			return e, err
-		}
-		switch kw.Name {
-		case "domains":
-			e.Domains = names
-		case "methods":
-			e.Methods = names
-		case "paths":
-			e.Paths = names
-		case "models":
-			e.Models = names
-		case "vars":
-			e.Vars = names
-		}
-	}
-	return e, nil
-}
-
-// nameList reads a vector of strings or keywords as names.
-func nameList(v rtfs.Value) ([]string, error) {
-	vec, ok := v.(*rtfs.Vector)
-	if !ok {
-		return nil, &Error{Span: v.Span(), Msg: "expected a vector of names, found " + rtfs.Describe(v)}
-	}
-	out := make([]string, 0, len(vec.Items))
-	for _, it := range vec.Items {
-		switch x := it.(type) {
-		case rtfs.String:
-			out = append(out, x.V)
-		case rtfs.Keyword:
-			out = append(out, x.Name)
-		default:
-			return nil, &Error{Span: it.Span(), Msg: "expected a string or keyword, found " + rtfs.Describe(it)}
-		}
-	}
-	return out, nil
+	return effs, err
 }
 
 // analyser finds the capability calls each step can reach.

@@ -56,11 +56,18 @@ func TestStepOptionErrors(t *testing.T) {
 		{`(step "s" [:resources {:max_time_ms -1}] 1)`, ":max_time_ms must be a positive integer"},
 		{`(step "s" [:resources 5] 1)`, ":resources must be a map"},
 		{`(step "s" [:effects] 1)`, "odd number of forms"},
+		{`(step "s" [:effects [[]]] 1)`, "an effect is [:kind {scope}]"},
+		{`(step "s" [:retry -1] 1)`, ":retry must be an integer from 0 to 10"},
+		{`(step "s" [:retry 11] 1)`, ":retry must be an integer from 0 to 10"},
+		{`(step "s" [:retry "twice"] 1)`, ":retry must be an integer"},
 	}
 	for _, tc := range tests {
 		if _, err := Read([]byte(tc.src), "p.rtfs"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.src, err, tc.want)
 		}
+	}
+	if p, err := Read([]byte(`(step "s" [:retry 3 :compensate (undo)] 1)`), "p.rtfs"); err != nil || p.Steps[0].Options.Retry != 3 {
+		t.Errorf(":retry 3: %v %+v", err, p)
 	}
 	// A vector body that is not options stays the body.
 	p, err := Read([]byte(`(step "s" [1 2])`), "p.rtfs")

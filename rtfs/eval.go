@@ -24,6 +24,17 @@ type Host interface {
 	Call(ctx context.Context, capID string, args []Value) (Value, error)
 }
 
+// StepRetrier is implemented by hosts that retry steps. A step written
+// with :retry N whose body fails (with an error try/catch could catch) is
+// evaluated again, up to N more times, inside the same Host.Step call; the
+// interpreter calls RetryStep before each new attempt (attempt counts from
+// 1), and an error from it ends the step with that error. With a host that
+// does not implement StepRetrier, :retry is ignored: only the host can
+// keep a retried step's side effects from repeating.
+type StepRetrier interface {
+	RetryStep(ctx context.Context, name string, attempt int, cause error) error
+}
+
 // ErrNoHost is returned (wrapped in a HostError) by the default host, which
 // refuses every step and capability call.
 var ErrNoHost = errors.New("no host is attached to this evaluation")

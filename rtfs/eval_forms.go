@@ -847,16 +847,36 @@ func evalStep(in *Interp, l *List, e *env) (Value, error) {
 		opts, body = stepOptionsMap(body[0]), body[1:]
 	}
 	compensate, _ := opts.GetKeyword("compensate")
+	retries, err := stepRetries(in, opts)
+	if err != nil {
+		return nil, err
+	}
+	retrier, _ := in.host.(StepRetrier)
 	run := func(ctx context.Context) (Value, error) {
 		saved := in.ctx
 		in.ctx = ctx
 		defer func() { in.ctx = saved }()
-		v, err := in.evalBody(body, e)
-		if err == nil {
-			if _, ok := v.(*recurValue); ok {
-				err = in.fail(l.S, ErrSpecialForm, "recur cannot cross step")
+		var v Value
+		var err error
+		for attempt := int64(0); ; attempt++ {
+			v, err = in.evalBody(body, e)
+			if err == nil {
+				if _, ok := v.(*recurValue); ok {
+					err = in.fail(l.S, ErrSpecialForm, "recur cannot cross step")
+				}
+			}
+			// A failed attempt is retried only with a host that knows it
+			// (so that it can keep side effects from repeating), and never
+			// after a limit or a cancellation.
+			if err == nil || attempt >= retries || retrier == nil || !asError(err, ErrHost).Catchable() || ctx.Err() != nil {
+				break
+			}
+			if rerr := retrier.RetryStep(ctx, name, int(attempt)+1, err); rerr != nil {
+				err = rerr
+				break
 			}
 		}
+		// The compensation runs once, after the last attempt failed.
 		if err != nil && compensate != nil {
 			// The compensation runs inside the step, under its profile, and
 			// the step still fails with the original error.
@@ -908,7 +928,24 @@ func (in *Interp) condLet(l *List, e *env, then, els []Value) (Value, error) {
 
 // stepOptionKeys are the keywords that mark the form after a step's name
 // as its options, written {:effects ...} or [:effects ... :resources ...].
-var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true}
+var stepOptionKeys = map[string]bool{"effects": true, "resources": true, "compensate": true, "retry": true}
+
+// MaxStepRetries bounds a step's :retry.
+const MaxStepRetries = 10
+
+// stepRetries reads a step's :retry N: how many times a failed attempt of
+// its body is run again.
+func stepRetries(in *Interp, opts *Map) (int64, error) {
+	r, ok := opts.GetKeyword("retry")
+	if !ok {
+		return 0, nil
+	}
+	n, ok := r.(Int)
+	if !ok || n.V < 0 || n.V > MaxStepRetries {
+		return 0, in.fail(r.Span(), ErrType, ":retry must be an integer from 0 to %d, got %s", MaxStepRetries, Print(r))
+	}
+	return n.V, nil
+}
 
 func isStepOptions(v Value) bool {
 	var first Value

@@ -3,6 +3,7 @@ package rtfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -473,4 +474,57 @@ func (passHost) Step(ctx context.Context, _ string, _ *Map, body func(context.Co
 
 func (passHost) Call(context.Context, string, []Value) (Value, error) {
 	return nil, errors.New("no calls")
+}
+
+// retryHost runs every step, refuses calls and records the retries asked.
+type retryHost struct {
+	passHost
+	retries []string
+	refuse  bool
+}
+
+func (h *retryHost) RetryStep(_ context.Context, name string, attempt int, cause error) error {
+	h.retries = append(h.retries, fmt.Sprintf("%s#%d", name, attempt))
+	if h.refuse {
+		return errors.New("no more retries")
+	}
+	return nil
+}
+
+// A step with :retry N runs its body again after a catchable failure, at
+// most N more times, telling the host before each attempt; the
+// compensation runs once, after the last attempt failed.
+func TestStepRetry(t *testing.T) {
+	tests := []struct {
+		name, src, want, err string
+		retries              string
+		host                 Host
+	}{
+		{"succeeds on the third attempt", `(do (def n (atom 0)) (def log (atom []))
+  [(step "s" [:retry 2 :compensate (swap! log conj :undo)] (swap! n inc) (if (< @n 3) (/ 1 0) @n)) @log])`,
+			"[3 []]", "", "s#1 s#2", &retryHost{}},
+		{"fails every attempt", `(do (def n (atom 0)) (def log (atom []))
+  (try (step "s" [:retry 1 :compensate (swap! log conj :undo)] (swap! n inc) (/ 1 0)) (catch Exception e [@n @log])))`,
+			"[2 [:undo]]", "", "s#1", &retryHost{}},
+		{"the host refuses", `(step "s" [:retry 3] (/ 1 0))`, "", "no more retries", "s#1", &retryHost{refuse: true}},
+		{"limits are not retried", `(step "s" [:retry 3] (loop [] (recur)))`, "", "LimitExceeded", "", &retryHost{}},
+		{"no retrier, no retry", `(do (def n (atom 0)) (try (step "s" [:retry 3] (swap! n inc) (/ 1 0)) (catch Exception e @n)))`, "1", "", "", passHost{}},
+		{"bad :retry", `(step "s" [:retry -1] 1)`, "", ":retry must be an integer from 0 to 10", "", &retryHost{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := New(Options{Host: tc.host, Limits: Limits{MaxSteps: 10000}})
+			v, err := in.EvalString(context.Background(), tc.src, "t")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+			} else if err != nil || Print(v) != tc.want {
+				t.Fatalf("got %v, %v; want %s", v, err, tc.want)
+			}
+			if h, ok := tc.host.(*retryHost); ok && strings.Join(h.retries, " ") != tc.retries {
+				t.Errorf("retries %v, want %s", h.retries, tc.retries)
+			}
+		})
+	}
 }

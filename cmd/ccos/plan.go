@@ -20,17 +20,18 @@ func init() {
 		Short: "Admit PLAN under the config and print each step's profile; runs nothing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, _, adm, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
+			a, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
 			if err != nil {
 				return err
 			}
+			adm := a.adm
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), adm)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "plan %s admitted at the %s level: risk tier :%s, policy %q, budget $%.4g / %d tokens / %d ms\n",
 				adm.PlanHash, adm.Level, adm.Tier, adm.Policy, adm.Budget.CostUSD, adm.Budget.Tokens, adm.Budget.TimeMS)
-			fmt.Fprintln(w, "STEP\tCAPABILITIES\tNETWORK\tFS PATHS\tTIME/RANDOM\tLIMIT ms")
+			fmt.Fprintln(w, "STEP\tCAPABILITIES\tNETWORK\tFS PATHS\tENV\tTIME/RANDOM\tLIMIT ms\tRETRY")
 			for _, p := range adm.Profiles {
 				caps := strings.Join(p.Capabilities, ",")
 				if p.Dynamic {
@@ -40,8 +41,8 @@ func init() {
 				if len(p.Network.Domains) > 0 {
 					net = strings.Join(p.Network.Domains, ",") + " " + strings.Join(p.Network.Methods, ",")
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s/%s\t%d\n", p.Step, orDash(caps), net, orDash(strings.Join(p.FS.Paths, ",")),
-					p.Determinism.Time, p.Determinism.Random, p.MaxTimeMS)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s/%s\t%d\t%d\n", p.Step, orDash(caps), net, orDash(strings.Join(p.FS.Paths, ",")),
+					orDash(strings.Join(p.Env, ",")), p.Determinism.Time, p.Determinism.Random, p.MaxTimeMS, p.Retry)
 			}
 			return w.Flush()
 		},

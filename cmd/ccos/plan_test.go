@@ -93,3 +93,29 @@ func TestSecurityLevelFlags(t *testing.T) {
 		t.Errorf("full: exit %d, %s", code, out)
 	}
 }
+
+// plan check and run admit against the marketplace of the config: the
+// example registry's contracts, narrowed by the config's entries.
+func TestPlanCheckMarketplace(t *testing.T) {
+	cfg, notify := "../../examples/marketplace.rtfs", "../../examples/plans/notify.rtfs"
+	out, errOut, code := runCCOS(t, "", "plan", "check", "--security-level", "full", "--config", cfg, notify)
+	if code != 0 || !strings.Contains(out, "com.collaboration.slack-post  slack.com POST") || !strings.Contains(out, "/ 3000 ms") {
+		t.Fatalf("exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--security-level", "full", "--config", cfg, notify)
+	if code != 1 || !strings.Contains(errOut, "has a contract but no implementation") {
+		t.Errorf("run: exit %d, stderr %s", code, errOut)
+	}
+	abs, _ := filepath.Abs("../../examples/capabilities")
+	broad := writeTemp(t, "broad.rtfs", `(-> (profile:networked "agent.b" ["slack.com"])
+    (assoc :marketplace {:registry_paths [`+fmt.Sprintf("%q", abs)+`]})
+    (assoc-in [:capabilities :entries]
+              [{:capability :com.collaboration.slack-post
+                :contract `+fmt.Sprintf("%q", filepath.Join(abs, "slack-post.rtfs"))+`
+                :resources {:max_time_ms 60000}}]))`)
+	_, errOut, code = runCCOS(t, "", "plan", "check", "--security-level", "full", "--config", broad, notify)
+	if code != 1 || !strings.Contains(errOut, "broad.rtfs:6:42: the config entry for :com.collaboration.slack-post broadens its contract") ||
+		!strings.Contains(errOut, ":resources :max_time_ms is 60000, beyond 5000") {
+		t.Errorf("broadening entry: exit %d, stderr %s", code, errOut)
+	}
+}

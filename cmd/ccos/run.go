@@ -41,6 +41,7 @@ func init() {
 	var provider, chainPath, chainKey, archiveDir string
 	var af admitFlags
 	var asJSON, allowWeaker bool
+	var restarts int
 	cmd := &cobra.Command{
 		Use:   "run PLAN",
 		Short: "Run an RTFS plan inside the isolation the agent config asks for",
@@ -54,7 +55,7 @@ func init() {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, runOptions{provider: provider,
-				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker})
+				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker, restarts: restarts})
 		},
 	}
 	af.register(cmd)
@@ -64,6 +65,7 @@ func init() {
 	cmd.Flags().StringVar(&chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of the run with this key (from `ccos chain keygen`)")
 	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan and the run's signed checkpoint in this content-addressed archive")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
+	cmd.Flags().IntVar(&restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -79,13 +81,15 @@ func providerNames() []string {
 type runOptions struct {
 	provider, chainPath, chainKey, archiveDir string
 	asJSON, allowWeaker                       bool
+	restarts                                  int
 }
 
 func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOptions) error {
-	p, res, adm, err := admitPlan(stderr, planPath, af)
+	a, err := admitPlan(stderr, planPath, af)
 	if err != nil {
 		return err
 	}
+	p, res, adm := a.plan, a.res, a.adm
 	if err := prepareProviders(stderr, res, af.cfgPath); err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
@@ -112,8 +116,9 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 		Plan:      p,
 		Admission: adm,
 		Provider:  prov,
-		Caps:      capability.Builtins(nil),
+		Caps:      a.caps,
 		Recorder:  rec,
+		Restarts:  o.restarts,
 	})
 	if cerr := rec.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the causal chain: %w", cerr)
@@ -169,38 +174,52 @@ func (af *admitFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&af.deny, "deny", nil, "deny capabilities matching this pattern, at any level (repeatable)")
 }
 
-// admitPlan loads the config, reads the plan and asks the governance
-// kernel to admit it; every problem is printed and ends in a rejection.
-func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*plan.Plan, *config.Result, *governance.Admission, error) {
+// admitted is a plan the governance kernel admitted, with the config and
+// the capabilities it was admitted against.
+type admitted struct {
+	plan *plan.Plan
+	res  *config.Result
+	adm  *governance.Admission
+	caps *capability.Registry
+}
+
+// admitPlan loads the config and its marketplace contracts, reads the plan
+// and asks the governance kernel to admit it; every problem is printed and
+// ends in a rejection.
+func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*admitted, error) {
 	level, err := governance.ParseLevel(af.level)
 	if err != nil {
-		return nil, nil, nil, &exitError{code: exitUsage, msg: "ccos: --security-level: " + err.Error()}
+		return nil, &exitError{code: exitUsage, msg: "ccos: --security-level: " + err.Error()}
 	}
 	res, err := loadRunConfig(af.cfgPath)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if res.Diags.HasErrors() {
 		printDiags(stderr, res.Diags)
-		return nil, nil, nil, rejected(fmt.Sprintf("ccos: the agent config %s is invalid", res.File))
+		return nil, rejected(fmt.Sprintf("ccos: the agent config %s is invalid", res.File))
+	}
+	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config))
+	if err != nil {
+		return nil, rejected(fmt.Sprintf("ccos: the capabilities of %s:\n%v", res.File, err))
 	}
 	src, name, err := readInput(planPath)
 	if err != nil {
-		return nil, nil, nil, rejected(err.Error())
+		return nil, rejected(err.Error())
 	}
 	p, err := plan.Read(src, name)
 	if err != nil {
-		return nil, nil, nil, rejected(err.Error())
+		return nil, rejected(err.Error())
 	}
 	var approvals []governance.Approval
 	for _, f := range af.approvals {
 		text, err := os.ReadFile(f)
 		if err != nil {
-			return nil, nil, nil, rejected("ccos: cannot read approval: " + err.Error())
+			return nil, rejected("ccos: cannot read approval: " + err.Error())
 		}
 		a, err := governance.ParseApproval(string(text))
 		if err != nil {
-			return nil, nil, nil, rejected(fmt.Sprintf("ccos: %s: %v", f, err))
+			return nil, rejected(fmt.Sprintf("ccos: %s: %v", f, err))
 		}
 		approvals = append(approvals, a)
 	}
@@ -208,11 +227,21 @@ func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*plan.Plan, *c
 	rc.Level = level
 	rc.Allow = append(rc.Allow, af.allow...)
 	rc.Deny = af.deny
-	adm, err := governance.AdmitIn(rc, p, res.Config, capability.Builtins(nil), approvals)
+	adm, err := governance.AdmitIn(rc, p, res.Config, caps, approvals)
 	if err != nil {
-		return nil, nil, nil, rejected(fmt.Sprintf("ccos: plan %s was not admitted:\n%v", name, err))
+		return nil, rejected(fmt.Sprintf("ccos: plan %s was not admitted:\n%v", name, err))
 	}
-	return p, res, adm, nil
+	return &admitted{plan: p, res: res, adm: adm, caps: caps}, nil
+}
+
+// hostCapabilities are the capabilities the host runs for a guest under
+// cfg.
+func hostCapabilities(cfg *config.Config) *capability.Registry {
+	o := capability.Options{}
+	if cfg.Capabilities.Env.Enabled {
+		o.EnvVars = cfg.Capabilities.Env.Vars
+	}
+	return capability.BuiltinsWith(o)
 }
 
 func loadRunConfig(path string) (*config.Result, error) {

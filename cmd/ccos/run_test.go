@@ -223,3 +223,49 @@ func TestRunNoMicroVMNoFallback(t *testing.T) {
 		t.Errorf("%v: %s", err, out)
 	}
 }
+
+// ccos.system.get-env reads on the host only the variables the config
+// names, and within a step only those of its profile.
+func TestRunGetEnv(t *testing.T) {
+	t.Setenv("CCOS_TEST_LANG", "eo.UTF-8")
+	t.Setenv("CCOS_TEST_HIDDEN", "secret")
+	cfg := writeTemp(t, "env.rtfs", `(assoc-in (profile:minimal "agent.env") [:capabilities :env] {:enabled true :vars ["CCOS_TEST_LANG" "CCOS_TEST_UNSET"]})`)
+	ok := writeTemp(t, "ok.rtfs", `(step "s" [(call :ccos.system.get-env "CCOS_TEST_LANG") (call :ccos.system.get-env "CCOS_TEST_UNSET")])`)
+	hidden := writeTemp(t, "hidden.rtfs", `(step "s" [:effects [[:env {:vars ["CCOS_TEST_LANG"]}]]] (call (keyword "ccos.system.get-env") "CCOS_TEST_HIDDEN"))`)
+	narrowed := writeTemp(t, "narrow.rtfs", `(step "s" [:effects [[:env {:vars ["CCOS_TEST_LANG"]}]]] (call :ccos.system.get-env "CCOS_TEST_UNSET"))`)
+	run := []string{"run", "--provider", "mock", "--allow-weaker", "--security-level", "full", "--config", cfg}
+	out, errOut, code := runCCOS(t, "", append(run, ok)...)
+	if code != 0 || out != "[\"eo.UTF-8\" nil]\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	_, errOut, code = runCCOS(t, "", append(run, hidden)...)
+	if code != 1 || !strings.Contains(errOut, "CCOS_TEST_HIDDEN is not in the agent config's :capabilities :env :vars") {
+		t.Errorf("unnamed variable: exit %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = runCCOS(t, "", append(run, narrowed)...)
+	if code != 1 || !strings.Contains(errOut, "not in the step's admitted effect") {
+		t.Errorf("variable outside the step's effect: exit %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--security-level", "full", ok)
+	if code != 1 || !strings.Contains(errOut, "ENV_NOT_CONFIGURED") {
+		t.Errorf("no :env in the config: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A retried step does not repeat its side effects, in a real sandbox: the
+// chain shows one write of the file and one replay of its recorded result.
+func TestRunRetryExample(t *testing.T) {
+	chainFile := t.TempDir() + "/runs.chain"
+	out, errOut, code := runCCOS(t, "", "run", "--chain", chainFile, "../../examples/plans/retry.rtfs")
+	if code != 0 || out != "{:attempts 2 :written 4 :files [\"report.txt\"]}\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	shown, errOut, code := runCCOS(t, "", "chain", "show", chainFile)
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	writes := strings.Count(shown, "capability.call") - strings.Count(shown, ":ccos.io.list-dir :args")
+	if writes != 1 || strings.Count(shown, "{:replayed :ccos.io.write-file") != 1 || !strings.Contains(shown, "{:attempt 2 :cause") {
+		t.Errorf("%d write(s) in the chain:\n%s", writes, shown)
+	}
+}
