@@ -58,7 +58,7 @@ func TestImageBuild(t *testing.T) {
 		t.Fatalf("manifest %+v", rep.Manifest)
 	}
 	// The example's :expect_rootfs_hash is not this rootfs's: say what is.
-	if want := `enables :attestation; for this image the host's copy of the config needs :expect_rootfs_hash "` + rep.Measurements.Rootfs + `"`; !strings.Contains(stderr, want) {
+	if want := `enables :attestation; set :microvm :attestation :expect_rootfs_hash to "` + rep.Measurements.Rootfs + `"`; !strings.Contains(stderr, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 	for path, want := range map[string]string{rep.Kernel: rep.Measurements.Kernel, rep.Initramfs: rep.Measurements.Initramfs, rep.Rootfs: rep.Measurements.Rootfs} {

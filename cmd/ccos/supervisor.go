@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/supervisor"
@@ -123,7 +122,11 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 	rc := governance.DefaultContext(res.Config)
 	rc.Level = level
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	sup, err := supervisor.New(supervisor.Options{Config: res.Config, Provider: prov, Caps: capability.Builtins(nil),
+	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config))
+	if err != nil {
+		return rejected("ccos supervisor: " + err.Error())
+	}
+	sup, err := supervisor.New(supervisor.Options{Config: res.Config, Provider: prov, Caps: caps,
 		Context: &rc, Recorder: rec, Replay: o.replay || res.Config.Orchestrator.ReplayOnCrash, Registerer: reg, Logger: logger})
 	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
