@@ -15,6 +15,10 @@ func TestParseParams(t *testing.T) {
 	if p.control != "ctl" || p.rootfs != "/dev/vda" || p.rootfsFS != "squashfs" || p.workdirMB != 32 {
 		t.Errorf("parsed %+v", p)
 	}
+	p, err = parseParams("ccos.net=10.77.0.2/30 ccos.proxy=10.77.0.1:3128")
+	if err != nil || p.net.String() != "10.77.0.2/30" || p.proxy != "10.77.0.1:3128" {
+		t.Errorf("network: %+v %v", p, err)
+	}
 	p, err = parseParams("quiet")
 	if err != nil || p.control != "ctl" || p.rootfs != "" || p.workdirMB != 64 {
 		t.Errorf("defaults: %+v %v", p, err)
@@ -26,6 +30,9 @@ func TestParseParams(t *testing.T) {
 		"ccos.workdir_mb=lots",
 		"ccos.unknown=1",
 		"root=/etc/passwd",
+		"ccos.net=10.77.0.2/30",                      // no proxy
+		"ccos.net=fe80::1/64 ccos.proxy=10.0.0.1:1",  // not IPv4
+		"ccos.net=10.77.0.2/30 ccos.proxy=10.77.0.1", // no port
 	} {
 		if _, err := parseParams(bad); err == nil {
 			t.Errorf("%q accepted", bad)

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,6 +50,8 @@ type bootParams struct {
 	rootfs    string // block device holding the read-only store
 	rootfsFS  string // its filesystem type
 	workdirMB int
+	net       *net.IPNet // eth0's address, when the VM has a NIC
+	proxy     string     // the egress proxy's host:port on that network
 }
 
 // Env is what Setup prepared.
@@ -57,6 +60,9 @@ type Env struct {
 	Port *os.File
 	// Measurements are the guest's own measurements ("rootfs").
 	Measurements map[string]string
+	// Proxy is the egress proxy's address when the VM has a NIC (its only
+	// way out); empty otherwise.
+	Proxy string
 }
 
 // Main is the whole life of a guest's PID 1: Setup, then serve on the
@@ -117,6 +123,16 @@ func Setup() (*Env, error) {
 	}
 	mark("control port " + port)
 	env := &Env{}
+	if err := setupLoopback(); err != nil {
+		return nil, err
+	}
+	if p.net != nil {
+		if err := setupNIC(p.net, 10*time.Second); err != nil {
+			return nil, err
+		}
+		env.Proxy = p.proxy
+		mark("network " + p.net.String() + ", proxy " + p.proxy)
+	}
 	if p.rootfs != "" {
 		m, err := mountStore(p)
 		if err != nil {
@@ -220,6 +236,19 @@ func parseParams(cmdline string) (bootParams, error) {
 				return p, fmt.Errorf("kernel command line: ccos.control=%q: this init speaks virtio-serial:NAME", v)
 			}
 			p.control = name
+		case "ccos.net":
+			ip, n, err := net.ParseCIDR(v)
+			if err != nil || ip.To4() == nil {
+				return p, fmt.Errorf("kernel command line: bad ccos.net=%q (want an IPv4 address/prefix)", v)
+			}
+			n.IP = ip.To4()
+			p.net = n
+		case "ccos.proxy":
+			host, port, err := net.SplitHostPort(v)
+			if err != nil || net.ParseIP(host).To4() == nil || port == "" {
+				return p, fmt.Errorf("kernel command line: bad ccos.proxy=%q (want IPv4:port)", v)
+			}
+			p.proxy = v
 		case "ccos.workdir_mb":
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 || n > 1<<16 {
@@ -232,6 +261,9 @@ func parseParams(cmdline string) (bootParams, error) {
 	}
 	if p.control == "" || strings.ContainsAny(p.control, "/\x00") {
 		return p, fmt.Errorf("kernel command line: bad ccos.control=%q", p.control)
+	}
+	if (p.net == nil) != (p.proxy == "") {
+		return p, errors.New("kernel command line: ccos.net and ccos.proxy go together")
 	}
 	if p.rootfs != "" && !strings.HasPrefix(p.rootfs, "/dev/") {
 		return p, fmt.Errorf("kernel command line: root=%q is not a device", p.rootfs)

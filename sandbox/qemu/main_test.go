@@ -60,9 +60,9 @@ func buildImages(dir string) error {
 		inits[name] = b
 	}
 	for _, v := range []struct{ name, init, mode string }{
-		{"guest", "ccos-init", ""}, {"escape", "hostile", "escape"}, {"hold", "hostile", "hold"},
+		{"guest", "ccos-init", ""}, {"escape", "hostile", "escape"}, {"hold", "hostile", "hold"}, {"nic", "hostile", "nic"},
 	} {
-		in := image.Inputs{Init: inits[v.init], ConfigFile: cfg}
+		in := image.Inputs{Init: inits[v.init], ConfigFile: cfg, NIC: v.mode == "nic"}
 		if v.mode != "" {
 			caps := filepath.Join(dir, "caps-"+v.name)
 			if err := os.MkdirAll(caps, 0o755); err != nil {

@@ -27,6 +27,7 @@ package qemu
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -72,6 +73,9 @@ type Options struct {
 	// UID and GID QEMU runs as; 65534 (nobody) when zero. QEMU never runs
 	// as root.
 	UID, GID uint32
+	// Proxy is the egress proxy a guest NIC ends at (see nicNet); a config
+	// that enables :microvm :devices :nic is refused without it.
+	Proxy http.Handler
 	// BootTimeout bounds the wait for QEMU's control connection and then
 	// for the guest's first message (Start returns a booted guest); 60 s
 	// when zero (a TCG boot on a loaded host takes seconds).

@@ -6,10 +6,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +258,66 @@ func TestNoConsole(t *testing.T) {
 	c := control.NewConn(sb.Control(), control.HostSide, 0)
 	if m, err := c.Recv(); err != nil || m.Type != control.TypeHello {
 		t.Fatalf("first message: %+v %v\n%s", m, err, sb.Log())
+	}
+}
+
+// With :devices :nic the guest's NIC ends in a namespace of its own where
+// only the proxy listens: the guest reaches the proxy and nothing else, and
+// the namespace is gone with the VM.
+func TestNICReachesOnlyTheProxy(t *testing.T) {
+	ns := "ccos-test-proxy"
+	cfg := &config.Config{AgentID: "agent.nic", MicroVM: &config.MicroVM{Rootfs: config.Rootfs{RO: true},
+		Resources: config.Resources{VCPUs: 1, MemMB: 128}, Devices: config.Devices{NIC: config.NIC{Enabled: true, ProxyNS: &ns}}}}
+	var seen []string
+	var mu sync.Mutex
+	p := provider("nic", cfg)
+	p.o.Proxy = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.String())
+		mu.Unlock()
+		io.WriteString(w, "answered via the proxy")
+	})
+	sb, err := p.Start(context.Background(), sandbox.Spec{ID: "nic", Limits: sandbox.Limits{Deadline: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Kill()
+	nsName := sb.(*box).nic.name
+	if _, err := os.Stat("/var/run/netns/" + nsName); err != nil {
+		t.Errorf("namespace %s: %v", nsName, err)
+	}
+	sc := bufio.NewScanner(sb.Control())
+	checks := 0
+	for sc.Scan() && sc.Text() != "done" {
+		checks++
+		if !strings.HasPrefix(sc.Text(), "contained ") {
+			t.Error(sc.Text())
+		} else {
+			t.Log(sc.Text())
+		}
+	}
+	if checks != 4 {
+		t.Fatalf("%d checks (%v)\n%s", checks, sc.Err(), sb.Log())
+	}
+	mu.Lock()
+	if len(seen) != 1 || seen[0] != "GET http://origin.test/hello" {
+		t.Errorf("the proxy saw %v", seen)
+	}
+	mu.Unlock()
+	sb.Control().Close()
+	sb.Wait()
+	if _, err := os.Stat("/var/run/netns/" + nsName); err == nil {
+		t.Errorf("namespace %s left behind", nsName)
+	}
+}
+
+// A NIC without a proxy behind it is refused.
+func TestNICWithoutProxyRefused(t *testing.T) {
+	ns := "ccos-test-noproxy"
+	cfg := &config.Config{AgentID: "agent.nic", MicroVM: &config.MicroVM{Rootfs: config.Rootfs{RO: true},
+		Resources: config.Resources{VCPUs: 1, MemMB: 128}, Devices: config.Devices{NIC: config.NIC{Enabled: true, ProxyNS: &ns}}}}
+	_, err := provider("nic", cfg).Start(context.Background(), sandbox.Spec{ID: "noproxy"})
+	if !errors.Is(err, ErrNoProxy) {
+		t.Fatalf("err = %v", err)
 	}
 }

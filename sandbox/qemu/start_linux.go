@@ -91,6 +91,15 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	if err != nil {
 		return fail(fmt.Errorf("qemu: %w", err))
 	}
+	if nic := cfg.MicroVM.Devices.NIC; nic.Enabled {
+		nsName := "ccos-" + filepath.Base(dir)
+		if nic.ProxyNS != nil && *nic.ProxyNS != "" {
+			nsName = *nic.ProxyNS + "-" + filepath.Base(dir)
+		}
+		if b.nic, err = setupNIC(nsName, spec.TapName(spec.VMName(cfg.AgentID, host.Instance)), p.o.UID, p.o.GID, p.o.Proxy); err != nil {
+			return fail(fmt.Errorf("qemu: %w", err))
+		}
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = paths.Dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
@@ -108,7 +117,12 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	b.cmd = cmd
 	b.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if b.nic != nil {
+		start = func() error { return b.nic.startIn(cmd) }
+	}
+	if err := start(); err != nil {
+		b.nic.close()
 		return fail(fmt.Errorf("qemu: starting %s: %w", argv[0], err))
 	}
 	exited := make(chan struct{})
@@ -335,6 +349,7 @@ type box struct {
 	conn                        *readyConn
 	log                         *sandbox.LogBuffer
 	started                     time.Time
+	nic                         *nicNet // nil without a NIC
 
 	done chan struct{}
 	err  error
@@ -421,7 +436,7 @@ func (b *box) monitor(exited chan<- struct{}) {
 		io.Copy(b.log, io.LimitReader(f, b.lim.LogBytes))
 		f.Close()
 	}
-	cleanupErr := os.RemoveAll(b.dir)
+	cleanupErr := errors.Join(b.nic.close(), os.RemoveAll(b.dir))
 	b.err = b.classify(waitErr)
 	if b.err == nil && cleanupErr != nil {
 		b.err = fmt.Errorf("qemu sandbox %q: cleanup: %w", b.id, cleanupErr)

@@ -113,6 +113,9 @@ func qBoot(in *Input, c *QEMUCommand) error {
 	if in.Host.WorkdirMiB > 0 {
 		args = append(args, "ccos.workdir_mb="+strconv.Itoa(in.Host.WorkdirMiB))
 	}
+	if in.Config.MicroVM.Devices.NIC.Enabled {
+		args = append(args, "ccos.net="+GuestNetAddr, "ccos.proxy="+ProxyListen)
+	}
 	args = append(args, user...)
 	c.add("-kernel", img.Kernel, "-initrd", img.Initrd, "-append", strings.Join(args, " "))
 	return nil

@@ -39,6 +39,19 @@ const ControlPort = 1024
 // in QEMU guests.
 const ControlSerialName = "ctl"
 
+// The network of a guest with a NIC: a /30 between the guest and the tap
+// device in the VM's proxy namespace, where the egress proxy listens. The
+// guest gets no default route: the proxy is the only address it can reach.
+const (
+	// GuestNetAddr is the guest's eth0 address (ccos.net=).
+	GuestNetAddr = "10.77.0.2/30"
+	// ProxyNetAddr is the tap's address in the proxy namespace.
+	ProxyNetAddr = "10.77.0.1/30"
+	// ProxyListen is where the proxy listens in that namespace
+	// (ccos.proxy=).
+	ProxyListen = "10.77.0.1:3128"
+)
+
 // maxSocketPath is the longest Unix socket path Linux accepts (sun_path is
 // 108 bytes including the terminating NUL).
 const maxSocketPath = 107

@@ -7,6 +7,8 @@
 //   - "escape": tries to get out of the VM and writes one line per attempt
 //     to the control port, "contained NAME: detail" or "ESCAPED NAME:
 //     detail", then "done", and powers off;
+//   - "nic": checks that the egress proxy is the VM's only way out, with
+//     the same one-line answers;
 //   - "hold": says "holding", then nothing more, and never powers off (for
 //     the deadline and kill tests).
 package main
@@ -35,6 +37,8 @@ func main() {
 	switch strings.TrimSpace(string(mode)) {
 	case "escape":
 		escape(env.Port)
+	case "nic":
+		nic(env.Port, env.Proxy)
 	case "hold":
 		fmt.Fprintln(env.Port, "holding")
 		for {
@@ -119,5 +123,53 @@ func escape(w io.Writer) {
 	err = unix.Statfs("/work", &st)
 	size := int64(st.Blocks) * st.Bsize
 	report("workdir-limit", err != nil || st.Type != unix.TMPFS_MAGIC || size > 64<<20, fmt.Sprintf("tmpfs of %d bytes (%v)", size, err))
+	fmt.Fprintln(w, "done")
+}
+
+func nic(w io.Writer, proxy string) {
+	report := func(name string, escaped bool, detail string) {
+		verdict := "contained"
+		if escaped {
+			verdict = "ESCAPED"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", verdict, name, strings.ReplaceAll(detail, "\n", " "))
+	}
+	// The proxy answers a forward-proxy request.
+	c, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	answer := ""
+	if err == nil {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET http://origin.test/hello HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		c.Close()
+		answer = string(b)
+	}
+	report("proxy-reachable", err != nil || !strings.Contains(answer, "via the proxy"), fmt.Sprintf("%v %.60q", err, answer))
+	// Nothing else: no other port on the proxy's address, no other address.
+	host, _, _ := net.SplitHostPort(proxy)
+	var reached []string
+	for _, addr := range []string{host + ":22", host + ":80", "10.77.0.3:80", "10.0.2.2:22", "169.254.169.254:80", "1.1.1.1:443", "[2606:4700::1111]:443"} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			reached = append(reached, addr)
+		}
+	}
+	report("only-the-proxy", len(reached) > 0, "reached: "+strings.Join(reached, ","))
+	routes, _ := os.ReadFile("/proc/net/route")
+	var defaults []string
+	for _, l := range strings.Split(string(routes), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) > 2 && f[1] == "00000000" {
+			defaults = append(defaults, l)
+		}
+	}
+	report("no-default-route", len(defaults) > 0, strings.Join(defaults, ";"))
+	ifs, _ := net.Interfaces()
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	report("interfaces", strings.Join(names, ",") != "lo,eth0", strings.Join(names, ","))
 	fmt.Fprintln(w, "done")
 }
