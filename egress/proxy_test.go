@@ -435,10 +435,10 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]float64{
-		"ccos_egress_decisions_total,allow,agent.test,allowed":                float64(1),
-		"ccos_egress_decisions_total,deny,agent.test,domain_not_allowed":      1,
-		"ccos_egress_bytes_total,agent.test,received":                         float64(len("echo GET / ")),
-		"ccos_egress_request_duration_seconds,http":                           2,
+		"ccos_egress_decisions_total,allow,agent.test,allowed":           float64(1),
+		"ccos_egress_decisions_total,deny,agent.test,domain_not_allowed": 1,
+		"ccos_egress_bytes_total,agent.test,received":                    float64(len("echo GET / ")),
+		"ccos_egress_request_duration_seconds,http":                      2,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], want, got)

@@ -158,7 +158,9 @@ func (p *Proxy) ServeAgent(l net.Listener, agent string) error {
 		return ErrUnknownAgent
 	}
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.ServeHTTP(w, r.WithContext(WithAgent(r.Context(), agent))) }),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.ServeHTTP(w, r.WithContext(WithAgent(r.Context(), agent)))
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          nil,
 	}
