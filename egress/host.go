@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -57,11 +58,21 @@ func NormalizeHost(h string) (string, error) {
 	if h == "" || strings.HasSuffix(h, ".") {
 		return "", fmt.Errorf("%w: empty label", ErrInvalidHost)
 	}
+	if !utf8.ValidString(h) {
+		return "", fmt.Errorf("%w: %q is not UTF-8", ErrInvalidHost, h)
+	}
 	a, err := idnaProfile.ToASCII(h)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidHost, h, err)
 	}
 	a = strings.ToLower(a)
+	if a != h && strings.Contains(a, "xn--") {
+		// The A-label form must be accepted as it is, or the name would
+		// match differently the next time it is seen.
+		if again, err := idnaProfile.ToASCII(a); err != nil || strings.ToLower(again) != a {
+			return "", fmt.Errorf("%w: %q does not have a stable IDNA form", ErrInvalidHost, h)
+		}
+	}
 	if err := checkDNSName(a); err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidHost, h, err)
 	}
