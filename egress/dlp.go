@@ -1,7 +1,10 @@
 package egress
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -43,7 +46,10 @@ func gitleaksDetector() (*detect.Detector, error) {
 	gitleaksOnce.Do(func() {
 		gitleaksDet, gitleaksErr = detect.NewDetectorDefaultConfig()
 		if gitleaksErr == nil {
-			gitleaksDet.MaxDecodeDepth = 1 // also look inside base64/hex/percent-encoded text
+			// gitleaks' own decoding pass runs a regular expression over
+			// all the text; encodedViews finds the same encodings with a
+			// byte scan instead.
+			gitleaksDet.MaxDecodeDepth = 0
 		}
 	})
 	return gitleaksDet, gitleaksErr
@@ -89,6 +95,11 @@ func (s *scanner) scan(text string) []Finding {
 		for _, f := range d.DetectString(text) {
 			out = append(out, locate(text, f.Secret, f.RuleID)...)
 		}
+		for _, v := range encodedViews(text) {
+			for _, f := range d.DetectString(v) {
+				out = append(out, Finding{Rule: f.RuleID, Start: -1, End: -1})
+			}
+		}
 	}
 	if s.pii {
 		out = append(out, scanPII(text)...)
@@ -107,6 +118,79 @@ func (s *scanner) scan(text string) []Finding {
 		return out[i].End > out[j].End
 	})
 	return out
+}
+
+// minEncodedRun is the shortest base64 run worth decoding: a 12-byte
+// secret prefix and more.
+const minEncodedRun = 20
+
+// encodedViews returns the decoded forms of what in text looks encoded: runs
+// of base64 (standard or URL alphabet) or hexadecimal that decode to
+// printable text, and the percent-decoded text when it has escapes. A secret
+// found in a view has no span in the raw text.
+func encodedViews(text string) []string {
+	var views []string
+	if strings.Contains(text, "%") {
+		if u, err := url.QueryUnescape(text); err == nil && u != text {
+			views = append(views, u)
+		}
+	}
+	var decoded strings.Builder
+	for i := 0; i < len(text); {
+		if !isBase64Byte(text[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isBase64Byte(text[j]) {
+			j++
+		}
+		for j < len(text) && j-i < 4096 && text[j] == '=' {
+			j++
+		}
+		if j-i >= minEncodedRun {
+			if b, ok := decodeRun(text[i:j]); ok {
+				decoded.Write(b)
+				decoded.WriteByte('\n')
+			}
+		}
+		i = j
+	}
+	if decoded.Len() > 0 {
+		views = append(views, decoded.String())
+	}
+	return views
+}
+
+func isBase64Byte(c byte) bool {
+	return isDigit(c) || isUpper(c) || (c >= 'a' && c <= 'z') || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// decodeRun decodes a run as hexadecimal or base64 and keeps it when the
+// result is mostly printable text.
+func decodeRun(run string) ([]byte, bool) {
+	var b []byte
+	var err error
+	if len(run)%2 == 0 && strings.Trim(run, "0123456789abcdefABCDEF") == "" {
+		b, err = hex.DecodeString(run)
+	} else {
+		trimmed := strings.TrimRight(run, "=")
+		enc := base64.RawStdEncoding
+		if strings.ContainsAny(trimmed, "-_") {
+			enc = base64.RawURLEncoding
+		}
+		b, err = enc.DecodeString(trimmed)
+	}
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	printable := 0
+	for _, c := range b {
+		if c == '\n' || c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7f) {
+			printable++
+		}
+	}
+	return b, printable*10 >= len(b)*9
 }
 
 // locate finds every occurrence of a secret gitleaks reported (it reports
@@ -173,25 +257,100 @@ var (
 
 // scanPII finds e-mail addresses, card numbers that pass the Luhn check,
 // IBANs that pass the mod-97 check, and phone numbers (international with a
-// leading +, or North American with separators) of 8 to 15 digits.
+// leading +, or North American with separators) of 8 to 15 digits. The
+// regular expressions run only on candidate windows a byte scan finds (an
+// '@', a run of digits and separators, two capitals and two digits), which
+// keeps a body without PII cheap to scan.
 func scanPII(text string) []Finding {
 	var out []Finding
-	add := func(rule string, re *regexp.Regexp, ok func(string) bool) {
-		for _, m := range re.FindAllStringIndex(text, -1) {
-			if ok == nil || ok(text[m[0]:m[1]]) {
-				out = append(out, Finding{Rule: rule, Start: m[0], End: m[1]})
+	add := func(rule string, re *regexp.Regexp, lo, hi int, ok func(string) bool) {
+		for _, m := range re.FindAllStringIndex(text[lo:hi], -1) {
+			if ok == nil || ok(text[lo+m[0]:lo+m[1]]) {
+				out = append(out, Finding{Rule: rule, Start: lo + m[0], End: lo + m[1]})
 			}
 		}
 	}
-	add("pii-email", emailRE, nil)
-	add("pii-card", cardRE, luhnValid)
-	add("pii-iban", ibanRE, ibanValid)
-	add("pii-phone", phoneRE, func(s string) bool {
-		n := countDigits(s)
-		return n >= 8 && n <= 15
-	})
+	// E-mail: a window around each '@' that holds the longest address the
+	// expression accepts on either side.
+	for off := 0; off < len(text); {
+		i := strings.IndexByte(text[off:], '@')
+		if i < 0 {
+			break
+		}
+		at := off + i
+		lo, hi := max(0, at-65), min(len(text), at+1+300)
+		if lo < off {
+			lo = off
+		}
+		before := len(out)
+		add("pii-email", emailRE, lo, hi, nil)
+		off = at + 1
+		if len(out) > before {
+			off = max(off, out[len(out)-1].End)
+		}
+	}
+	// Cards and phone numbers: runs of digits and separators with 8 or
+	// more digits.
+	for _, r := range digitRuns(text, 8) {
+		add("pii-card", cardRE, r[0], r[1], luhnValid)
+		add("pii-phone", phoneRE, r[0], r[1], func(s string) bool {
+			n := countDigits(s)
+			return n >= 8 && n <= 15
+		})
+	}
+	// IBAN: two capitals and two digits start a candidate.
+	for i := 0; i+4 <= len(text); i++ {
+		if isUpper(text[i]) && isUpper(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) && (i == 0 || !isWordByte(text[i-1])) {
+			hi := min(len(text), i+34+8) // 34 characters and up to 8 spaces
+			before := len(out)
+			for _, m := range ibanRE.FindAllStringIndex(text[i:hi], 1) {
+				if m[0] == 0 && ibanValid(text[i:i+m[1]]) {
+					out = append(out, Finding{Rule: "pii-iban", Start: i, End: i + m[1]})
+				}
+			}
+			if len(out) > before {
+				i = out[len(out)-1].End - 1
+			}
+		}
+	}
 	return out
 }
+
+// digitRuns returns the spans of runs of digits, spaces and the separators
+// of phone and card numbers that hold at least minDigits digits; a run may
+// start one byte early to keep a leading '+' or '('.
+func digitRuns(text string, minDigits int) [][2]int {
+	var out [][2]int
+	start, digits := -1, 0
+	flush := func(end int) {
+		if start >= 0 && digits >= minDigits {
+			out = append(out, [2]int{start, end})
+		}
+		start, digits = -1, 0
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case isDigit(c):
+			if start < 0 {
+				start = i
+			}
+			digits++
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '+':
+			if start < 0 && (c == '+' || c == '(') {
+				start = i
+			}
+		default:
+			flush(i)
+		}
+	}
+	flush(len(text))
+	return out
+}
+
+func isDigit(c byte) bool    { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool    { return c >= 'A' && c <= 'Z' }
+func isWordByte(c byte) bool { return isDigit(c) || isUpper(c) || (c >= 'a' && c <= 'z') || c == '_' }
 
 func countDigits(s string) int {
 	n := 0

@@ -1,6 +1,8 @@
 package egress
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"strings"
@@ -141,4 +143,26 @@ func TestDLPProxy(t *testing.T) {
 			t.Errorf("decision %+v", d)
 		}
 	})
+}
+
+func TestScanEncoded(t *testing.T) {
+	s, err := newScanner(DLPConfig{Action: DLPRedact, Secrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, enc := range []string{
+		base64.StdEncoding.EncodeToString([]byte("token " + githubPAT)),
+		base64.RawURLEncoding.EncodeToString([]byte("key=" + awsKey + "&x=1")),
+		hex.EncodeToString([]byte("aws " + awsKey)),
+		url.QueryEscape("k=" + githubPAT),
+	} {
+		fs := s.scan(`{"blob":"` + enc + `"}`)
+		if len(fs) == 0 {
+			t.Errorf("%s: nothing found", enc)
+			continue
+		}
+		if _, ok := redact(enc, fs); ok && fs[0].Start < 0 {
+			t.Errorf("%s: a decoded finding was redacted in place", enc)
+		}
+	}
 }
