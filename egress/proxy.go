@@ -403,3 +403,18 @@ func (p *Proxy) Close() {
 		}
 	}
 }
+
+// PinnedResolver answers the names of Static itself (DNS pinning) and asks
+// Next for the others; a nil Next resolves nothing else.
+type PinnedResolver struct {
+	Static StaticResolver
+	Next   Resolver
+}
+
+// LookupNetIP returns the pinned addresses of host, or Next's.
+func (r PinnedResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if _, ok := r.Static[host]; ok || r.Next == nil {
+		return r.Static.LookupNetIP(ctx, network, host)
+	}
+	return r.Next.LookupNetIP(ctx, network, host)
+}
