@@ -123,8 +123,7 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 	out.RequestURI = ""
 	out.URL = &url.URL{Scheme: scheme, Host: hostPort(d.Host, port, scheme), Path: u.Path, RawPath: u.RawPath, RawQuery: rawQuery}
 	out.Host = out.URL.Host
-	out.Header = in.Header.Clone()
-	removeHopHeaders(out.Header)
+	removeHopHeaders(out.Header) // Clone copied the header
 	if st.pol.StripInjection {
 		out.Header.Del("Accept-Encoding")
 	}

@@ -58,6 +58,13 @@ func NormalizeHost(h string) (string, error) {
 	if h == "" || strings.HasSuffix(h, ".") {
 		return "", fmt.Errorf("%w: empty label", ErrInvalidHost)
 	}
+	if isPlainLDH(h) {
+		// Lower-case ASCII without A-labels: IDNA would return it unchanged.
+		if err := checkDNSName(h); err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrInvalidHost, h, err)
+		}
+		return h, nil
+	}
 	if !utf8.ValidString(h) {
 		return "", fmt.Errorf("%w: %q is not UTF-8", ErrInvalidHost, h)
 	}
@@ -77,6 +84,18 @@ func NormalizeHost(h string) (string, error) {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidHost, h, err)
 	}
 	return a, nil
+}
+
+// isPlainLDH reports whether h has only lower-case letters, digits, '-',
+// '_' and '.', and no label starting "xn--".
+func isPlainLDH(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return !strings.HasPrefix(h, "xn--") && !strings.Contains(h, ".xn--")
 }
 
 // checkDNSName checks an ASCII name: labels of 1 to 63 letters, digits,

@@ -29,6 +29,7 @@ import (
 type proxyFlags struct {
 	configFile, listen, metrics, mode, logFormat string
 	allowRanges, methods, patterns, resolve      []string
+	dns                                          string
 	ports                                        []int
 	requireStep, stripInjection                  bool
 	clientCert, clientKey, rootCA                string
@@ -56,6 +57,7 @@ func init() {
 	fl.StringVar(&f.mode, "mode", "enforce", "enforce, or report (let refused requests through and log them as would-deny)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fl.StringSliceVar(&f.allowRanges, "allow-range", nil, "CIDR the agent may reach by IP literal or despite its address class (repeatable)")
+	fl.StringVar(&f.dns, "dns", "", "DNS server host:port to resolve with (default: the system's)")
 	fl.StringArrayVar(&f.resolve, "resolve", nil, "pin NAME=IP instead of asking DNS (repeatable)")
 	fl.StringSliceVar(&f.methods, "methods", nil, "HTTP methods allowed (default: all)")
 	fl.IntSliceVar(&f.ports, "ports", nil, "ports allowed (default: all)")
@@ -146,9 +148,19 @@ func proxyPolicy(f proxyFlags) (egress.Policy, *x509.CertPool, error) {
 }
 
 // proxyResolver pins the --resolve names and asks DNS for the others.
-func proxyResolver(pins []string) (egress.Resolver, error) {
+func proxyResolver(pins []string, dns string) (egress.Resolver, error) {
+	next := net.DefaultResolver
+	if dns != "" {
+		if _, _, err := net.SplitHostPort(dns); err != nil {
+			return nil, usageErr("--dns %q: %v", dns, err)
+		}
+		next = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, dns)
+		}}
+	}
 	if len(pins) == 0 {
-		return net.DefaultResolver, nil
+		return next, nil
 	}
 	static := egress.StaticResolver{}
 	for _, kv := range pins {
@@ -163,7 +175,7 @@ func proxyResolver(pins []string) (egress.Resolver, error) {
 		}
 		static[host] = append(static[host], a)
 	}
-	return egress.PinnedResolver{Static: static, Next: net.DefaultResolver}, nil
+	return egress.PinnedResolver{Static: static, Next: next}, nil
 }
 
 func listenAddr(addr string) (net.Listener, error) {
@@ -191,7 +203,7 @@ func runProxy(cmd *cobra.Command, f proxyFlags) error {
 	logger := slog.New(h)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	res, err := proxyResolver(f.resolve)
+	res, err := proxyResolver(f.resolve, f.dns)
 	if err != nil {
 		return err
 	}
