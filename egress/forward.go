@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrResponseTooLarge is the read error of a response body that passes the
@@ -189,7 +190,7 @@ func (p *Proxy) checkBody(d *Decision, st *agentState, in *http.Request) ([]byte
 	}
 	var body []byte
 	if in.Body != nil && in.Body != http.NoBody {
-		b, err := io.ReadAll(io.LimitReader(in.Body, limit+1))
+		b, err := readBody(in.Body, in.ContentLength, limit)
 		if err != nil {
 			d.deny(RuleBadRequest, "reading the request body: %v", err)
 			return nil, "", false
@@ -344,6 +345,46 @@ func (c *cappedBody) Read(b []byte) (int, error) {
 
 func (c *cappedBody) Close() error { return c.rc.Close() }
 
+// copyBufs are the buffers of copyPooled; http.response.ReadFrom would
+// allocate 32 KiB per response.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyPooled copies with a pooled buffer, hiding ReaderFrom and WriterTo so
+// that io.CopyBuffer uses it.
+func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+}
+
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(b []byte) (int, error) {
+	n, err := f.w.Write(b)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
+}
+
+// readBody reads at most limit+1 bytes, in one allocation when the length
+// is known.
+func readBody(r io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}
+	b := make([]byte, length, length+1)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	// A body longer than its Content-Length is the server's to refuse;
+	// net/http stops reading at the declared length.
+	return b, nil
+}
+
 // statusFor maps a refusal to the status the proxy answers with.
 func statusFor(r Rule) int {
 	switch r {
@@ -387,7 +428,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	var dst io.Writer = w
+	if resp.ContentLength < 0 {
+		// A body of unknown length may be a stream (server-sent events,
+		// long polls): pass each piece on as it comes.
+		dst = flushWriter{w: w, rc: http.NewResponseController(w)}
+	}
+	if _, err := copyPooled(dst, resp.Body); err != nil {
 		// A cut or failed body must not look complete to the client.
 		p.log.Warn("egress response aborted", "agent", d.Agent, "host", d.Host, "error", err)
 		panic(http.ErrAbortHandler)

@@ -95,7 +95,9 @@ func (p *Proxy) splice(agent string, client, up net.Conn, idle time.Duration) {
 	var wg sync.WaitGroup
 	cp := func(dst, src net.Conn, direction string) {
 		defer wg.Done()
-		buf := make([]byte, 32<<10)
+		bp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bp)
+		buf := *bp
 		for {
 			_ = src.SetReadDeadline(time.Now().Add(idle))
 			n, err := src.Read(buf)
