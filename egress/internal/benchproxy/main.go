@@ -42,6 +42,7 @@ var (
 	conc     = flag.Int("c", 8, "concurrent clients for the throughput run")
 	dur      = flag.Duration("duration", 3*time.Second, "length of each throughput run")
 	bodySize = flag.Int("body", 1024, "request body size in bytes")
+	pinned   = flag.Bool("pinned", false, "also run ccos with the origin name pinned (--resolve) instead of asked of DNS")
 )
 
 type scenario struct {
@@ -82,6 +83,9 @@ func main() {
 		scens = append(scens, startSmokescreen(dir, dnsAddr))
 	}
 	scens = append(scens, startCCOS(dir, "ccos-acl", false, dnsAddr), startCCOS(dir, "ccos-dlp", true, dnsAddr))
+	if *pinned {
+		scens = append(scens, startCCOS(dir, "ccos-acl-pinned", false, ""), startCCOS(dir, "ccos-dlp-pinned", true, ""))
+	}
 	defer func() {
 		for _, s := range scens {
 			if s.cmd != nil {
@@ -324,7 +328,13 @@ func startCCOS(dir, name string, dlp bool, dnsAddr string) *scenario {
 	}
 	addr := "127.0.0.1:" + freePort()
 	logFile := filepath.Join(dir, name+".log")
-	cmd := start(name, logFile, *ccosBin, "proxy", "--config", cfg, "--listen", addr, "--dns", dnsAddr, "--allow-range", "127.0.0.1/32")
+	args := []string{"proxy", "--config", cfg, "--listen", addr, "--allow-range", "127.0.0.1/32"}
+	if dnsAddr != "" {
+		args = append(args, "--dns", dnsAddr)
+	} else {
+		args = append(args, "--resolve", originName+"=127.0.0.1")
+	}
+	cmd := start(name, logFile, *ccosBin, args...)
 	waitListening(name, addr, logFile)
 	return &scenario{name: name, proxy: &url.URL{Scheme: "http", Host: addr}, cmd: cmd}
 }
