@@ -1,0 +1,442 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// ErrResponseTooLarge is the read error of a response body that passes the
+// policy's MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("egress: response exceeds the size cap")
+
+// agentKey carries the agent a request comes from (see WithAgent).
+type agentKey struct{}
+
+// WithAgent returns a context that makes RoundTrip and ServeHTTP act for
+// agent; without it they act for the agent the proxy was created with.
+func WithAgent(ctx context.Context, agent string) context.Context {
+	return context.WithValue(ctx, agentKey{}, agent)
+}
+
+func (p *Proxy) agentOf(ctx context.Context) string {
+	if a, ok := ctx.Value(agentKey{}).(string); ok {
+		return a
+	}
+	return p.primary
+}
+
+// RoundTrip sends a request the host makes on an agent's behalf (the
+// http-fetch capability) through the same checks as proxied requests: the
+// agent comes from the request's context (WithAgent). A refusal is a
+// *DeniedError. The response body is capped and, if the policy says so,
+// stripped of prompt-injection text.
+func (p *Proxy) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, d, err := p.forward(r, "fetch")
+	if err != nil {
+		return nil, err
+	}
+	if d.Action == ActionDeny {
+		return nil, &DeniedError{Decision: d}
+	}
+	return resp, nil
+}
+
+// hopHeaders are removed in both directions (RFC 9110 §7.6.1), together with
+// what the client said to the proxy.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func removeHopHeaders(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// forward admits and sends one HTTP request. A denied request returns a
+// decision with ActionDeny and no error; err is for requests so malformed no
+// decision applies.
+func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision, error) {
+	ctx := in.Context()
+	u := in.URL
+	if u == nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		d := p.badRequest(in, kind, "the request has no absolute http:// URL (is the client configured to use a proxy?)")
+		p.finish(&d)
+		return nil, d, nil
+	}
+	defPort := 80
+	if u.Scheme == "https" {
+		defPort = 443
+	}
+	host, port, err := SplitHostPort(u.Host, defPort)
+	if err != nil {
+		d := p.badRequest(in, kind, err.Error())
+		d.Rule = RuleInvalidHost
+		p.finish(&d)
+		return nil, d, nil
+	}
+	scheme := u.Scheme
+	st := p.agent(p.agentOf(ctx))
+	var tlsIdx = -1
+	if st != nil {
+		for i, t := range st.pol.tls {
+			if t.pattern.Match(host) {
+				tlsIdx = i
+				break
+			}
+		}
+	}
+	if tlsIdx >= 0 && scheme == "http" {
+		// The guest speaks plain HTTP; the proxy originates TLS.
+		scheme = "https"
+		if u.Port() == "" {
+			port = 443
+		}
+	}
+	d, st := p.admit(ctx, Request{Agent: p.agentOf(ctx), Method: in.Method, Host: host, Port: port}, kind)
+	if !d.Allowed() {
+		p.finish(&d)
+		return nil, d, nil
+	}
+	body, rawQuery, ok := p.checkBody(&d, st, in)
+	if !ok {
+		p.finish(&d)
+		return nil, d, nil
+	}
+	out := in.Clone(withCheckedAddr(ctx, netip.AddrPortFrom(d.Addr, uint16(port))))
+	out.RequestURI = ""
+	out.URL = &url.URL{Scheme: scheme, Host: hostPort(d.Host, port, scheme), Path: u.Path, RawPath: u.RawPath, RawQuery: rawQuery}
+	out.Host = out.URL.Host
+	removeHopHeaders(out.Header) // Clone copied the header
+	if st.pol.StripInjection {
+		out.Header.Del("Accept-Encoding")
+	}
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		out.Body = http.NoBody
+	}
+	out.TransferEncoding = nil
+	tr := st.plain
+	if tlsIdx >= 0 {
+		tr = st.tls[tlsIdx]
+	}
+	resp, err := tr.RoundTrip(out)
+	if err != nil {
+		d.Err = err.Error()
+		if errors.Is(err, ErrPinMismatch) {
+			d.deny(RulePinMismatch, "%v", err)
+		} else {
+			d.deny(RuleUpstream, "%s: %v", d.Host, err)
+		}
+		p.finish(&d)
+		return nil, d, nil
+	}
+	p.metrics.addBytes(d.Agent, "sent", int64(len(body)))
+	d.Status = resp.StatusCode
+	if err := p.checkResponse(&d, st, resp); err != nil {
+		resp.Body.Close()
+		p.finish(&d)
+		return nil, d, nil
+	}
+	d.Latency = p.opts.Clock().Sub(d.Time)
+	p.finish(&d)
+	return resp, d, nil
+}
+
+func hostPort(host string, port int, scheme string) string {
+	if (scheme == "http" && port == 80) || (scheme == "https" && port == 443) {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + strconv.Itoa(port)
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func (p *Proxy) badRequest(in *http.Request, kind, reason string) Decision {
+	d := Decision{Time: p.opts.Clock(), Kind: kind, Agent: p.agentOf(in.Context()), Method: in.Method, Host: in.Host}
+	d.deny(RuleBadRequest, "%s", reason)
+	return d
+}
+
+// checkBody reads the request body within the size cap and applies DLP to
+// it and to the query. It returns the body and query to send.
+func (p *Proxy) checkBody(d *Decision, st *agentState, in *http.Request) ([]byte, string, bool) {
+	limit := st.pol.Limits.MaxRequestBytes
+	if in.ContentLength > limit {
+		d.deny(RuleRequestTooLarge, "request body of %d bytes exceeds %d", in.ContentLength, limit)
+		return nil, "", false
+	}
+	var body []byte
+	if in.Body != nil && in.Body != http.NoBody {
+		b, err := readBody(in.Body, in.ContentLength, limit)
+		if err != nil {
+			d.deny(RuleBadRequest, "reading the request body: %v", err)
+			return nil, "", false
+		}
+		if int64(len(b)) > limit {
+			d.deny(RuleRequestTooLarge, "request body exceeds %d bytes", limit)
+			return nil, "", false
+		}
+		body = b
+	}
+	query := in.URL.RawQuery
+	s := st.pol.dlp
+	if s == nil {
+		return body, query, true
+	}
+	qf := s.scan(queryText(query))
+	bf := s.scan(string(body))
+	if len(qf) == 0 && len(bf) == 0 {
+		return body, query, true
+	}
+	d.DLP = ruleNames(append(append([]Finding(nil), qf...), bf...))
+	switch s.action {
+	case DLPBlock:
+		d.deny(RuleDLP, "the request carries %s", strings.Join(d.DLP, ", "))
+		return nil, "", false
+	case DLPRedact:
+		if len(qf) > 0 {
+			q, ok := redactQuery(s, query)
+			if !ok {
+				d.deny(RuleDLP, "the query carries %s that cannot be redacted", strings.Join(d.DLP, ", "))
+				return nil, "", false
+			}
+			query = q
+		}
+		if len(bf) > 0 {
+			b, ok := redact(string(body), bf)
+			if !ok {
+				d.deny(RuleDLP, "the body carries encoded %s that cannot be redacted", strings.Join(d.DLP, ", "))
+				return nil, "", false
+			}
+			body = []byte(b)
+		}
+		if d.Action == ActionAllow {
+			d.Action, d.Rule, d.Reason = ActionReport, RuleDLP, "redacted "+strings.Join(d.DLP, ", ")
+		}
+	case DLPLog:
+		if d.Action == ActionAllow {
+			d.Action, d.Rule, d.Reason = ActionReport, RuleDLP, "the request carries "+strings.Join(d.DLP, ", ")
+		}
+	}
+	return body, query, true
+}
+
+// redactQuery redacts each value of a query; the query is re-encoded with
+// its keys sorted.
+func redactQuery(s *scanner, query string) (string, bool) {
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return "", false
+	}
+	for k, vs := range vals {
+		for i, v := range vs {
+			fs := s.scan(v)
+			if len(fs) == 0 {
+				continue
+			}
+			r, ok := redact(v, fs)
+			if !ok {
+				return "", false
+			}
+			vs[i] = r
+		}
+		if fs := s.scan(k); len(fs) > 0 {
+			return "", false
+		}
+	}
+	return vals.Encode(), true
+}
+
+// queryText is the query with its percent-encoding undone, so that a secret
+// cannot hide behind %41 escapes; an undecodable query is scanned as is.
+func queryText(q string) string {
+	if s, err := url.QueryUnescape(q); err == nil {
+		return s
+	}
+	return q
+}
+
+// checkResponse applies the response size cap and prompt-injection
+// stripping; on refusal it updates d and returns an error.
+func (p *Proxy) checkResponse(d *Decision, st *agentState, resp *http.Response) error {
+	limit := st.pol.Limits.MaxResponseBytes
+	if resp.ContentLength > limit {
+		d.deny(RuleResponseTooLarge, "response of %d bytes exceeds %d", resp.ContentLength, limit)
+		return ErrResponseTooLarge
+	}
+	removeHopHeaders(resp.Header)
+	agent := d.Agent
+	if !st.pol.StripInjection || !isText(resp.Header.Get("Content-Type")) {
+		resp.Body = &cappedBody{rc: resp.Body, left: limit, onRead: func(n int) { p.metrics.addBytes(agent, "received", int64(n)) }}
+		return nil
+	}
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		d.deny(RuleUpstream, "the text response is %s-encoded and cannot be checked for prompt injection", enc)
+		return errors.New("encoded response")
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	resp.Body.Close()
+	if err != nil {
+		d.Err = err.Error()
+		d.deny(RuleUpstream, "reading the response: %v", err)
+		return err
+	}
+	if int64(len(b)) > limit {
+		d.deny(RuleResponseTooLarge, "response exceeds %d bytes", limit)
+		return ErrResponseTooLarge
+	}
+	p.metrics.addBytes(agent, "received", int64(len(b)))
+	text, hit := stripInjection(string(b))
+	d.Stripped = hit
+	resp.Body = io.NopCloser(strings.NewReader(text))
+	resp.ContentLength = int64(len(text))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(text)))
+	resp.TransferEncoding = nil
+	return nil
+}
+
+// cappedBody fails reads past the response cap with ErrResponseTooLarge.
+type cappedBody struct {
+	rc     io.ReadCloser
+	left   int64
+	onRead func(int)
+}
+
+func (c *cappedBody) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		// One byte more tells a body that ends exactly at the cap from a longer one.
+		var one [1]byte
+		if n, _ := c.rc.Read(one[:]); n > 0 {
+			return 0, ErrResponseTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.rc.Read(b)
+	c.left -= int64(n)
+	c.onRead(n)
+	return n, err
+}
+
+func (c *cappedBody) Close() error { return c.rc.Close() }
+
+// copyBufs are the buffers of copyPooled; http.response.ReadFrom would
+// allocate 32 KiB per response.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyPooled copies with a pooled buffer, hiding ReaderFrom and WriterTo so
+// that io.CopyBuffer uses it.
+func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+}
+
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(b []byte) (int, error) {
+	n, err := f.w.Write(b)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
+}
+
+// readBody reads at most limit+1 bytes, in one allocation when the length
+// is known.
+func readBody(r io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}
+	b := make([]byte, length, length+1)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	// A body longer than its Content-Length is the server's to refuse;
+	// net/http stops reading at the declared length.
+	return b, nil
+}
+
+// statusFor maps a refusal to the status the proxy answers with.
+func statusFor(r Rule) int {
+	switch r {
+	case RuleRate, RuleStepRate:
+		return http.StatusTooManyRequests
+	case RuleRequestTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case RuleBadRequest, RuleInvalidHost:
+		return http.StatusBadRequest
+	case RuleUpstream, RulePinMismatch, RuleResponseTooLarge, RuleResolve:
+		return http.StatusBadGateway
+	case RuleTunnels:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusForbidden
+}
+
+func writeDenied(w http.ResponseWriter, d Decision) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Ccos-Egress-Rule", string(d.Rule))
+	w.WriteHeader(statusFor(d.Rule))
+	fmt.Fprintf(w, "ccos egress: denied (%s): %s\n", d.Rule, d.Reason)
+}
+
+// ServeHTTP is the forward proxy: absolute-form HTTP requests and CONNECT.
+// The agent is the one of the request's context (WithAgent, set by the
+// host per listener with ServeAgent) or the proxy's first agent.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		p.serveConnect(w, r)
+		return
+	}
+	resp, d, err := p.forward(r, "http")
+	if err != nil || d.Action == ActionDeny || resp == nil {
+		writeDenied(w, d)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	var dst io.Writer = w
+	if resp.ContentLength < 0 {
+		// A body of unknown length may be a stream (server-sent events,
+		// long polls): pass each piece on as it comes.
+		dst = flushWriter{w: w, rc: http.NewResponseController(w)}
+	}
+	if _, err := copyPooled(dst, resp.Body); err != nil {
+		// A cut or failed body must not look complete to the client.
+		p.log.Warn("egress response aborted", "agent", d.Agent, "host", d.Host, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
