@@ -103,10 +103,10 @@ type Capability struct {
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
 var ErrUnknown = errors.New("unknown capability")
 
-// ErrNoEgressProxy is returned by ccos.network.http-fetch: network access
-// goes only through the egress proxy, which this version of ccos does not
-// have yet, so no sandbox can reach the network at all.
-var ErrNoEgressProxy = errors.New("ccos.network.http-fetch needs the egress proxy, which this version of ccos does not have yet: no sandbox can reach the network")
+// ErrNoEgressProxy is returned by ccos.network.http-fetch where no egress
+// proxy is configured: network access goes only through the proxy, and the
+// host starts one only for an agent whose config enables the network.
+var ErrNoEgressProxy = errors.New("ccos.network.http-fetch: no egress proxy runs for this agent (the config must enable :network with :egress :via :proxy and :allow-domains, and :capabilities :http); nothing reaches the network any other way")
 
 // ErrNoEnvConfigured is wrapped by ccos.system.get-env for a variable the
 // agent config does not name in :capabilities :env :vars (or a step's
@@ -168,6 +168,9 @@ type Options struct {
 	EnvVars []string
 	// LookupEnv reads a variable (os.LookupEnv if nil).
 	LookupEnv func(string) (string, bool)
+	// Fetch sends ccos.network.http-fetch's requests: the host's egress
+	// proxy. Without it the capability refuses (ErrNoEgressProxy).
+	Fetch FetchFunc
 }
 
 // BuiltinsWith returns a registry of the built-in capabilities.
@@ -209,9 +212,7 @@ func BuiltinsWith(o Options) *Registry {
 			}},
 		&Capability{ID: "ccos.network.http-fetch", Class: Host, Doc: "fetches a URL through the egress proxy", Mutates: true,
 			Contract: Contract{MaxTimeMS: 30000, Effects: []Effect{{Kind: EffectNetwork}}},
-			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
-				return nil, ErrNoEgressProxy
-			}},
+			Fn:       fetcher{fetch: o.Fetch}.call},
 		&Capability{ID: "ccos.system.get-env", Class: Host, Doc: "reads an environment variable the config names",
 			Contract: Contract{MaxTimeMS: 100, Effects: []Effect{{Kind: EffectEnv}}},
 			Fn:       env{vars: o.EnvVars, lookup: o.LookupEnv}.get},

@@ -61,6 +61,9 @@ func (e env) get(ctx context.Context, args []rtfs.Value) (rtfs.Value, error) {
 type Scope struct {
 	Step    string
 	Effects []Effect
+	// NetDomains and NetMethods are the step's admitted network ACL (the
+	// egress proxy is programmed with them for the step's requests).
+	NetDomains, NetMethods []string
 }
 
 // vars returns the variables of the scope's effects of a kind, and whether

@@ -465,7 +465,8 @@ func (s *session) call(ctx context.Context, b *control.Call) (v rtfs.Value, repl
 		args[i] = v
 	}
 	run := func() (rtfs.Value, error) {
-		return c.Fn(capability.WithScope(ctx, capability.Scope{Step: step, Effects: prof.Effects}), args)
+		return c.Fn(capability.WithScope(ctx, capability.Scope{Step: step, Effects: prof.Effects,
+			NetDomains: prof.Network.Domains, NetMethods: prof.Network.Methods}), args)
 	}
 	if !c.Mutates {
 		v, err := run()

@@ -96,7 +96,7 @@ func benchSandboxes(n int, only []string) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareProviders(io.Discard, res, ""); err != nil {
+	if err := prepareProviders(io.Discard, res, "", nil); err != nil {
 		return nil, err
 	}
 	providers := []sandbox.Provider{}

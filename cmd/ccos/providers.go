@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 // before a provider is chosen: :microvm, and where the guest image comes
 // from. It builds nothing; the qemu provider builds (or finds in the cache)
 // its image when it first starts a guest.
-func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string) error {
+func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string, proxy http.Handler) error {
 	cfg := res.Config
 	baseDir := "."
 	if cfgPath != "" && cfgPath != "-" {
@@ -30,7 +31,7 @@ func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string) erro
 	}
 	if p, err := sandbox.Lookup(qemu.Name); err == nil {
 		if q, ok := p.(*qemu.Provider); ok {
-			q.Configure(qemu.Options{Config: cfg, Image: guestImage(stderr, res, cfgPath, baseDir),
+			q.Configure(qemu.Options{Config: cfg, Image: guestImage(stderr, res, cfgPath, baseDir), Proxy: proxy,
 				ImageReady: func() (bool, string) { return guestImageReady(cfg, baseDir) }})
 		}
 	}

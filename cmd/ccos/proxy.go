@@ -95,7 +95,15 @@ func proxyPolicy(f proxyFlags) (egress.Policy, *x509.CertPool, error) {
 	if res.Diags.HasErrors() || res.Config == nil {
 		return egress.Policy{}, nil, rejected("ccos proxy: " + f.configFile + " is not a valid agent config")
 	}
-	p, err := egress.PolicyFromConfig(res.Config)
+	return policyFor(res.Config, f)
+}
+
+// policyFor builds the egress policy of cfg with the flags' additions.
+func policyFor(cfg *config.Config, f proxyFlags) (egress.Policy, *x509.CertPool, error) {
+	if f.mode == "" {
+		f.mode = "enforce"
+	}
+	p, err := egress.PolicyFromConfig(cfg)
 	if err != nil {
 		return egress.Policy{}, nil, rejected("ccos proxy: " + f.configFile + ": " + err.Error())
 	}

@@ -42,6 +42,7 @@ func init() {
 	var af admitFlags
 	var asJSON, allowWeaker bool
 	var restarts int
+	var ef egressFlags
 	cmd := &cobra.Command{
 		Use:   "run PLAN",
 		Short: "Run an RTFS plan inside the isolation the agent config asks for",
@@ -55,7 +56,7 @@ func init() {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, runOptions{provider: provider,
-				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker, restarts: restarts})
+				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker, restarts: restarts, egress: ef})
 		},
 	}
 	af.register(cmd)
@@ -65,6 +66,7 @@ func init() {
 	cmd.Flags().StringVar(&chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of the run with this key (from `ccos chain keygen`)")
 	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan, its :intent (in the intent graph, with the run's outcome as status) and the run's signed checkpoint in this content-addressed archive")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
+	ef.register(cmd)
 	cmd.Flags().IntVar(&restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	rootCmd.AddCommand(cmd)
 }
@@ -82,6 +84,7 @@ type runOptions struct {
 	provider, chainPath, chainKey, archiveDir string
 	asJSON, allowWeaker                       bool
 	restarts                                  int
+	egress                                    egressFlags
 }
 
 func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOptions) error {
@@ -90,7 +93,13 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 		return err
 	}
 	p, res, adm := a.plan, a.res, a.adm
-	if err := prepareProviders(stderr, res, af.cfgPath); err != nil {
+	eg, err := newRunEgress(res.Config, o.egress)
+	if err != nil {
+		return rejected("ccos run: egress proxy: " + err.Error())
+	}
+	defer eg.Close()
+	a.out.e = eg
+	if err := prepareProviders(stderr, res, af.cfgPath, eg.handler()); err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
@@ -116,10 +125,13 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
+	session := newSessionID()
+	eg.recordTo(rec, session, adm.PlanHash, stderr)
 	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{
 		Plan:      p,
 		Admission: adm,
 		Provider:  prov,
+		Spec:      sandbox.Spec{ID: session},
 		Caps:      a.caps,
 		Recorder:  rec,
 		Restarts:  o.restarts,
@@ -192,6 +204,9 @@ type admitted struct {
 	res  *config.Result
 	adm  *governance.Admission
 	caps *capability.Registry
+	// out is where the host's network capabilities go: set to the run's
+	// egress proxy once it exists.
+	out *egressSlot
 }
 
 // admitPlan loads the config and its marketplace contracts, reads the plan
@@ -210,7 +225,8 @@ func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*admitted, err
 		printDiags(stderr, res.Diags)
 		return nil, rejected(fmt.Sprintf("ccos: the agent config %s is invalid", res.File))
 	}
-	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config))
+	out := &egressSlot{}
+	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config, out.fetch))
 	if err != nil {
 		return nil, rejected(fmt.Sprintf("ccos: the capabilities of %s:\n%v", res.File, err))
 	}
@@ -242,13 +258,13 @@ func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*admitted, err
 	if err != nil {
 		return nil, rejected(fmt.Sprintf("ccos: plan %s was not admitted:\n%v", name, err))
 	}
-	return &admitted{plan: p, res: res, adm: adm, caps: caps}, nil
+	return &admitted{plan: p, res: res, adm: adm, caps: caps, out: out}, nil
 }
 
 // hostCapabilities are the capabilities the host runs for a guest under
 // cfg.
-func hostCapabilities(cfg *config.Config) *capability.Registry {
-	o := capability.Options{}
+func hostCapabilities(cfg *config.Config, fetch capability.FetchFunc) *capability.Registry {
+	o := capability.Options{Fetch: fetch}
 	if cfg.Capabilities.Env.Enabled {
 		o.EnvVars = cfg.Capabilities.Env.Vars
 	}

@@ -52,6 +52,7 @@ func init() {
 	cmd.Flags().StringVar(&o.chainKey, "chain-key", "", "note signing key for chain checkpoints (ccos chain keygen)")
 	cmd.Flags().BoolVar(&o.replay, "replay", false, "replay a plan once in a fresh guest after a crash, whatever the config says")
 	cmd.Flags().StringVar(&o.level, "security-level", "controlled", "pure, controlled or full")
+	o.egress.register(cmd)
 
 	var socket string
 	var approvals []string
@@ -82,6 +83,7 @@ type supervisorOptions struct {
 	cfgPath, socket, provider, chainPath, chainKey, level string
 	pool                                                  int
 	replay, allowWeaker                                   bool
+	egress                                                egressFlags
 }
 
 func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions) error {
@@ -100,7 +102,12 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 		printDiags(stderr, res.Diags)
 		return rejected(fmt.Sprintf("ccos supervisor: the agent config %s is invalid", res.File))
 	}
-	if err := prepareProviders(stderr, res, o.cfgPath); err != nil {
+	eg, err := newRunEgress(res.Config, o.egress)
+	if err != nil {
+		return rejected("ccos supervisor: egress proxy: " + err.Error())
+	}
+	defer eg.Close()
+	if err := prepareProviders(stderr, res, o.cfgPath, eg.handler()); err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
@@ -122,7 +129,8 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 	rc := governance.DefaultContext(res.Config)
 	rc.Level = level
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config))
+	eg.recordTo(rec, "supervisor", "", stderr)
+	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config, (&egressSlot{e: eg}).fetch))
 	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
