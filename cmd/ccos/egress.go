@@ -17,6 +17,7 @@ import (
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/egress"
 	"github.com/ccos-project/ccos/rtfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -63,7 +64,7 @@ func networkEnabled(cfg *config.Config) bool {
 
 // newRunEgress starts the egress proxy for cfg, or returns nil when the
 // config gives the agent no network.
-func newRunEgress(cfg *config.Config, f egressFlags) (*runEgress, error) {
+func newRunEgress(cfg *config.Config, f egressFlags, metrics prometheus.Registerer) (*runEgress, error) {
 	if !networkEnabled(cfg) {
 		return nil, nil
 	}
@@ -85,7 +86,7 @@ func newRunEgress(cfg *config.Config, f egressFlags) (*runEgress, error) {
 		e.log = lf
 		logger = slog.New(slog.NewJSONHandler(lf, nil))
 	}
-	if e.proxy, err = egress.New(pol, egress.Options{Logger: logger, Resolver: res, RootCAs: roots, Recorder: e.decided}); err != nil {
+	if e.proxy, err = egress.New(pol, egress.Options{Logger: logger, Resolver: res, RootCAs: roots, Recorder: e.decided, Metrics: metrics}); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -93,7 +93,7 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 		return err
 	}
 	p, res, adm := a.plan, a.res, a.adm
-	eg, err := newRunEgress(res.Config, o.egress)
+	eg, err := newRunEgress(res.Config, o.egress, nil)
 	if err != nil {
 		return rejected("ccos run: egress proxy: " + err.Error())
 	}

@@ -102,7 +102,9 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 		printDiags(stderr, res.Diags)
 		return rejected(fmt.Sprintf("ccos supervisor: the agent config %s is invalid", res.File))
 	}
-	eg, err := newRunEgress(res.Config, o.egress)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eg, err := newRunEgress(res.Config, o.egress, reg)
 	if err != nil {
 		return rejected("ccos supervisor: egress proxy: " + err.Error())
 	}
@@ -124,8 +126,6 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	defer rec.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rc := governance.DefaultContext(res.Config)
 	rc.Level = level
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
