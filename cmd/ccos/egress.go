@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -51,6 +52,9 @@ type runEgress struct {
 
 	mu     sync.Mutex // serialises step programming with the request
 	record func(egress.Decision)
+	// missingCert refuses every request: the config wants mTLS and no
+	// client certificate was given.
+	missingCert error
 }
 
 // networkEnabled says whether the config lets an agent reach the network
@@ -68,15 +72,21 @@ func newRunEgress(cfg *config.Config, f egressFlags, metrics prometheus.Register
 	if !networkEnabled(cfg) {
 		return nil, nil
 	}
-	pol, roots, err := policyFor(cfg, proxyFlags{allowRanges: f.allowRanges, clientCert: f.clientCert, clientKey: f.clientKey, rootCA: f.rootCA})
+	pol, roots, err := policyFor(cfg, proxyFlags{allowRanges: f.allowRanges, clientCert: f.clientCert, clientKey: f.clientKey, rootCA: f.rootCA, deferCertCheck: true})
 	if err != nil {
 		return nil, err
+	}
+	var missing error
+	if pol.NeedsClientCert() {
+		// Nothing goes out without the certificate the config asks for;
+		// plans that do not use the network still run.
+		missing = errors.New("the agent config sets :mtls true, and the egress proxy has no client certificate to present (give --egress-client-cert and --egress-client-key)")
 	}
 	res, err := proxyResolver(f.resolve, "")
 	if err != nil {
 		return nil, err
 	}
-	e := &runEgress{agent: pol.Agent}
+	e := &runEgress{agent: pol.Agent, missingCert: missing}
 	logger := slog.New(slog.DiscardHandler)
 	if f.logFile != "" {
 		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -103,6 +113,9 @@ func (e *runEgress) decided(d egress.Decision) {
 func (e *runEgress) fetch(ctx context.Context, fr capability.FetchRequest) (*capability.FetchResponse, error) {
 	if e == nil {
 		return nil, capability.ErrNoEgressProxy
+	}
+	if e.missingCert != nil {
+		return nil, e.missingCert
 	}
 	req, err := http.NewRequestWithContext(egress.WithAgent(ctx, e.agent), fr.Method, fr.URL, bytes.NewReader(fr.Body))
 	if err != nil {
@@ -140,6 +153,11 @@ func (e *runEgress) fetch(ctx context.Context, fr capability.FetchRequest) (*cap
 func (e *runEgress) handler() http.Handler {
 	if e == nil {
 		return nil
+	}
+	if e.missingCert != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "ccos egress: "+e.missingCert.Error(), http.StatusBadGateway)
+		})
 	}
 	return e.proxy
 }

@@ -40,6 +40,9 @@ type proxyFlags struct {
 	rate                                         float64
 	burst, maxTunnels                            int
 	maxRequest, maxResponse                      int64
+	// deferCertCheck lets a policy that needs a client certificate be
+	// built without one; the caller refuses its requests (ccos run).
+	deferCertCheck bool
 }
 
 func init() {
@@ -142,7 +145,7 @@ func policyFor(cfg *config.Config, f proxyFlags) (egress.Policy, *x509.CertPool,
 		}
 		p.SetClientCert(&cert)
 	}
-	if p.NeedsClientCert() {
+	if p.NeedsClientCert() && !f.deferCertCheck {
 		return egress.Policy{}, nil, usageErr("%s sets :mtls true: give --client-cert and --client-key", f.configFile)
 	}
 	var roots *x509.CertPool

@@ -140,6 +140,15 @@ func (c *Conn) Attach(t io.ReadWriteCloser) error {
 	return nil
 }
 
+// DropTransport closes the current transport, as a broken connection
+// would (for tests and for an owner that knows its transport is bad).
+func (c *Conn) DropTransport() {
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	c.drop(gen, errors.New("link: transport dropped"))
+}
+
 // Attached reports whether a transport is attached.
 func (c *Conn) Attached() bool {
 	c.mu.Lock()

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ccos-project/ccos/control/link"
 	"github.com/ccos-project/ccos/guest"
 	"golang.org/x/sys/unix"
 )
@@ -63,6 +64,8 @@ type Env struct {
 	// Proxy is the egress proxy's address when the VM has a NIC (its only
 	// way out); empty otherwise.
 	Proxy string
+
+	portPath string
 }
 
 // Main is the whole life of a guest's PID 1: Setup, then serve on the
@@ -77,7 +80,7 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	env, err := Setup()
 	if err == nil {
 		guest.Measurements = env.Measurements
-		if status := serve(env.Port); status != 0 {
+		if status := serve(env.Link()); status != 0 {
 			err = fmt.Errorf("guest agent ended with status %d", status)
 		}
 	}
@@ -147,7 +150,37 @@ func Setup() (*Env, error) {
 	if env.Port, err = os.OpenFile(port, os.O_RDWR, 0); err != nil {
 		return nil, fmt.Errorf("open control port: %w", err)
 	}
+	env.portPath = port
 	return env, nil
+}
+
+// Link returns the control stream over the port: a link (package
+// control/link) that survives the host side of the channel going away.
+// When the port reads EOF (the host's connection broke; QEMU reconnects),
+// the port is opened again and attached, every 20 ms until it works, so
+// nothing written either way is lost or repeated.
+func (e *Env) Link() *link.Conn {
+	l := link.New(0)
+	l.Attach(e.Port)
+	go func() {
+		for {
+			if errors.Is(l.WaitDetached(), link.ErrClosed) {
+				return
+			}
+			for {
+				time.Sleep(20 * time.Millisecond)
+				f, err := os.OpenFile(e.portPath, os.O_RDWR, 0)
+				if err != nil {
+					continue
+				}
+				if errors.Is(l.Attach(f), link.ErrClosed) {
+					return
+				}
+				break
+			}
+		}
+	}()
+	return l
 }
 
 // console is the kernel console, once devtmpfs is mounted.

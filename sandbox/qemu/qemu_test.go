@@ -321,3 +321,49 @@ func TestNICWithoutProxyRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The host's end of the control channel breaks in the middle of a plan;
+// QEMU reconnects and the link resumes: the plan finishes with every step
+// and output line once.
+func TestControlChannelReconnects(t *testing.T) {
+	src := `(plan "vm" :body (do (step "a" (println "one") (call :ccos.math.add 1 2)) (step "b" (println "two") (call :ccos.string.concat "x" "y"))))`
+	p, err := plan.Read([]byte(src), "vm.rtfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := config.Load([]byte(`(profile:minimal "agent.vm")`), "cfg", config.RTFSEvaluator{})
+	caps := capability.Builtins(nil)
+	adm, err := governance.Admit(p, res.Config, caps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &cuttingProvider{Provider: provider("guest", nil)}
+	rep, err := orchestrator.Run(context.Background(), orchestrator.Request{Plan: p, Admission: adm, Provider: prov, Caps: caps,
+		Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 90 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Error != nil || rtfs.Print(rep.Value) != `"xy"` || rep.Output != "one\ntwo\n" || len(rep.Steps) != 2 {
+		t.Fatalf("value %s error %+v output %q steps %v", rtfs.Print(rep.Value), rep.Error, rep.Output, rep.Steps)
+	}
+	if n := prov.box.link.Attaches; n < 2 {
+		t.Errorf("the link was attached %d time(s): the cut did not happen", n)
+	}
+}
+
+// cuttingProvider breaks the host's control connection of each VM right
+// after it is ready, before the plan is sent.
+type cuttingProvider struct {
+	*Provider
+	box *box
+}
+
+func (c *cuttingProvider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox, error) {
+	sb, err := c.Provider.Start(ctx, sp)
+	if err != nil {
+		return nil, err
+	}
+	c.box = sb.(*box)
+	c.box.link.DropTransport()
+	return sb, nil
+}

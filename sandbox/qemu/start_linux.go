@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/control/link"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/supervisor/spec"
 	"github.com/digitalocean/go-qemu/qmp"
@@ -83,7 +84,7 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	if err != nil {
 		return fail(fmt.Errorf("qemu: control socket: %w", err))
 	}
-	defer ln.Close()
+	b.ln = ln
 	if err := os.Chown(paths.ControlSocket, int(p.o.UID), int(p.o.GID)); err != nil {
 		return fail(fmt.Errorf("qemu: control socket: %w", err))
 	}
@@ -134,18 +135,22 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 		<-b.done
 		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
 	}
-	os.Remove(paths.ControlSocket)
+	// The control stream runs over a link (package control/link): when the
+	// connection breaks, QEMU reconnects to the socket (reconnect=1), the
+	// next connection is attached, and nothing is lost or repeated.
+	b.link = link.New(0)
+	b.link.Attach(conn)
+	go b.reattach(ln)
 	// The sandbox is started when the guest is ready: its first bytes (the
 	// hello) have arrived. They are kept for the reader of Control, so a
 	// pool holds booted guests, not booting ones.
-	first, err := firstBytes(conn, p.o.BootTimeout)
+	first, err := firstBytes(b.link, exited, p.o.BootTimeout)
 	if err != nil {
-		conn.Close()
 		b.stop(sandbox.ExitSetup, err.Error())
 		<-b.done
 		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
 	}
-	b.conn = &readyConn{UnixConn: conn, first: first}
+	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
 	timer := time.AfterFunc(lim.Deadline, func() {
 		b.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", lim.Deadline))
 	})
@@ -295,25 +300,53 @@ func accept(ctx context.Context, ln *net.UnixListener, exited <-chan struct{}, t
 	}
 }
 
-// firstBytes waits for the guest's first bytes on the control channel.
-func firstBytes(conn *net.UnixConn, timeout time.Duration) ([]byte, error) {
-	buf := make([]byte, 4096)
-	conn.SetReadDeadline(time.Now().Add(timeout))
-	n, err := conn.Read(buf)
-	conn.SetReadDeadline(time.Time{})
-	if n > 0 {
-		return buf[:n], nil
+// firstBytes waits for the guest's first bytes on the control stream.
+func firstBytes(l *link.Conn, exited <-chan struct{}, timeout time.Duration) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	ch := make(chan result, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, err := l.Read(buf)
+		ch <- result{buf[:n], err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if len(r.b) > 0 {
+			return r.b, nil
+		}
+		return nil, fmt.Errorf("the guest ended before it was ready: %v", r.err)
+	case <-exited:
+		l.Abort()
+		return nil, errors.New("the guest ended before it was ready (QEMU exited)")
+	case <-t.C:
+		l.Abort()
 		return nil, fmt.Errorf("the guest did not become ready within %v", timeout)
 	}
-	return nil, fmt.Errorf("the guest ended before it was ready: %v", err)
 }
 
-// readyConn is the control connection with the guest's first bytes, read
+// reattach attaches every later connection QEMU makes to the control
+// socket (after the previous one broke) to the link, until the VM ends.
+func (b *box) reattach(ln *net.UnixListener) {
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		if b.link.Attach(c) != nil {
+			return
+		}
+	}
+}
+
+// readyConn is the control stream with the guest's first bytes, read
 // while waiting for it to be ready, put back in front.
 type readyConn struct {
-	*net.UnixConn
+	io.ReadWriteCloser
 	mu    sync.Mutex
 	first []byte
 }
@@ -327,7 +360,7 @@ func (c *readyConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	c.mu.Unlock()
-	return c.UnixConn.Read(p)
+	return c.ReadWriteCloser.Read(p)
 }
 
 func logSuffix(log []byte) string {
@@ -347,6 +380,8 @@ type box struct {
 	meas                        map[string]string
 	cmd                         *exec.Cmd
 	conn                        *readyConn
+	link                        *link.Conn
+	ln                          *net.UnixListener
 	log                         *sandbox.LogBuffer
 	started                     time.Time
 	nic                         *nicNet // nil without a NIC
@@ -431,6 +466,14 @@ func quit(path string) error {
 func (b *box) monitor(exited chan<- struct{}) {
 	waitErr := b.cmd.Wait()
 	close(exited)
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	if b.link != nil {
+		// The guest is gone: whoever reads the stream gets what arrived,
+		// then EOF.
+		b.link.Abort()
+	}
 	b.stopOnce.Do(func() {})
 	if f, err := os.Open(b.serialLog); err == nil {
 		io.Copy(b.log, io.LimitReader(f, b.lim.LogBytes))

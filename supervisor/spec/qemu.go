@@ -137,13 +137,14 @@ func qRootfs(in *Input, c *QEMUCommand) error {
 
 // qControl connects the guest's "ctl" virtio-serial port to a Unix socket
 // the host listens on (server=off: QEMU connects, so the guest never reads
-// EOF before the host is there).
+// EOF before the host is there; reconnect=1: when the connection breaks,
+// QEMU connects again after a second, and the control link resumes).
 func qControl(in *Input, c *QEMUCommand) error {
 	if err := checkSocket("control socket", in.Paths.ControlSocket); err != nil {
 		return err
 	}
 	c.add("-device", "virtio-serial-device",
-		"-chardev", "socket,id=c0,server=off,path="+qemuOptValue(in.Paths.ControlSocket),
+		"-chardev", "socket,id=c0,server=off,reconnect=1,path="+qemuOptValue(in.Paths.ControlSocket),
 		"-device", "virtserialport,chardev=c0,name="+ControlSerialName)
 	return nil
 }

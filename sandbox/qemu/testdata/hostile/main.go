@@ -34,19 +34,21 @@ func main() {
 		vminit.PowerOff()
 	}
 	mode, _ := os.ReadFile("/store/capabilities/mode")
+	port := env.Link()
 	switch strings.TrimSpace(string(mode)) {
 	case "escape":
-		escape(env.Port)
+		escape(port)
 	case "nic":
-		nic(env.Port, env.Proxy)
+		nic(port, env.Proxy)
 	case "hold":
-		fmt.Fprintln(env.Port, "holding")
+		fmt.Fprintln(port, "holding")
 		for {
 			time.Sleep(time.Hour)
 		}
 	default:
-		fmt.Fprintf(env.Port, "unknown mode %q\n", mode)
+		fmt.Fprintf(port, "unknown mode %q\n", mode)
 	}
+	port.Close()
 	vminit.PowerOff()
 }
 
