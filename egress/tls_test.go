@@ -3,6 +3,7 @@ package egress
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -124,5 +125,33 @@ func TestConnectClientVerifies(t *testing.T) {
 	c := &http.Client{Transport: &http.Transport{Proxy: h.client(nil).Transport.(*http.Transport).Proxy, TLSClientConfig: &tls.Config{}}}
 	if _, err := c.Get(fmt.Sprintf("https://secure.example:%d/", o.port())); err == nil {
 		t.Fatal("a client without the CA trusted the origin")
+	}
+}
+
+// TestRoundTripHTTPS: in process, the host's fetches of https:// URLs get
+// TLS from the proxy, with the pins of the origins that have them.
+func TestRoundTripHTTPS(t *testing.T) {
+	k := newPKI(t)
+	o := k.tlsOrigin(t, false)
+	p := basePolicy()
+	p.TLS = []OriginTLS{{Domain: "pinned.example", Pins: []Pin{Pin(sha256.Sum256([]byte("other")))}}}
+	px, err := New(p, Options{Resolver: testResolver(), RootCAs: k.pool, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: px}
+	resp, err := c.Get(fmt.Sprintf("https://secure.example:%d/s", o.port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "echo GET /s " {
+		t.Errorf("body %q", b)
+	}
+	_, err = c.Get(fmt.Sprintf("https://pinned.example:%d/", o.port()))
+	var de *DeniedError
+	if !errors.As(err, &de) || de.Decision.Rule != RulePinMismatch {
+		t.Errorf("pinned origin: %v", err)
 	}
 }
