@@ -228,6 +228,27 @@ func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (out
 	if s == nil {
 		return out, true
 	}
+	// One scan over everything first: a clean request, the common case,
+	// costs one pass of the rules; only a finding leads to scanning each
+	// part to locate it.
+	var joined strings.Builder
+	joined.WriteString(out.path)
+	joined.WriteByte('\n')
+	joined.WriteString(queryText(out.query))
+	for k, vs := range out.header {
+		if !credentialHeaders[k] {
+			for _, v := range vs {
+				joined.WriteByte('\n')
+				joined.WriteString(v)
+			}
+		}
+	}
+	joined.WriteByte('\n')
+	joined.Write(out.body)
+	whole := s.scan(joined.String())
+	if len(whole) == 0 {
+		return out, true
+	}
 	pf := s.scan(out.path)
 	qf := s.scan(queryText(out.query))
 	bf := s.scan(string(out.body))
@@ -247,8 +268,11 @@ func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (out
 			}
 		}
 	}
-	if len(all) == 0 {
-		return out, true
+	// A match across two parts is in none of them: it cannot be redacted
+	// in place.
+	placed := len(all) > 0
+	if !placed {
+		all = whole
 	}
 	d.DLP = ruleNames(all)
 	found := strings.Join(d.DLP, ", ")
@@ -257,8 +281,8 @@ func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (out
 		d.deny(RuleDLP, "the request carries %s", found)
 		return out, false
 	case DLPRedact:
-		ok := true
-		if len(pf) > 0 {
+		ok := placed
+		if ok && len(pf) > 0 {
 			out.path, ok = redact(out.path, pf)
 			out.pathEdit = true
 		}
