@@ -96,7 +96,8 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		return nil, d, nil
 	}
 	scheme := u.Scheme
-	st := p.agent(p.agentOf(ctx))
+	agent := p.agentOf(ctx)
+	st := p.agent(agent)
 	var tlsIdx = -1
 	if st != nil {
 		for i, t := range st.pol.tls {
@@ -113,7 +114,7 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 			port = 443
 		}
 	}
-	d, st := p.admit(ctx, Request{Agent: p.agentOf(ctx), Method: in.Method, Host: host, Port: port}, kind)
+	d := p.admit(ctx, st, Request{Agent: agent, Method: in.Method, Host: host, Port: port}, kind)
 	if !d.Allowed() {
 		p.finish(&d)
 		return nil, d, nil

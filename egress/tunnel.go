@@ -29,7 +29,8 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		writeDenied(w, d)
 		return
 	}
-	d, st := p.admit(ctx, Request{Agent: agent, Method: http.MethodConnect, Host: host, Port: port}, "connect")
+	st := p.agent(agent)
+	d := p.admit(ctx, st, Request{Agent: agent, Method: http.MethodConnect, Host: host, Port: port}, "connect")
 	if !d.Allowed() {
 		p.finish(&d)
 		writeDenied(w, d)
