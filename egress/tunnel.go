@@ -99,13 +99,17 @@ func (p *Proxy) splice(agent string, client, up net.Conn, idle time.Duration) {
 		bp := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(bp)
 		buf := *bp
+		// A broken side, or an idle tunnel, ends both directions at once;
+		// a clean EOF is passed on as a half-close.
+		abort := func() { client.Close(); up.Close() }
 		for {
 			_ = src.SetReadDeadline(time.Now().Add(idle))
 			n, err := src.Read(buf)
 			if n > 0 {
 				last.touch()
 				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
+					abort()
+					return
 				}
 				p.metrics.addBytes(agent, direction, int64(n))
 			}
@@ -114,8 +118,9 @@ func (p *Proxy) splice(agent string, client, up net.Conn, idle time.Duration) {
 				if errors.As(err, &ne) && ne.Timeout() && last.since() < idle {
 					continue // the other direction is active
 				}
-				if err != io.EOF {
-					break
+				if !errors.Is(err, io.EOF) {
+					abort()
+					return
 				}
 				break
 			}
