@@ -165,7 +165,6 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		p.finish(&d)
 		return nil, d, nil
 	}
-	d.Latency = p.opts.Clock().Sub(d.Time)
 	p.finish(&d)
 	return resp, d, nil
 }

@@ -294,7 +294,6 @@ func (p *Proxy) checkAddrs(d *Decision, pol *compiled, addrs []netip.Addr) {
 // one resolution and the address rules, then the rate limits. The address
 // to dial is d.Addr.
 func (p *Proxy) admit(ctx context.Context, st *agentState, req Request, kind string) Decision {
-	start := p.opts.Clock()
 	d, step := p.evaluate(st, req, kind)
 	if !d.Allowed() {
 		return d
@@ -322,7 +321,6 @@ func (p *Proxy) admit(ctx context.Context, st *agentState, req Request, kind str
 		d.deny(RuleStepRate, "step %s exceeds its rate limit", step.acl.name)
 		return d
 	}
-	d.Latency = now.Sub(start)
 	return d
 }
 
@@ -335,9 +333,7 @@ func errOrEmpty(err error) error {
 
 // finish logs and records a decision, once.
 func (p *Proxy) finish(d *Decision) {
-	if d.Latency == 0 {
-		d.Latency = p.opts.Clock().Sub(d.Time)
-	}
+	d.Latency = p.opts.Clock().Sub(d.Time)
 	level := slog.LevelInfo
 	if d.Action != ActionAllow {
 		level = slog.LevelWarn

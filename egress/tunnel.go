@@ -70,7 +70,6 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer client.Close()
-	d.Latency = p.opts.Clock().Sub(d.Time)
 	p.finish(&d)
 	if _, err := client.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
 		return
