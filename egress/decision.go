@@ -80,8 +80,10 @@ type Decision struct {
 	Stripped []string
 	// Status is the origin's HTTP status, Err what failed after the request
 	// was allowed (dial, TLS, upstream).
-	Status  int
-	Err     string
+	Status int
+	Err    string
+	// Latency runs from Time (the request's arrival) to the record: the
+	// refusal, the origin's response header, or the tunnel's start.
 	Latency time.Duration
 }
 

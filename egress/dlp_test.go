@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -108,11 +109,30 @@ func TestDLPProxy(t *testing.T) {
 		if status != 403 || Rule(rule) != RuleDLP {
 			t.Errorf("query: %d %s", status, rule)
 		}
+		// In a header or the path too, but not in the credentials meant
+		// for the origin.
+		req, _ := http.NewRequest("GET", url_, nil)
+		req.Header.Set("X-Debug", "creds "+awsKey)
+		if resp, err := h.client(nil).Do(req); err != nil || resp.StatusCode != 403 {
+			t.Errorf("header: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if status, _, _ := h.do(t, "GET", url_+"/"+githubPAT, ""); status != 403 {
+			t.Errorf("path: %d", status)
+		}
 		if o.count() != 0 {
 			t.Fatalf("the origin received %d requests", o.count())
 		}
 		if d := h.lastDecision(t); len(d.DLP) == 0 || d.DLP[0] != "github-pat" {
 			t.Errorf("decision %+v", d)
+		}
+		req, _ = http.NewRequest("GET", url_, nil)
+		req.Header.Set("Authorization", "token "+githubPAT)
+		if resp, err := h.client(nil).Do(req); err != nil || resp.StatusCode != 200 {
+			t.Errorf("Authorization header: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
 		}
 	})
 	t.Run("moderate redacts PII", func(t *testing.T) {
@@ -127,6 +147,16 @@ func TestDLPProxy(t *testing.T) {
 		}
 		if got.Query != "email=%5BREDACTED%3Apii-email%5D&q=ok" {
 			t.Errorf("origin query %q", got.Query)
+		}
+		req, _ := http.NewRequest("GET", url_+"/to/jane@example.org", nil)
+		req.Header.Set("X-Contact", "jane@example.org")
+		resp, err := h.client(nil).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := o.last(); got.Path != "/upload/to/[REDACTED:pii-email]" || got.Header != "[REDACTED:pii-email]" {
+			t.Errorf("origin saw path %q, X-Contact %q", got.Path, got.Header)
 		}
 		if d := h.lastDecision(t); d.Action != ActionReport || d.Rule != RuleDLP {
 			t.Errorf("decision %+v", d)

@@ -74,6 +74,9 @@ func removeHopHeaders(h http.Header) {
 // decision with ActionDeny and no error; err is for requests so malformed no
 // decision applies.
 func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision, error) {
+	if in.Body != nil {
+		defer in.Body.Close() // a RoundTripper closes the request body, even on errors
+	}
 	ctx := in.Context()
 	u := in.URL
 	if u == nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -93,7 +96,8 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		return nil, d, nil
 	}
 	scheme := u.Scheme
-	st := p.agent(p.agentOf(ctx))
+	agent := p.agentOf(ctx)
+	st := p.agent(agent)
 	var tlsIdx = -1
 	if st != nil {
 		for i, t := range st.pol.tls {
@@ -110,21 +114,25 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 			port = 443
 		}
 	}
-	d, st := p.admit(ctx, Request{Agent: p.agentOf(ctx), Method: in.Method, Host: host, Port: port}, kind)
+	d := p.admit(ctx, st, Request{Agent: agent, Method: in.Method, Host: host, Port: port}, kind)
 	if !d.Allowed() {
 		p.finish(&d)
 		return nil, d, nil
 	}
-	body, rawQuery, ok := p.checkBody(&d, st, in)
+	content, ok := p.checkRequest(&d, st, in)
 	if !ok {
 		p.finish(&d)
 		return nil, d, nil
 	}
-	out := in.Clone(withCheckedAddr(ctx, netip.AddrPortFrom(d.Addr, uint16(port))))
+	out := in.WithContext(withCheckedAddr(ctx, netip.AddrPortFrom(d.Addr, uint16(port))))
 	out.RequestURI = ""
-	out.URL = &url.URL{Scheme: scheme, Host: hostPort(d.Host, port, scheme), Path: u.Path, RawPath: u.RawPath, RawQuery: rawQuery}
+	out.URL = &url.URL{Scheme: scheme, Host: hostPort(d.Host, port, scheme), Path: content.path, RawPath: u.RawPath, RawQuery: content.query}
+	if content.pathEdit {
+		out.URL.RawPath = ""
+	}
 	out.Host = out.URL.Host
-	removeHopHeaders(out.Header) // Clone copied the header
+	out.Header = content.header
+	body := content.body
 	if st.pol.StripInjection {
 		out.Header.Del("Accept-Encoding")
 	}
@@ -134,6 +142,7 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		out.Body = http.NoBody
 	}
 	out.TransferEncoding = nil
+	out.Close = false // Connection is hop-by-hop
 	tr := st.plain
 	if tlsIdx >= 0 {
 		tr = st.tls[tlsIdx]
@@ -156,7 +165,6 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		p.finish(&d)
 		return nil, d, nil
 	}
-	d.Latency = p.opts.Clock().Sub(d.Time)
 	p.finish(&d)
 	return resp, d, nil
 }
@@ -180,68 +188,132 @@ func (p *Proxy) badRequest(in *http.Request, kind, reason string) Decision {
 	return d
 }
 
-// checkBody reads the request body within the size cap and applies DLP to
-// it and to the query. It returns the body and query to send.
-func (p *Proxy) checkBody(d *Decision, st *agentState, in *http.Request) ([]byte, string, bool) {
+// outgoing is what is sent on once DLP has seen it.
+type outgoing struct {
+	body     []byte
+	path     string
+	pathEdit bool // path was redacted: its raw form no longer applies
+	query    string
+	header   http.Header
+}
+
+// credentialHeaders carry the agent's credentials for the origin it is
+// allowed to reach; DLP does not scan them (it would refuse every
+// authenticated call), everything else in the request it does.
+var credentialHeaders = map[string]bool{"Authorization": true, "Cookie": true}
+
+// checkRequest reads the request body within the size cap and applies DLP
+// to the body, the URL path and query, and the header values.
+func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (outgoing, bool) {
+	out := outgoing{path: in.URL.Path, query: in.URL.RawQuery, header: in.Header.Clone()}
+	removeHopHeaders(out.header)
 	limit := st.pol.Limits.MaxRequestBytes
 	if in.ContentLength > limit {
 		d.deny(RuleRequestTooLarge, "request body of %d bytes exceeds %d", in.ContentLength, limit)
-		return nil, "", false
+		return out, false
 	}
-	var body []byte
 	if in.Body != nil && in.Body != http.NoBody {
 		b, err := readBody(in.Body, in.ContentLength, limit)
 		if err != nil {
 			d.deny(RuleBadRequest, "reading the request body: %v", err)
-			return nil, "", false
+			return out, false
 		}
 		if int64(len(b)) > limit {
 			d.deny(RuleRequestTooLarge, "request body exceeds %d bytes", limit)
-			return nil, "", false
+			return out, false
 		}
-		body = b
+		out.body = b
 	}
-	query := in.URL.RawQuery
 	s := st.pol.dlp
 	if s == nil {
-		return body, query, true
+		return out, true
 	}
-	qf := s.scan(queryText(query))
-	bf := s.scan(string(body))
-	if len(qf) == 0 && len(bf) == 0 {
-		return body, query, true
+	// One scan over everything first: a clean request, the common case,
+	// costs one pass of the rules; only a finding leads to scanning each
+	// part to locate it.
+	var joined strings.Builder
+	joined.WriteString(out.path)
+	joined.WriteByte('\n')
+	joined.WriteString(queryText(out.query))
+	for k, vs := range out.header {
+		if !credentialHeaders[k] {
+			for _, v := range vs {
+				joined.WriteByte('\n')
+				joined.WriteString(v)
+			}
+		}
 	}
-	d.DLP = ruleNames(append(append([]Finding(nil), qf...), bf...))
+	joined.WriteByte('\n')
+	joined.Write(out.body)
+	whole := s.scan(joined.String())
+	if len(whole) == 0 {
+		return out, true
+	}
+	pf := s.scan(out.path)
+	qf := s.scan(queryText(out.query))
+	bf := s.scan(string(out.body))
+	all := append(append(append([]Finding(nil), pf...), qf...), bf...)
+	hf := map[string][][]Finding{}
+	for k, vs := range out.header {
+		if credentialHeaders[k] {
+			continue
+		}
+		for i, v := range vs {
+			if fs := s.scan(v); len(fs) > 0 {
+				if hf[k] == nil {
+					hf[k] = make([][]Finding, len(vs))
+				}
+				hf[k][i] = fs
+				all = append(all, fs...)
+			}
+		}
+	}
+	// A match across two parts is in none of them: it cannot be redacted
+	// in place.
+	placed := len(all) > 0
+	if !placed {
+		all = whole
+	}
+	d.DLP = ruleNames(all)
+	found := strings.Join(d.DLP, ", ")
 	switch s.action {
 	case DLPBlock:
-		d.deny(RuleDLP, "the request carries %s", strings.Join(d.DLP, ", "))
-		return nil, "", false
+		d.deny(RuleDLP, "the request carries %s", found)
+		return out, false
 	case DLPRedact:
-		if len(qf) > 0 {
-			q, ok := redactQuery(s, query)
-			if !ok {
-				d.deny(RuleDLP, "the query carries %s that cannot be redacted", strings.Join(d.DLP, ", "))
-				return nil, "", false
-			}
-			query = q
+		ok := placed
+		if ok && len(pf) > 0 {
+			out.path, ok = redact(out.path, pf)
+			out.pathEdit = true
 		}
-		if len(bf) > 0 {
-			b, ok := redact(string(body), bf)
-			if !ok {
-				d.deny(RuleDLP, "the body carries encoded %s that cannot be redacted", strings.Join(d.DLP, ", "))
-				return nil, "", false
+		if ok && len(qf) > 0 {
+			out.query, ok = redactQuery(s, out.query)
+		}
+		if ok && len(bf) > 0 {
+			var b string
+			b, ok = redact(string(out.body), bf)
+			out.body = []byte(b)
+		}
+		for k, per := range hf {
+			for i, fs := range per {
+				if ok && len(fs) > 0 {
+					out.header[k][i], ok = redact(out.header[k][i], fs)
+				}
 			}
-			body = []byte(b)
+		}
+		if !ok {
+			d.deny(RuleDLP, "the request carries %s in a form that cannot be redacted in place", found)
+			return out, false
 		}
 		if d.Action == ActionAllow {
-			d.Action, d.Rule, d.Reason = ActionReport, RuleDLP, "redacted "+strings.Join(d.DLP, ", ")
+			d.Action, d.Rule, d.Reason = ActionReport, RuleDLP, "redacted "+found
 		}
 	case DLPLog:
 		if d.Action == ActionAllow {
-			d.Action, d.Rule, d.Reason = ActionReport, RuleDLP, "the request carries "+strings.Join(d.DLP, ", ")
+			d.Action, d.Rule, d.Reason = ActionReport, RuleDLP, "the request carries "+found
 		}
 	}
-	return body, query, true
+	return out, true
 }
 
 // redactQuery redacts each value of a query; the query is re-encoded with

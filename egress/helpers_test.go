@@ -34,12 +34,13 @@ type origin struct {
 type originHit struct {
 	Method, Path, Query, Host string
 	Body                      string
+	Header                    string // X-Contact
 }
 
 func (o *origin) handler(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	o.mu.Lock()
-	o.hits = append(o.hits, originHit{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, string(b)})
+	o.hits = append(o.hits, originHit{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, string(b), r.Header.Get("X-Contact")})
 	o.mu.Unlock()
 	switch r.URL.Path {
 	case "/big":

@@ -27,6 +27,10 @@ func ParsePin(s string) (Pin, error) {
 	if !ok || alg != "sha256" {
 		return Pin{}, fmt.Errorf("%w: %q: want \"sha256/<base64>\"", ErrInvalidPin, s)
 	}
+	if strings.ContainsAny(b64, "\r\n") {
+		// The decoder skips line breaks; a pin is one line.
+		return Pin{}, fmt.Errorf("%w: %q has a line break", ErrInvalidPin, s)
+	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
 		return Pin{}, fmt.Errorf("%w: %q: %v", ErrInvalidPin, s, err)

@@ -169,20 +169,21 @@ func (p *Proxy) ClearStep(agent string) {
 // apply limits and DLP. Decide itself neither resolves, consumes rate
 // tokens nor logs.
 func (p *Proxy) Decide(req Request) Decision {
-	d, _, _ := p.evaluate(req, "decide")
+	d, _ := p.evaluate(p.agent(req.Agent), req, "decide")
 	return d
 }
 
-// evaluate is Decide, also returning the agent and its step.
-func (p *Proxy) evaluate(req Request, kind string) (Decision, *agentState, *stepState) {
+// evaluate is Decide for the agent state st (nil: unknown agent), also
+// returning the step it applied. The caller looks st up once, so that a
+// policy replaced by AddAgent mid-request is not half applied.
+func (p *Proxy) evaluate(st *agentState, req Request, kind string) (Decision, *stepState) {
 	d := Decision{
 		Time: p.opts.Clock(), Kind: kind, Agent: req.Agent, Step: req.Step, Method: req.Method,
 		Host: req.Host, Port: req.Port, Addr: req.Addr, Action: ActionAllow, Rule: RuleAllowed, Reason: "allowed by the ACL",
 	}
-	st := p.agent(req.Agent)
 	if st == nil {
 		d.deny(RuleUnknownAgent, "no policy for agent %q", req.Agent)
-		return d, nil, nil
+		return d, nil
 	}
 	pol := st.pol
 	step := st.step.Load()
@@ -200,81 +201,81 @@ func (p *Proxy) evaluate(req Request, kind string) (Decision, *agentState, *step
 	}
 	if !isHTTPMethod(req.Method) {
 		d.deny(RuleBadRequest, "%q is not an HTTP method", req.Method)
-		return d, st, step
+		return d, step
 	}
 	host, err := NormalizeHost(req.Host)
 	if err != nil {
 		d.deny(RuleInvalidHost, "%v", err)
-		return d, st, step
+		return d, step
 	}
 	d.Host = host
 	if req.Port < 1 || req.Port > 65535 {
 		d.deny(RuleInvalidHost, "port %d must be 1 to 65535", req.Port)
-		return d, st, step
+		return d, step
 	}
 	switch {
 	case step != nil && d.Step == "":
 		d.Step = step.acl.name
 	case step != nil && d.Step != step.acl.name:
 		if soft(RuleStepMismatch, "step %q is not the current step %q", d.Step, step.acl.name) {
-			return d, st, step
+			return d, step
 		}
 	case step == nil && d.Step != "":
 		if soft(RuleStepMismatch, "step %q is not running", d.Step) {
-			return d, st, step
+			return d, step
 		}
 	case step == nil && pol.RequireStep:
 		if soft(RuleNoStep, "no step is running; egress is closed between steps") {
-			return d, st, step
+			return d, step
 		}
 	}
 	if len(pol.Ports) > 0 && !slices.Contains(pol.Ports, req.Port) {
 		if soft(RulePort, "port %d is not allowed", req.Port) {
-			return d, st, step
+			return d, step
 		}
 	}
 	if lit, err := netip.ParseAddr(host); err == nil {
 		d.Addr = lit
 		if !pol.rangeAllows(lit) {
 			if soft(RuleIPLiteral, "IP literal %s is in no allowed range", lit) {
-				return d, st, step
+				return d, step
 			}
 		} else if step != nil && !step.acl.rangeAllows(lit) {
 			if soft(RuleStepDomain, "IP literal %s is not allowed in step %s", lit, step.acl.name) {
-				return d, st, step
+				return d, step
 			}
 		}
 	} else {
 		if !pol.domainAllowed(host) {
 			if soft(RuleDomain, "%s is not in agent %s's domains", host, pol.Agent) {
-				return d, st, step
+				return d, step
 			}
 		} else if step != nil && !step.acl.domainAllowed(host) {
 			if soft(RuleStepDomain, "%s is not allowed in step %s", host, step.acl.name) {
-				return d, st, step
+				return d, step
 			}
 		}
 	}
 	if req.Method != http.MethodConnect {
 		if pol.methods != nil && !pol.methods[req.Method] {
 			if soft(RuleMethod, "method %s is not allowed", req.Method) {
-				return d, st, step
+				return d, step
 			}
 		} else if step != nil && step.acl.methods != nil && !step.acl.methods[req.Method] {
 			if soft(RuleStepMethod, "method %s is not allowed in step %s", req.Method, step.acl.name) {
-				return d, st, step
+				return d, step
 			}
 		}
 	} else if _, ok := pol.originTLS(host); ok {
 		// Never softened: through a tunnel the pins and client
 		// certificate could not be applied at all.
 		d.deny(RuleTLSRequired, "%s needs TLS originated by the proxy (pins or mTLS): send plain http:// requests to the proxy instead of CONNECT", host)
-		return d, st, step
+		return d, step
 	}
 	if d.Addr.IsValid() {
 		p.checkAddrs(&d, pol, []netip.Addr{d.Addr})
 	}
-	return d, st, step
+	return d, step
 }
 
 // checkAddrs refuses the decision when any address is of a refused class
@@ -292,11 +293,10 @@ func (p *Proxy) checkAddrs(d *Decision, pol *compiled, addrs []netip.Addr) {
 // admit takes the full decision for a request: the ACL, then (for a name)
 // one resolution and the address rules, then the rate limits. The address
 // to dial is d.Addr.
-func (p *Proxy) admit(ctx context.Context, req Request, kind string) (Decision, *agentState) {
-	start := p.opts.Clock()
-	d, st, step := p.evaluate(req, kind)
+func (p *Proxy) admit(ctx context.Context, st *agentState, req Request, kind string) Decision {
+	d, step := p.evaluate(st, req, kind)
 	if !d.Allowed() {
-		return d, st
+		return d
 	}
 	if !d.Addr.IsValid() {
 		rctx, cancel := context.WithTimeout(ctx, st.pol.Limits.DialTimeout)
@@ -304,25 +304,24 @@ func (p *Proxy) admit(ctx context.Context, req Request, kind string) (Decision, 
 		cancel()
 		if err != nil || len(addrs) == 0 {
 			d.deny(RuleResolve, "resolving %s: %v", d.Host, errOrEmpty(err))
-			return d, st
+			return d
 		}
 		d.Addr = addrs[0].WithZone("")
 		p.checkAddrs(&d, st.pol, addrs)
 		if !d.Allowed() {
-			return d, st
+			return d
 		}
 	}
 	now := p.opts.Clock()
 	if st.limiter != nil && !st.limiter.AllowN(now, 1) {
 		d.deny(RuleRate, "agent %s exceeds %g requests per second", st.pol.Agent, st.pol.Limits.Rate)
-		return d, st
+		return d
 	}
 	if step != nil && step.limiter != nil && !step.limiter.AllowN(now, 1) {
 		d.deny(RuleStepRate, "step %s exceeds its rate limit", step.acl.name)
-		return d, st
+		return d
 	}
-	d.Latency = now.Sub(start)
-	return d, st
+	return d
 }
 
 func errOrEmpty(err error) error {
@@ -334,9 +333,7 @@ func errOrEmpty(err error) error {
 
 // finish logs and records a decision, once.
 func (p *Proxy) finish(d *Decision) {
-	if d.Latency == 0 {
-		d.Latency = p.opts.Clock().Sub(d.Time)
-	}
+	d.Latency = p.opts.Clock().Sub(d.Time)
 	level := slog.LevelInfo
 	if d.Action != ActionAllow {
 		level = slog.LevelWarn

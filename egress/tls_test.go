@@ -1,13 +1,17 @@
 package egress
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPinnedOrigin(t *testing.T) {
@@ -124,5 +128,69 @@ func TestConnectClientVerifies(t *testing.T) {
 	c := &http.Client{Transport: &http.Transport{Proxy: h.client(nil).Transport.(*http.Transport).Proxy, TLSClientConfig: &tls.Config{}}}
 	if _, err := c.Get(fmt.Sprintf("https://secure.example:%d/", o.port())); err == nil {
 		t.Fatal("a client without the CA trusted the origin")
+	}
+}
+
+// TestRoundTripHTTPS: in process, the host's fetches of https:// URLs get
+// TLS from the proxy, with the pins of the origins that have them.
+func TestRoundTripHTTPS(t *testing.T) {
+	k := newPKI(t)
+	o := k.tlsOrigin(t, false)
+	p := basePolicy()
+	p.TLS = []OriginTLS{{Domain: "pinned.example", Pins: []Pin{Pin(sha256.Sum256([]byte("other")))}}}
+	px, err := New(p, Options{Resolver: testResolver(), RootCAs: k.pool, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: px}
+	resp, err := c.Get(fmt.Sprintf("https://secure.example:%d/s", o.port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "echo GET /s " {
+		t.Errorf("body %q", b)
+	}
+	_, err = c.Get(fmt.Sprintf("https://pinned.example:%d/", o.port()))
+	var de *DeniedError
+	if !errors.As(err, &de) || de.Decision.Rule != RulePinMismatch {
+		t.Errorf("pinned origin: %v", err)
+	}
+}
+
+// TestTunnelIdleTimeout: a tunnel without traffic is closed.
+func TestTunnelIdleTimeout(t *testing.T) {
+	o := newOrigin(t)
+	p := basePolicy()
+	p.Limits.TunnelIdleTimeout = 200 * time.Millisecond
+	h := newHarness(t, p, Options{})
+	c, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT allowed.example:%d HTTP/1.1\r\nHost: allowed.example:%d\r\n\r\n", o.port(), o.port())
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("CONNECT answer %q, %v", line, err)
+	}
+	_, _ = br.ReadString('\n') // the blank line
+	// The tunnel works...
+	fmt.Fprintf(c, "GET /t HTTP/1.1\r\nHost: allowed.example\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// ... and is closed once idle.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("read a byte from an idle tunnel")
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Fatal("the idle tunnel was not closed")
 	}
 }

@@ -29,7 +29,8 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		writeDenied(w, d)
 		return
 	}
-	d, st := p.admit(ctx, Request{Agent: agent, Method: http.MethodConnect, Host: host, Port: port}, "connect")
+	st := p.agent(agent)
+	d := p.admit(ctx, st, Request{Agent: agent, Method: http.MethodConnect, Host: host, Port: port}, "connect")
 	if !d.Allowed() {
 		p.finish(&d)
 		writeDenied(w, d)
@@ -69,7 +70,6 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer client.Close()
-	d.Latency = p.opts.Clock().Sub(d.Time)
 	p.finish(&d)
 	if _, err := client.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
 		return
@@ -98,13 +98,17 @@ func (p *Proxy) splice(agent string, client, up net.Conn, idle time.Duration) {
 		bp := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(bp)
 		buf := *bp
+		// A broken side, or an idle tunnel, ends both directions at once;
+		// a clean EOF is passed on as a half-close.
+		abort := func() { client.Close(); up.Close() }
 		for {
 			_ = src.SetReadDeadline(time.Now().Add(idle))
 			n, err := src.Read(buf)
 			if n > 0 {
 				last.touch()
 				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
+					abort()
+					return
 				}
 				p.metrics.addBytes(agent, direction, int64(n))
 			}
@@ -113,8 +117,9 @@ func (p *Proxy) splice(agent string, client, up net.Conn, idle time.Duration) {
 				if errors.As(err, &ne) && ne.Timeout() && last.since() < idle {
 					continue // the other direction is active
 				}
-				if err != io.EOF {
-					break
+				if !errors.Is(err, io.EOF) {
+					abort()
+					return
 				}
 				break
 			}

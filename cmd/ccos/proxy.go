@@ -33,7 +33,7 @@ const proxyGCPercent = 400
 type proxyFlags struct {
 	configFile, listen, metrics, mode, logFormat string
 	allowRanges, methods, patterns, resolve      []string
-	dns                                          string
+	dns, control                                 string
 	ports                                        []int
 	requireStep, stripInjection                  bool
 	clientCert, clientKey, rootCA                string
@@ -61,6 +61,7 @@ func init() {
 	fl.StringVar(&f.configFile, "config", "", "agent config (required)")
 	fl.StringVar(&f.listen, "listen", "", "address of the proxy: host:port or unix:/path (required)")
 	fl.StringVar(&f.metrics, "metrics", "", "address to serve Prometheus /metrics on")
+	fl.StringVar(&f.control, "control", "", "unix:/path of the control API that programs step ACLs (mode 0600; host only)")
 	fl.StringVar(&f.mode, "mode", "enforce", "enforce, or report (let refused requests through and log them as would-deny)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fl.StringSliceVar(&f.allowRanges, "allow-range", nil, "CIDR the agent may reach by IP literal or despite its address class (repeatable)")
@@ -202,6 +203,9 @@ func listenAddr(addr string) (net.Listener, error) {
 }
 
 func runProxy(cmd *cobra.Command, f proxyFlags) error {
+	if path, ok := strings.CutPrefix(f.control, "unix:"); f.control != "" && (!ok || path == "") {
+		return usageErr("--control %q: want unix:/path (the control API is for the host alone)", f.control)
+	}
 	p, roots, err := proxyPolicy(f)
 	if err != nil {
 		return err
@@ -256,6 +260,21 @@ func runProxy(cmd *cobra.Command, f proxyFlags) error {
 		logger.Info("ccos proxy metrics", "addr", ml.Addr().String())
 	}
 
+	var csrv *http.Server
+	if f.control != "" {
+		path := strings.TrimPrefix(f.control, "unix:")
+		cl, err := listenAddr(f.control)
+		if err != nil {
+			return rejected("ccos proxy: --control: " + err.Error())
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			return rejected("ccos proxy: --control: " + err.Error())
+		}
+		csrv = &http.Server{Handler: px.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- csrv.Serve(cl) }()
+		logger.Info("ccos proxy control", "addr", f.control)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	select {
@@ -268,8 +287,10 @@ func runProxy(cmd *cobra.Command, f proxyFlags) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	if msrv != nil {
-		_ = msrv.Shutdown(sctx)
+	for _, s := range []*http.Server{msrv, csrv} {
+		if s != nil {
+			_ = s.Shutdown(sctx)
+		}
 	}
 	logger.Info("ccos proxy stopped")
 	return nil

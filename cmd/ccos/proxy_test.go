@@ -2,13 +2,17 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -81,7 +85,8 @@ func TestProxyCommand(t *testing.T) {
 	cfg := writeTemp(t, "agent.rtfs", `(agent.config :version "0.1" :agent-id "agent.proxy" :features [:network]
   :orchestrator {:dlp {:enabled true :policy :strict}}
   :network {:enabled true :egress {:via :proxy :allow-domains ["origin.example.com"]}})`)
-	p := startProxy(t, "--config", cfg, "--allow-range", "127.0.0.0/8", "--resolve", "origin.example.com=127.0.0.1", "--methods", "GET,POST")
+	ctl := filepath.Join(t.TempDir(), "control.sock")
+	p := startProxy(t, "--config", cfg, "--allow-range", "127.0.0.0/8", "--resolve", "origin.example.com=127.0.0.1", "--methods", "GET,POST", "--control", "unix:"+ctl)
 	pu, _ := url.Parse("http://" + p.addr)
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 10 * time.Second}
 	do := func(method, u, body string) (int, string) {
@@ -107,6 +112,21 @@ func TestProxyCommand(t *testing.T) {
 	if status, body := do("POST", "http://origin.example.com:"+ou.Port()+"/", "key AKIAQYLPMN5HHHFPZAM2"); status != 403 || !strings.Contains(body, "aws-access-token") {
 		t.Errorf("DLP: %d %q", status, body)
 	}
+	// The host programs a step through the control socket: only GET now.
+	cc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", ctl)
+	}}}
+	req, _ := http.NewRequest("PUT", "http://ccos/v1/agents/agent.proxy/step", strings.NewReader(`{"step":"read","domains":["origin.example.com"],"methods":["GET"]}`))
+	if resp, err := cc.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("programming a step: %v %v", resp, err)
+	}
+	if fi, err := os.Stat(ctl); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode: %v %v", fi.Mode(), err)
+	}
+	if status, body := do("POST", "http://origin.example.com:"+ou.Port()+"/", "hello"); status != 403 || !strings.Contains(body, "step_method_not_allowed") {
+		t.Errorf("POST during a GET-only step: %d %q", status, body)
+	}
 	resp, err := http.Get("http://" + p.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +136,8 @@ func TestProxyCommand(t *testing.T) {
 	if !strings.Contains(string(m), `ccos_egress_decisions_total{action="deny",agent="agent.proxy",rule="dlp"} 1`) {
 		t.Errorf("metrics:\n%s", m)
 	}
-	if n := strings.Count(p.log(), `"msg":"egress decision"`); n != 4 {
-		t.Errorf("%d decision lines, want 4:\n%s", n, p.log())
+	if n := strings.Count(p.log(), `"msg":"egress decision"`); n != 5 {
+		t.Errorf("%d decision lines, want 5:\n%s", n, p.log())
 	}
 }
 
@@ -132,6 +152,7 @@ func TestProxyCommandErrors(t *testing.T) {
 		{[]string{"proxy", "--listen", "127.0.0.1:0"}, 2, "config"},
 		{[]string{"proxy", "--config", cfg, "--listen", "127.0.0.1:0"}, 2, "--client-cert"},
 		{[]string{"proxy", "--config", cfg, "--listen", "127.0.0.1:0", "--mode", "loose"}, 2, "enforce or report"},
+		{[]string{"proxy", "--config", cfg, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"}, 2, "unix:/path"},
 		{[]string{"proxy", "--config", writeTemp(t, "bad.rtfs", "(agent.config :version \"9\")"), "--listen", "127.0.0.1:0"}, 1, "not a valid agent config"},
 	} {
 		_, stderr, code := runCCOS(t, "", c.args...)

@@ -45,6 +45,32 @@ var (
 	pinned   = flag.Bool("pinned", false, "also run ccos with the origin name pinned (--resolve) instead of asked of DNS")
 )
 
+// children are the proxies started, stopped on every way out, including
+// fatalf (log.Fatal would skip deferred calls and leave them running).
+var (
+	childMu  sync.Mutex
+	children []*exec.Cmd
+	tmpDir   string
+)
+
+func stopChildren() {
+	childMu.Lock()
+	defer childMu.Unlock()
+	for _, c := range children {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	children = nil
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	stopChildren()
+	log.Fatalf(format, args...)
+}
+
 type scenario struct {
 	name  string
 	proxy *url.URL // nil: direct
@@ -62,9 +88,9 @@ func main() {
 	}
 	dir, err := os.MkdirTemp("", "benchproxy-")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
-	defer os.RemoveAll(dir)
+	tmpDir = dir
 
 	origin := startOrigin()
 	dnsAddr := startDNS()
@@ -87,24 +113,17 @@ func main() {
 	if *pinned {
 		scens = append(scens, startCCOS(dir, "ccos-acl-pinned", false, ""), startCCOS(dir, "ccos-dlp-pinned", true, ""))
 	}
-	defer func() {
-		for _, s := range scens {
-			if s.cmd != nil {
-				_ = s.cmd.Process.Kill()
-				_ = s.cmd.Wait()
-			}
-		}
-	}()
+	defer stopChildren()
 	body := bytes.Repeat([]byte("a"), *bodySize)
 	copy(body, `{"query":"weather in paris","note":"`)
 	for _, s := range scens {
 		c := client(s.proxy, 1)
 		if code := get(c, urlFor(s), body); code != 200 {
-			log.Fatalf("%s: allowed request: status %d", s.name, code)
+			fatalf("%s: allowed request: status %d", s.name, code)
 		}
 		if s.proxy != nil {
 			if code := get(c, denied, body); code == 200 {
-				log.Fatalf("%s: the denied name was allowed", s.name)
+				fatalf("%s: the denied name was allowed", s.name)
 			}
 		}
 	}
@@ -147,7 +166,7 @@ func latencies(c *http.Client, u string, body []byte, n int) []time.Duration {
 	for i := 0; i < n; i++ {
 		t := time.Now()
 		if code := get(c, u, body); code != 200 {
-			log.Fatalf("status %d during the latency run", code)
+			fatalf("status %d during the latency run", code)
 		}
 		out = append(out, time.Since(t))
 	}
@@ -225,7 +244,7 @@ func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/floa
 func startOrigin() net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	go func() {
 		_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +261,7 @@ func startOrigin() net.Listener {
 func startDNS() string {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	go func() {
 		buf := make([]byte, 1500)
@@ -288,7 +307,7 @@ func answer(q []byte) ([]byte, error) {
 func freePort() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
@@ -297,13 +316,16 @@ func freePort() string {
 func start(name, logFile string, bin string, args ...string) *exec.Cmd {
 	f, err := os.Create(logFile)
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
-		log.Fatalf("%s: %v", name, err)
+		fatalf("%s: %v", name, err)
 	}
+	childMu.Lock()
+	children = append(children, cmd)
+	childMu.Unlock()
 	return cmd
 }
 
@@ -318,7 +340,7 @@ func waitListening(name, addr, logFile string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(logFile)
-	log.Fatalf("%s did not listen on %s:\n%s", name, addr, b)
+	fatalf("%s did not listen on %s:\n%s", name, addr, b)
 }
 
 func startCCOS(dir, name string, dlp bool, dnsAddr string) *scenario {
@@ -330,7 +352,7 @@ func startCCOS(dir, name string, dlp bool, dnsAddr string) *scenario {
 	src := fmt.Sprintf(`(agent.config :version "0.1" :agent-id "agent.bench" :features [:network] %s
   :network {:enabled true :egress {:via :proxy :allow-domains [%q]}})`, dlpForm, originName)
 	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	addr := "127.0.0.1:" + freePort()
 	logFile := filepath.Join(dir, name+".log")
@@ -349,13 +371,13 @@ func startSmokescreen(dir, dnsAddr string) *scenario {
 	acl := filepath.Join(dir, "acl.yaml")
 	aclSrc := fmt.Sprintf("---\nversion: v1\nservices: []\ndefault:\n  name: default\n  project: bench\n  action: enforce\n  allowed_domains:\n    - %s\n", originName)
 	if err := os.WriteFile(acl, []byte(aclSrc), 0o644); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	port := freePort()
 	cfg := filepath.Join(dir, "smokescreen.yaml")
 	cfgSrc := fmt.Sprintf("ip: 127.0.0.1\nport: %s\nacl_file: %s\nallow_missing_role: true\nallow_ranges: [\"127.0.0.1/32\"]\nresolver_addresses: [%q]\nstatsd_address: 127.0.0.1:%s\n", port, acl, dnsAddr, freePort())
 	if err := os.WriteFile(cfg, []byte(cfgSrc), 0o644); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	logFile := filepath.Join(dir, "smokescreen.log")
 	cmd := start("smokescreen", logFile, *smokeBin, "--config-file", cfg)
