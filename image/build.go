@@ -55,23 +55,32 @@ func (r *resolved) build(ctx context.Context, outDir string) (*Image, error) {
 	return img, nil
 }
 
+// writeKernel writes the kernel to boot: the uncompressed PVH kernel inside
+// the host's bzImage when there is one (loaded directly by QEMU and
+// Firecracker, no decompression in the guest), else the bzImage as it is.
 func writeKernel(_ context.Context, r *resolved, img *Image) error {
-	src, err := os.Open(r.kernelPath)
+	bz, err := os.ReadFile(r.kernelPath)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	if digest := digestOf(bz); digest != r.kernelDigest {
+		return fmt.Errorf("%s changed while the image was built (%s, then %s)", r.kernelPath, r.kernelDigest, digest)
+	}
+	data, format := bz, KernelBzImage
+	if vmlinux, err := extractVmlinux(bz); err == nil {
+		data, format = vmlinux, KernelELFPVH
+	} else {
+		img.KernelNote = err.Error()
+	}
 	digest, err := writeAtomic(img.Kernel, func(w io.Writer) error {
-		_, err := io.Copy(w, src)
+		_, err := w.Write(data)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if digest != r.kernelDigest {
-		return fmt.Errorf("%s changed while the image was built (%s, then %s)", r.kernelPath, r.kernelDigest, digest)
-	}
 	img.Measurements.Kernel = digest
+	img.KernelFormat = format
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 
 // builderVersion takes part in every cache key; bump it when the builder
 // lays out the same inputs differently.
-const builderVersion = "ccos-image-builder/1"
+const builderVersion = "ccos-image-builder/2"
 
 // buildPrefix starts the names of the temporary directories that Cached
 // builds in.

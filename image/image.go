@@ -3,7 +3,9 @@
 //
 // An image is a directory of four files:
 //
-//	vmlinuz        the kernel, a byte-for-byte copy of the host's kernel image
+//	vmlinuz        the kernel: the uncompressed PVH ELF inside the host's
+//	               bzImage (loaded directly, no decompression in the
+//	               guest), or the bzImage itself when it holds none
 //	rootfs.initrd  the initramfs: /init (the static guest) and the kernel
 //	               modules it loads
 //	rootfs.img     the root file system: a read-only squashfs holding
@@ -149,6 +151,9 @@ type Image struct {
 	Dir, Kernel, Initramfs, Rootfs string
 	// Measurements are the digests recorded when the image was built.
 	Measurements Measurements
+	// KernelFormat is KernelELFPVH or KernelBzImage; KernelNote says why a
+	// bzImage was kept.
+	KernelFormat, KernelNote string
 	// Manifest is the image's manifest.json.
 	Manifest Manifest
 }

@@ -87,11 +87,55 @@ func TestBuildInstalledKernel(t *testing.T) {
 	if !slices.Equal(img.Manifest.Modules, want) || img.Manifest.KernelVersion != kernelVersion(kernel) {
 		t.Fatalf("manifest %+v", img.Manifest)
 	}
-	if m, _ := Measure(kernel); m != img.Measurements.Kernel {
-		t.Fatalf("kernel measured %s, the image's %s", m, img.Measurements.Kernel)
+	// The Debian cloud kernel carries a PVH kernel: the image boots that,
+	// extracted from the installed bzImage, whose digest the manifest keeps.
+	if m, _ := Measure(kernel); m != img.Manifest.KernelSource || img.Manifest.KernelFormat != KernelELFPVH {
+		t.Fatalf("kernel measured %s, the manifest's source %s, format %s (%s)", m, img.Manifest.KernelSource, img.Manifest.KernelFormat, img.KernelNote)
+	}
+	if m, _ := Measure(img.Kernel); m != img.Measurements.Kernel {
+		t.Fatalf("the image's kernel measures %s, recorded %s", m, img.Measurements.Kernel)
+	}
+	if b, err := os.ReadFile(img.Kernel); err != nil || checkPVH(b) != nil {
+		t.Fatalf("the image's kernel is not a PVH ELF: %v", err)
 	}
 	if err := img.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: initramfs %s, rootfs %s", kernel, img.Measurements.Initramfs, img.Measurements.Rootfs)
+}
+
+// Anything that is not a bzImage with a PVH kernel inside is kept as it is,
+// with the reason; the parser never panics on a hostile kernel file.
+func TestExtractVmlinuxRefusals(t *testing.T) {
+	bz := make([]byte, 0x300)
+	copy(bz[0x202:], "HdrS")
+	bz[0x206], bz[0x207] = 0x0f, 0x02 // protocol 2.15
+	bz[0x1f1] = 1
+	for name, mod := range map[string]func([]byte){
+		"no header":        func(b []byte) { copy(b[0x202:], "XXXX") },
+		"old protocol":     func(b []byte) { b[0x206], b[0x207] = 0x00, 0x02 },
+		"payload outside":  func(b []byte) { b[0x24c] = 0xff; b[0x24d] = 0xff },
+		"unknown compress": func(b []byte) { b[0x24c] = 8 },
+	} {
+		b := append([]byte(nil), bz...)
+		mod(b)
+		if _, err := extractVmlinux(b); !errors.Is(err, errNoPVH) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func FuzzExtractVmlinux(f *testing.F) {
+	f.Add([]byte("HdrS"))
+	bz := make([]byte, 0x300)
+	copy(bz[0x202:], "HdrS")
+	bz[0x206], bz[0x207] = 0x0f, 0x02
+	f.Add(bz)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := extractVmlinux(b); err == nil {
+			if checkPVH(b) == nil {
+				return
+			}
+		}
+	})
 }

@@ -30,6 +30,10 @@ type Manifest struct {
 	Format string `json:"format"`
 	// KernelVersion is the version of the kernel and its modules.
 	KernelVersion string `json:"kernel_version"`
+	// KernelFormat is "elf-pvh" (extracted from the host's bzImage) or
+	// "bzImage"; KernelSource is the digest of the host's kernel file.
+	KernelFormat string `json:"kernel_format"`
+	KernelSource string `json:"kernel_source"`
 	// Modules are the modules in the initramfs, in load order.
 	Modules []string `json:"modules"`
 	// BuiltinModules are the requested modules built into the kernel.
@@ -62,6 +66,8 @@ func writeManifest(_ context.Context, r *resolved, img *Image) error {
 	img.Manifest = Manifest{
 		Format:            ManifestFormat,
 		KernelVersion:     r.kernelVersion,
+		KernelFormat:      img.KernelFormat,
+		KernelSource:      r.kernelDigest,
 		Modules:           []string{},
 		BuiltinModules:    r.builtin,
 		RootfsCompression: r.compression,

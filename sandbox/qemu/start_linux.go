@@ -212,14 +212,50 @@ func openMeasured(img Image) ([]*os.File, map[string]string, error) {
 			closeAll(files)
 			return nil, nil, fmt.Errorf("qemu: guest %s %s is not world-readable; QEMU runs unprivileged and must read it (chmod 0644)", a.name, a.path)
 		}
-		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+		m, err := measure(f, fi)
+		if err != nil {
 			closeAll(files)
 			return nil, nil, fmt.Errorf("qemu: measuring %s: %w", a.path, err)
 		}
-		meas[a.name] = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		meas[a.name] = m
 	}
 	return files, meas, nil
+}
+
+// measured remembers measurements by file identity and change time: a
+// file whose device, inode, size, modification and change times are all
+// the same has not been written since (any write moves its ctime, which
+// only the kernel sets), so it is not hashed again. The VM still boots the
+// open descriptor that was checked.
+var measured sync.Map // fileID -> string
+
+type fileID struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+func measure(f *os.File, fi os.FileInfo) (string, error) {
+	var id fileID
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok {
+		id = fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+		if m, ok := measured.Load(id); ok {
+			return m.(string), nil
+		}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+		return "", err
+	}
+	m := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	// Keep it only if nothing changed while hashing.
+	if after, err := f.Stat(); ok && err == nil {
+		if st2, ok2 := after.Sys().(*syscall.Stat_t); ok2 && st2.Ctim.Nano() == id.ctime && st2.Size == id.size {
+			measured.Store(id, m)
+		}
+	}
+	return m, nil
 }
 
 func closeAll(files []*os.File) {
