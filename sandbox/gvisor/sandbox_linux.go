@@ -103,6 +103,18 @@ func (s *gvSandbox) Kill() error {
 	return nil
 }
 
+// HostPIDs returns runsc's process and every process of the sandbox's
+// cgroup (the sentry, the gofer, the platform's stubs).
+func (s *gvSandbox) HostPIDs() []int {
+	pids := s.cg.pids()
+	for _, p := range pids {
+		if p == s.cmd.Process.Pid {
+			return pids
+		}
+	}
+	return append(pids, s.cmd.Process.Pid)
+}
+
 // Log returns the first Limits.LogBytes of the guest's (and runsc's)
 // standard error.
 func (s *gvSandbox) Log() []byte { return s.log.Bytes() }
