@@ -117,6 +117,9 @@ type Inputs struct {
 	Modules []string
 	// NIC adds NICModules (virtio_net) after Modules.
 	NIC bool
+	// Vsock adds VsockModules: the guest's control channel is a vsock
+	// (Firecracker) rather than virtio-serial.
+	Vsock bool
 	// ConfigFile is the agent config, copied into the rootfs as
 	// /agent.config.rtfs.
 	ConfigFile string
@@ -304,6 +307,9 @@ func resolveModules(_ context.Context, r *resolved) error {
 	}
 	if r.in.NIC {
 		want = append(append([]string(nil), want...), NICModules...)
+	}
+	if r.in.Vsock {
+		want = append(append([]string(nil), want...), VsockModules...)
 	}
 	idx, err := loadModuleIndex(r.modulesDir)
 	if err != nil {

@@ -24,6 +24,10 @@ var DefaultModules = []string{"virtio_ring", "virtio", "virtio_mmio", "virtio_co
 // is set: virtio_net and the failover modules it depends on.
 var NICModules = []string{"failover", "net_failover", "virtio_net"}
 
+// VsockModules are the drivers of a virtio vsock control channel
+// (Firecracker), added after the others when Inputs.Vsock is set.
+var VsockModules = []string{"vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport"}
+
 // ErrModuleNotFound is returned (wrapped, naming the module and the
 // modules.dep read) when a module is neither in modules.dep nor built into
 // the kernel.

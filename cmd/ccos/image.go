@@ -101,6 +101,7 @@ func runImageBuild(ctx context.Context, stdout, stderr io.Writer, f imageBuildFl
 		KernelPath:      f.kernel,
 		ModulesDir:      f.modulesDir,
 		NIC:             f.nic || (res.Config.MicroVM != nil && res.Config.MicroVM.Devices.NIC.Enabled),
+		Vsock:           res.Config.MicroVM != nil && res.Config.MicroVM.Devices.Vsock.Enabled,
 		ConfigFile:      f.config,
 		ConfigData:      guestConfig(res),
 		CapabilitiesDir: f.capabilities,

@@ -114,7 +114,8 @@ func resolveGuestImage(ctx context.Context, stderr io.Writer, res *config.Result
 	if err != nil {
 		return qemu.Image{}, err
 	}
-	in := image.Inputs{ConfigData: guestConfig(res), NIC: cfg.MicroVM != nil && cfg.MicroVM.Devices.NIC.Enabled}
+	in := image.Inputs{ConfigData: guestConfig(res), NIC: cfg.MicroVM != nil && cfg.MicroVM.Devices.NIC.Enabled,
+		Vsock: cfg.MicroVM != nil && cfg.MicroVM.Devices.Vsock.Enabled}
 	if in.Init, err = initbin.Bytes(); err != nil {
 		return qemu.Image{}, err
 	}

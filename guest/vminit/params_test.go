@@ -19,12 +19,18 @@ func TestParseParams(t *testing.T) {
 	if err != nil || p.net.String() != "10.77.0.2/30" || p.proxy != "10.77.0.1:3128" {
 		t.Errorf("network: %+v %v", p, err)
 	}
+	p, err = parseParams("ccos.control=vsock:1024 root=/dev/vda")
+	if err != nil || p.vsockPort != 1024 {
+		t.Errorf("vsock: %+v %v", p, err)
+	}
 	p, err = parseParams("quiet")
 	if err != nil || p.control != "ctl" || p.rootfs != "" || p.workdirMB != 64 {
 		t.Errorf("defaults: %+v %v", p, err)
 	}
 	for _, bad := range []string{
-		"ccos.control=vsock:1024",         // not this transport
+		"ccos.control=vsock:0",            // no port
+		"ccos.control=vsock:x",            // not a number
+		"ccos.control=tcp:1",              // no such transport
 		"ccos.control=virtio-serial:../x", // a path
 		"ccos.workdir_mb=0",
 		"ccos.workdir_mb=lots",
@@ -49,7 +55,7 @@ func FuzzParseParams(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p.control == "" || strings.ContainsAny(p.control, "/\x00") || p.workdirMB <= 0 {
+		if (p.vsockPort == 0 && (p.control == "" || strings.ContainsAny(p.control, "/\x00"))) || p.workdirMB <= 0 {
 			t.Fatalf("accepted %q as %+v", s, p)
 		}
 		if p.rootfs != "" && !strings.HasPrefix(p.rootfs, "/dev/") {

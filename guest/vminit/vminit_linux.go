@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,6 +49,7 @@ import (
 // bootParams are the ccos.* kernel command-line parameters.
 type bootParams struct {
 	control   string // virtio-serial port name
+	vsockPort uint32 // vsock port to listen on instead (Firecracker); 0 for none
 	rootfs    string // block device holding the read-only store
 	rootfsFS  string // its filesystem type
 	workdirMB int
@@ -120,11 +122,13 @@ func Setup() (*Env, error) {
 		return nil, err
 	}
 	mark("modules loaded")
-	port, err := findPort(p.control, 10*time.Second)
-	if err != nil {
-		return nil, err
+	port := ""
+	if p.vsockPort == 0 {
+		if port, err = findPort(p.control, 10*time.Second); err != nil {
+			return nil, err
+		}
+		mark("control port " + port)
 	}
-	mark("control port " + port)
 	env := &Env{}
 	if err := setupLoopback(); err != nil {
 		return nil, err
@@ -147,6 +151,15 @@ func Setup() (*Env, error) {
 		return nil, err
 	}
 	mark("ready")
+	if p.vsockPort != 0 {
+		// Firecracker: the host connects to the guest's vsock port (its
+		// "CONNECT PORT" handshake on the VM's Unix socket).
+		if env.Port, err = AcceptVsock(p.vsockPort); err != nil {
+			return nil, err
+		}
+		mark(fmt.Sprintf("control connection on vsock port %d", p.vsockPort))
+		return env, nil
+	}
 	if env.Port, err = os.OpenFile(port, os.O_RDWR, 0); err != nil {
 		return nil, fmt.Errorf("open control port: %w", err)
 	}
@@ -154,12 +167,38 @@ func Setup() (*Env, error) {
 	return env, nil
 }
 
-// Link returns the control stream over the port: a link (package
-// control/link) that survives the host side of the channel going away.
+// AcceptVsock listens on the vsock port and returns the first connection.
+func AcceptVsock(port uint32) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("vsock socket (are the vsock modules in the initramfs?): %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: port}); err != nil {
+		return nil, fmt.Errorf("vsock bind port %d: %w", port, err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		return nil, fmt.Errorf("vsock listen: %w", err)
+	}
+	nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("vsock accept: %w", err)
+	}
+	return os.NewFile(uintptr(nfd), "vsock"), nil
+}
+
+// Link returns the control stream. Over virtio-serial (QEMU) it is a link
+// (package control/link) that survives the host side of the channel going
+// away; over vsock (Firecracker) it is the connection itself.
 // When the port reads EOF (the host's connection broke; QEMU reconnects),
 // the port is opened again and attached, every 20 ms until it works, so
 // nothing written either way is lost or repeated.
-func (e *Env) Link() *link.Conn {
+func (e *Env) Link() io.ReadWriteCloser {
+	if e.portPath == "" {
+		// A vsock connection (Firecracker): the host's provider speaks the
+		// protocol directly on it.
+		return e.Port
+	}
 	l := link.New(0)
 	l.Attach(e.Port)
 	go func() {
@@ -264,9 +303,17 @@ func parseParams(cmdline string) (bootParams, error) {
 		}
 		switch k {
 		case "ccos.control":
+			if port, ok := strings.CutPrefix(v, "vsock:"); ok {
+				n, err := strconv.ParseUint(port, 10, 32)
+				if err != nil || n == 0 || n == math.MaxUint32 {
+					return p, fmt.Errorf("kernel command line: bad ccos.control=%q (want vsock:PORT)", v)
+				}
+				p.vsockPort, p.control = uint32(n), "vsock"
+				continue
+			}
 			name, ok := strings.CutPrefix(v, "virtio-serial:")
 			if !ok {
-				return p, fmt.Errorf("kernel command line: ccos.control=%q: this init speaks virtio-serial:NAME", v)
+				return p, fmt.Errorf("kernel command line: ccos.control=%q: this init speaks virtio-serial:NAME or vsock:PORT", v)
 			}
 			p.control = name
 		case "ccos.net":

@@ -61,8 +61,14 @@ func buildImages(dir string) error {
 	}
 	for _, v := range []struct{ name, init, mode string }{
 		{"guest", "ccos-init", ""}, {"escape", "hostile", "escape"}, {"hold", "hostile", "hold"}, {"nic", "hostile", "nic"},
+		{"vsock", "hostile", "vsock"},
 	} {
-		in := image.Inputs{Init: inits[v.init], ConfigFile: cfg, NIC: v.mode == "nic"}
+		in := image.Inputs{Init: inits[v.init], ConfigFile: cfg, NIC: v.mode == "nic", Vsock: v.mode == "vsock"}
+		if v.mode == "vsock" {
+			// The guest talks to itself over vsock loopback: no host
+			// vsock device is needed (none here).
+			in.Modules = append(append([]string(nil), image.DefaultModules...), "vsock_loopback")
+		}
 		if v.mode != "" {
 			caps := filepath.Join(dir, "caps-"+v.name)
 			if err := os.MkdirAll(caps, 0o755); err != nil {

@@ -9,6 +9,8 @@
 //     detail", then "done", and powers off;
 //   - "nic": checks that the egress proxy is the VM's only way out, with
 //     the same one-line answers;
+//   - "vsock": checks the Firecracker control path of vminit (listen and
+//     accept on a vsock port) against a connection over vsock loopback;
 //   - "hold": says "holding", then nothing more, and never powers off (for
 //     the deadline and kill tests).
 package main
@@ -40,6 +42,8 @@ func main() {
 		escape(port)
 	case "nic":
 		nic(port, env.Proxy)
+	case "vsock":
+		vsockCheck(port)
 	case "hold":
 		fmt.Fprintln(port, "holding")
 		for {
@@ -173,5 +177,56 @@ func nic(w io.Writer, proxy string) {
 		names = append(names, i.Name)
 	}
 	report("interfaces", strings.Join(names, ",") != "lo,eth0", strings.Join(names, ","))
+	fmt.Fprintln(w, "done")
+}
+
+func vsockCheck(w io.Writer) {
+	const port = 1024
+	type result struct {
+		got string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		f, err := vminit.AcceptVsock(port)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer f.Close()
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(f, buf)
+		if err == nil {
+			_, err = f.Write([]byte("pong!"))
+		}
+		res <- result{string(buf), err}
+	}()
+	var conn int
+	var err error
+	for i := 0; i < 200; i++ {
+		conn, err = unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM, 0)
+		if err == nil {
+			if err = unix.Connect(conn, &unix.SockaddrVM{CID: unix.VMADDR_CID_LOCAL, Port: port}); err == nil {
+				break
+			}
+			unix.Close(conn)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "FAILED vsock connect: %v\ndone\n", err)
+		return
+	}
+	c := os.NewFile(uintptr(conn), "vsock-client")
+	c.Write([]byte("ping!"))
+	reply := make([]byte, 5)
+	_, rerr := io.ReadFull(c, reply)
+	c.Close()
+	r := <-res
+	if r.err != nil || rerr != nil || r.got != "ping!" || string(reply) != "pong!" {
+		fmt.Fprintf(w, "FAILED vsock: accept side %q %v, client %q %v\ndone\n", r.got, r.err, reply, rerr)
+		return
+	}
+	fmt.Fprintln(w, "ok vsock: accepted on port 1024, ping/pong over the connection")
 	fmt.Fprintln(w, "done")
 }
