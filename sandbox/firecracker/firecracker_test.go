@@ -10,8 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/image"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/firecracker"
 	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
@@ -203,28 +206,50 @@ func TestRegistered(t *testing.T) {
 	}
 }
 
-// TestBoot boots a real VM. It needs KVM and Firecracker; the image comes
-// from CCOS_FC_KERNEL, CCOS_FC_INITRD and CCOS_FC_ROOTFS.
+// TestBoot boots a real VM from an image built here (the real /init, the
+// installed cloud kernel) and runs a plan in it. It needs what this host
+// lacks: KVM that can run a VM, and the firecracker and jailer binaries.
 func TestBoot(t *testing.T) {
-	if _, err := os.Stat(firecracker.KVMDevice); err != nil {
-		t.Skipf("skipping the boot test: no %s on this host", firecracker.KVMDevice)
+	if err := firecracker.CheckKVM(); err != nil {
+		t.Skipf("skipping the boot test: %v", err)
 	}
-	if _, err := exec.LookPath("firecracker"); err != nil {
-		t.Skip("skipping the boot test: no firecracker binary on PATH")
+	for _, b := range []string{"firecracker", "jailer"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("skipping the boot test: no %s binary on PATH", b)
+		}
 	}
-	kernel, initrd, rootfs := os.Getenv("CCOS_FC_KERNEL"), os.Getenv("CCOS_FC_INITRD"), os.Getenv("CCOS_FC_ROOTFS")
-	if kernel == "" || rootfs == "" {
-		t.Fatal("KVM and firecracker are present: set CCOS_FC_KERNEL, CCOS_FC_INITRD and CCOS_FC_ROOTFS to a ccos guest image (docs/RUNBOOK.md)")
+	dir := t.TempDir()
+	initBin := filepath.Join(dir, "ccos-init")
+	build := exec.Command("go", "build", "-trimpath", "-o", initBin, "github.com/ccos-project/ccos/cmd/ccos-init")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building /init: %v\n%s", err, out)
 	}
-	vm := exampleVM(t, "microvm-min.rtfs")
-	vm.BootSource.KernelImagePath, vm.BootSource.InitrdPath, vm.Drives[0].PathOnHost = kernel, initrd, rootfs
-	p := firecracker.New(firecracker.Options{VM: &vm, ChrootBase: t.TempDir()})
-	box, err := p.Start(context.Background(), sandbox.Spec{ID: "ccos-boot-test"})
+	initData, err := os.ReadFile(initBin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if box.Control() == nil {
-		t.Fatal("no control connection")
+	cfgPath := filepath.Join("..", "..", "examples", "microvm-min.rtfs")
+	img, err := image.Build(context.Background(), image.Inputs{Init: initData, ConfigFile: cfgPath, Vsock: true}, filepath.Join(dir, "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := exampleVM(t, "microvm-min.rtfs")
+	vm.BootSource.KernelImagePath, vm.BootSource.InitrdPath, vm.Drives[0].PathOnHost = img.Kernel, img.Initramfs, img.Rootfs
+	p := firecracker.New(firecracker.Options{VM: &vm, ChrootBase: t.TempDir()})
+	box, err := p.Start(context.Background(), sandbox.Spec{ID: "ccos-boot-test", Limits: sandbox.Limits{Deadline: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Kill()
+	c := control.NewConn(box.Control(), control.HostSide, 0)
+	m, err := c.Recv()
+	if err != nil {
+		t.Fatalf("no hello: %v\n%s", err, box.Log())
+	}
+	h, ok := m.Body.(*control.Hello)
+	if !ok || h.Measurements["rootfs"] != img.Measurements.Rootfs {
+		t.Fatalf("first message %+v, want a hello measuring the rootfs %s", m, img.Measurements.Rootfs)
 	}
 	if err := box.Kill(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ccos-project/ccos/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,8 +15,12 @@ const kvmAPIVersion = 12
 // ioctlKVMGetAPIVersion is KVM_GET_API_VERSION, _IO(0xAE, 0x00).
 const ioctlKVMGetAPIVersion = 0xAE00
 
+// CheckKVM is the check of Available: KVM that can run a VM here.
+func CheckKVM() error { return checkKVM() }
+
 // checkKVM opens the KVM device and asks for its API version: a device
-// node alone (without a working KVM driver behind it) is not enough.
+// node alone (without a working KVM driver behind it) is not enough; nor is
+// a KVM without hardware virtualisation under it (a nested guest).
 func checkKVM() error {
 	f, err := os.OpenFile(KVMDevice, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -31,6 +36,9 @@ func checkKVM() error {
 	}
 	if v != kvmAPIVersion {
 		return fmt.Errorf("%s speaks KVM API %d, want %d", KVMDevice, v, kvmAPIVersion)
+	}
+	if ok, why := sandbox.CPUVirtualization(); !ok {
+		return fmt.Errorf("%s answers, but %s", KVMDevice, why)
 	}
 	return nil
 }

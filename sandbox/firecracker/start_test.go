@@ -19,9 +19,6 @@ import (
 // against the API definition, and the control connection is made with the
 // vsock handshake. Only the VM itself is missing.
 func TestStartWithFakeFirecracker(t *testing.T) {
-	if _, err := os.Stat(firecracker.KVMDevice); err != nil {
-		t.Skipf("skipping: Available requires %s, which this host lacks", firecracker.KVMDevice)
-	}
 	bin := t.TempDir()
 	self, err := os.Executable()
 	if err != nil {
@@ -47,7 +44,9 @@ func TestStartWithFakeFirecracker(t *testing.T) {
 	vm.BootSource.InitrdPath = filepath.Join(images, "initrd")
 	vm.Drives[0].PathOnHost = filepath.Join(images, "rootfs.img")
 	chroot := t.TempDir()
-	p := firecracker.New(firecracker.Options{VM: &vm, ChrootBase: chroot})
+	// The fakes stand in for Firecracker and the jailer, and so for KVM:
+	// the start-up steps run on any host.
+	p := firecracker.New(firecracker.Options{VM: &vm, ChrootBase: chroot, CheckKVM: func() error { return nil }})
 	if ok, reason := p.Available(); !ok {
 		t.Fatalf("not available with fakes: %s", reason)
 	}

@@ -163,22 +163,10 @@ func KVMUsable() (bool, string) {
 		return false, "no usable /dev/kvm: " + err.Error()
 	}
 	f.Close()
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return false, "cannot read /proc/cpuinfo: " + err.Error()
+	if ok, why := sandbox.CPUVirtualization(); !ok {
+		return false, "/dev/kvm exists but " + why
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, "flags") {
-			continue
-		}
-		for _, f := range strings.Fields(line) {
-			if f == "vmx" || f == "svm" {
-				return true, "/dev/kvm and CPU flag " + f
-			}
-		}
-		break
-	}
-	return false, "/dev/kvm exists but the CPU has no vmx/svm flag (nested virtualisation is off), so KVM cannot run a VM"
+	return true, "/dev/kvm and hardware virtualisation"
 }
 
 // tscKHz is the host's TSC frequency for tsc_early_khz: without it about
