@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
@@ -42,7 +43,7 @@ func Run(conn io.ReadWriteCloser) int { return RunWithMeasurements(conn, Measure
 // of what it booted, in its hello.
 func RunWithMeasurements(conn io.ReadWriteCloser, meas map[string]string) int {
 	defer conn.Close()
-	warmUp()
+	WarmUp()
 	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir}),
 		out: newOutbox(), meas: meas}
 	if err := g.serve(); err != nil {
@@ -108,6 +109,14 @@ type agent struct {
 // paid for it before a plan is dispatched to it (in the wasm sandbox this
 // took dispatch from about 3 ms to under 1 ms; see docs/BENCHMARKS.md).
 // It touches nothing outside the process.
+// WarmUp pays the guest agent's first-use costs (protocol codecs, the
+// reader, the builtins) ahead of a session; Run does it too. A microVM
+// snapshot template calls it before it is frozen, so restored copies start
+// warm.
+func WarmUp() { warmOnce.Do(warmUp) }
+
+var warmOnce sync.Once
+
 func warmUp() {
 	var buf bytes.Buffer
 	host := control.NewConn(&buf, control.HostSide, 0)

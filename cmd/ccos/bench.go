@@ -30,6 +30,7 @@ func init() {
 	var n int
 	var asJSON bool
 	var only []string
+	var snapshots bool
 	bench := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure ccos on this host",
@@ -44,7 +45,7 @@ func init() {
 			"(bwrap --unshare-all) over the same protocol, when bwrap is installed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rows, err := benchSandboxes(n, only)
+			rows, err := benchSandboxes(n, only, snapshots)
 			if err != nil {
 				return rejected("ccos bench: " + err.Error())
 			}
@@ -64,6 +65,7 @@ func init() {
 		},
 	}
 	sb.Flags().IntVar(&n, "n", 30, "runs per provider and mode")
+	sb.Flags().BoolVar(&snapshots, "vm-snapshots", false, "start qemu guests from a snapshot (see ccos run --vm-snapshots)")
 	sb.Flags().StringArrayVar(&only, "provider", nil, "benchmark only this provider (repeatable; default: every available one)")
 	sb.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	bench.AddCommand(sb)
@@ -80,7 +82,7 @@ type benchRow struct {
 	Unit string `json:"unit,omitempty"`
 }
 
-func benchSandboxes(n int, only []string) ([]benchRow, error) {
+func benchSandboxes(n int, only []string, snapshots bool) ([]benchRow, error) {
 	if n < 1 {
 		return nil, errors.New("--n must be at least 1")
 	}
@@ -96,7 +98,7 @@ func benchSandboxes(n int, only []string) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareProviders(io.Discard, res, "", nil); err != nil {
+	if err := prepareProviders(io.Discard, res, "", nil, vmOptions{snapshots: snapshots}); err != nil {
 		return nil, err
 	}
 	providers := []sandbox.Provider{}

@@ -30,7 +30,7 @@ func init() {
 				printDiags(cmd.ErrOrStderr(), res.Diags)
 				return rejected(fmt.Sprintf("ccos doctor: the agent config %s is invalid", res.File))
 			}
-			if err := prepareProviders(io.Discard, res, cfgPath, nil); err != nil {
+			if err := prepareProviders(io.Discard, res, cfgPath, nil, vmOptions{}); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "ccos doctor: %v\n", err)
 			}
 			var entries []entry

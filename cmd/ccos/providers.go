@@ -23,15 +23,36 @@ import (
 // before a provider is chosen: :microvm, and where the guest image comes
 // from. It builds nothing; the qemu provider builds (or finds in the cache)
 // its image when it first starts a guest.
-func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string, proxy http.Handler) error {
+// vmOptions are the VM providers' settings that are the operator's, not
+// the agent's.
+type vmOptions struct {
+	// snapshots makes qemu restore guests from a snapshot of a booted one.
+	snapshots bool
+}
+
+func (o *vmOptions) register(fl interface {
+	BoolVar(*bool, string, bool, string)
+}) {
+	fl.BoolVar(&o.snapshots, "vm-snapshots", false, "start QEMU guests from a snapshot of a booted, warmed-up guest (~0.2 s instead of ~2 s under TCG; every copy gets fresh entropy, but copies share the memory layout of the snapshot)")
+}
+
+func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string, proxy http.Handler, vo vmOptions) error {
 	cfg := res.Config
+	snapDir := ""
+	if vo.snapshots {
+		root, err := image.DefaultCacheRoot()
+		if err != nil {
+			return err
+		}
+		snapDir = filepath.Join(filepath.Dir(root), "snapshots")
+	}
 	baseDir := "."
 	if cfgPath != "" && cfgPath != "-" {
 		baseDir = filepath.Dir(cfgPath)
 	}
 	if p, err := sandbox.Lookup(qemu.Name); err == nil {
 		if q, ok := p.(*qemu.Provider); ok {
-			q.Configure(qemu.Options{Config: cfg, Image: guestImage(stderr, res, cfgPath, baseDir), Proxy: proxy,
+			q.Configure(qemu.Options{Config: cfg, Image: guestImage(stderr, res, cfgPath, baseDir), Proxy: proxy, SnapshotDir: snapDir,
 				ImageReady: func() (bool, string) { return guestImageReady(cfg, baseDir) }})
 		}
 	}

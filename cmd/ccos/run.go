@@ -43,6 +43,7 @@ func init() {
 	var asJSON, allowWeaker bool
 	var restarts int
 	var ef egressFlags
+	var vo vmOptions
 	cmd := &cobra.Command{
 		Use:   "run PLAN",
 		Short: "Run an RTFS plan inside the isolation the agent config asks for",
@@ -56,7 +57,7 @@ func init() {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], af, runOptions{provider: provider,
-				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker, restarts: restarts, egress: ef})
+				chainPath: chainPath, chainKey: chainKey, archiveDir: archiveDir, asJSON: asJSON, allowWeaker: allowWeaker, restarts: restarts, egress: ef, vm: vo})
 		},
 	}
 	af.register(cmd)
@@ -67,6 +68,7 @@ func init() {
 	cmd.Flags().StringVar(&archiveDir, "archive", "", "store the admitted plan, its :intent (in the intent graph, with the run's outcome as status) and the run's signed checkpoint in this content-addressed archive")
 	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
 	ef.register(cmd)
+	vo.register(cmd.Flags())
 	cmd.Flags().IntVar(&restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	rootCmd.AddCommand(cmd)
 }
@@ -85,6 +87,7 @@ type runOptions struct {
 	asJSON, allowWeaker                       bool
 	restarts                                  int
 	egress                                    egressFlags
+	vm                                        vmOptions
 }
 
 func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOptions) error {
@@ -99,7 +102,7 @@ func runPlan(stdout, stderr io.Writer, planPath string, af admitFlags, o runOpti
 	}
 	defer eg.Close()
 	a.out.e = eg
-	if err := prepareProviders(stderr, res, af.cfgPath, eg.handler()); err != nil {
+	if err := prepareProviders(stderr, res, af.cfgPath, eg.handler(), o.vm); err != nil {
 		return rejected("ccos run: " + err.Error())
 	}
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)

@@ -53,6 +53,7 @@ func init() {
 	cmd.Flags().BoolVar(&o.replay, "replay", false, "replay a plan once in a fresh guest after a crash, whatever the config says")
 	cmd.Flags().StringVar(&o.level, "security-level", "controlled", "pure, controlled or full")
 	o.egress.register(cmd)
+	o.vm.register(cmd.Flags())
 
 	var socket string
 	var approvals []string
@@ -84,6 +85,7 @@ type supervisorOptions struct {
 	pool                                                  int
 	replay, allowWeaker                                   bool
 	egress                                                egressFlags
+	vm                                                    vmOptions
 }
 
 func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions) error {
@@ -109,7 +111,7 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions)
 		return rejected("ccos supervisor: egress proxy: " + err.Error())
 	}
 	defer eg.Close()
-	if err := prepareProviders(stderr, res, o.cfgPath, eg.handler()); err != nil {
+	if err := prepareProviders(stderr, res, o.cfgPath, eg.handler(), o.vm); err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)

@@ -29,6 +29,7 @@ package vminit
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/ccos-project/ccos/control/link"
 	"github.com/ccos-project/ccos/guest"
@@ -53,6 +55,7 @@ type bootParams struct {
 	rootfs    string // block device holding the read-only store
 	rootfsFS  string // its filesystem type
 	workdirMB int
+	hold      bool       // a snapshot template: wait for the host's go (ccos.hold=1)
 	net       *net.IPNet // eth0's address, when the VM has a NIC
 	proxy     string     // the egress proxy's host:port on that network
 }
@@ -66,6 +69,9 @@ type Env struct {
 	// Proxy is the egress proxy's address when the VM has a NIC (its only
 	// way out); empty otherwise.
 	Proxy string
+	// Hold is set for a snapshot template: Main waits for the host's go
+	// (HoldForRestore) before it serves.
+	Hold bool
 
 	portPath string
 }
@@ -80,6 +86,10 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	}
 	code := 1
 	env, err := Setup()
+	if err == nil && env.Hold {
+		guest.WarmUp()
+		err = HoldForRestore(env.Port)
+	}
 	if err == nil {
 		guest.Measurements = env.Measurements
 		if status := serve(env.Link()); status != 0 {
@@ -129,7 +139,7 @@ func Setup() (*Env, error) {
 		}
 		mark("control port " + port)
 	}
-	env := &Env{}
+	env := &Env{Hold: p.hold}
 	if err := setupLoopback(); err != nil {
 		return nil, err
 	}
@@ -329,6 +339,11 @@ func parseParams(cmdline string) (bootParams, error) {
 				return p, fmt.Errorf("kernel command line: bad ccos.proxy=%q (want IPv4:port)", v)
 			}
 			p.proxy = v
+		case "ccos.hold":
+			if v != "1" {
+				return p, fmt.Errorf("kernel command line: bad ccos.hold=%q (want 1)", v)
+			}
+			p.hold = true
 		case "ccos.workdir_mb":
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 || n > 1<<16 {
@@ -453,6 +468,78 @@ func mountWorkdir(mb int) error {
 	data := fmt.Sprintf("size=%dm,mode=0700", mb)
 	if err := unix.Mount("tmpfs", guest.Workdir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		return fmt.Errorf("mount workdir: %w", err)
+	}
+	return nil
+}
+
+// The bytes of the snapshot hand-over on the raw control port, before the
+// link starts: the guest says it is ready to be frozen, the host (of the
+// restored copy) says go and hands over fresh entropy.
+const (
+	holdReady = 'S'
+	holdGo    = 'G'
+	// HoldEntropy is how many random bytes follow the go.
+	HoldEntropy = 32
+)
+
+// HoldForRestore is the template side of a snapshot start: it tells the
+// host the guest is ready (the host then freezes and saves the VM) and
+// waits. A copy restored from the snapshot continues here: it reads the
+// host's go and fresh entropy, which it mixes into the kernel's pool and
+// makes the kernel reseed its generator with, so that no two restored
+// copies share random numbers.
+func HoldForRestore(port *os.File) error {
+	if _, err := port.Write([]byte{holdReady}); err != nil {
+		return fmt.Errorf("snapshot hold: %w", err)
+	}
+	buf := make([]byte, 1+HoldEntropy)
+	for got := 0; got < len(buf); {
+		n, err := port.Read(buf[got:])
+		if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
+			// No host on the port (the template's host went away): wait.
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if err != nil && n == 0 {
+			return fmt.Errorf("snapshot hold: %w", err)
+		}
+		got += n
+	}
+	if buf[0] != holdGo {
+		return fmt.Errorf("snapshot hold: the host sent %q, not go", buf[0])
+	}
+	if err := addEntropy(buf[1:]); err != nil {
+		return fmt.Errorf("snapshot hold: %w", err)
+	}
+	mark("restored from snapshot")
+	return nil
+}
+
+// Linux's RNDADDENTROPY (_IOW('R', 3, int[2])) and RNDRESEEDCRNG
+// (_IO('R', 7)).
+const (
+	ioctlRNDADDENTROPY = 0x40085203
+	ioctlRNDRESEEDCRNG = 0x5207
+)
+
+// addEntropy credits the bytes to the kernel's pool and reseeds its
+// generator at once.
+func addEntropy(b []byte) error {
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	info := make([]byte, 8+len(b))
+	binary.LittleEndian.PutUint32(info[0:4], uint32(8*len(b)))
+	binary.LittleEndian.PutUint32(info[4:8], uint32(len(b)))
+	copy(info[8:], b)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), ioctlRNDADDENTROPY, uintptr(unsafe.Pointer(&info[0]))); e != 0 {
+		return fmt.Errorf("RNDADDENTROPY: %w", e)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), ioctlRNDRESEEDCRNG, 0); e != 0 {
+		return fmt.Errorf("RNDRESEEDCRNG: %w", e)
 	}
 	return nil
 }

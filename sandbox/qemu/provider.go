@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ccos-project/ccos/config"
@@ -73,6 +74,11 @@ type Options struct {
 	// UID and GID QEMU runs as; 65534 (nobody) when zero. QEMU never runs
 	// as root.
 	UID, GID uint32
+	// SnapshotDir, when set, makes Start restore guests from a snapshot
+	// of a booted, warmed-up guest kept there (made on first use, keyed by
+	// the image's measurements and the command line) instead of booting
+	// each one; VMs with a NIC always boot.
+	SnapshotDir string
 	// Proxy is the egress proxy a guest NIC ends at (see nicNet); a config
 	// that enables :microvm :devices :nic is refused without it.
 	Proxy http.Handler
@@ -84,7 +90,8 @@ type Options struct {
 
 // Provider starts QEMU microVM sandboxes.
 type Provider struct {
-	o Options
+	o      Options
+	snapMu sync.Mutex // one snapshot made at a time
 }
 
 // New returns a provider with the given options.
@@ -108,7 +115,11 @@ func (*Provider) Name() string { return Name }
 
 // Configure replaces the provider's options. cmd/ccos calls it on the
 // registered provider once it knows the config and how to build images.
-func (p *Provider) Configure(o Options) { *p = *New(o) }
+func (p *Provider) Configure(o Options) {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	p.o = New(o).o
+}
 
 // Options returns the provider's options.
 func (p *Provider) Options() Options { return p.o }

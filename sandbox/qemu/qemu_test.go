@@ -385,3 +385,39 @@ func TestGuestVsockListener(t *testing.T) {
 		}
 	}
 }
+
+// With a snapshot directory, the first Start makes a snapshot of a booted,
+// warmed-up guest, and every Start restores a copy of it: plans run the
+// same, and each copy gets fresh entropy.
+func TestSnapshotStart(t *testing.T) {
+	src := `(plan "snap" :body (step "a" (println "restored") (call :ccos.math.add 40 2)))`
+	p, err := plan.Read([]byte(src), "snap.rtfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := config.Load([]byte(`(profile:minimal "agent.snap")`), "cfg", config.RTFSEvaluator{})
+	caps := capability.Builtins(nil)
+	adm, err := governance.Admit(p, res.Config, caps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := provider("guest", nil)
+	prov.o.SnapshotDir = t.TempDir()
+	for i := 0; i < 2; i++ {
+		rep, err := orchestrator.Run(context.Background(), orchestrator.Request{Plan: p, Admission: adm, Provider: prov, Caps: caps,
+			Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 2 * time.Minute}}})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if rep.Error != nil || rtfs.Print(rep.Value) != "42" || rep.Output != "restored\n" {
+			t.Fatalf("run %d: value %s error %+v output %q", i, rtfs.Print(rep.Value), rep.Error, rep.Output)
+		}
+		if rep.Measurements["snapshot"] == "" || rep.Measurements["rootfs"] == "" {
+			t.Errorf("run %d: measurements %v", i, rep.Measurements)
+		}
+		t.Logf("run %d: startup %v", i, rep.Startup)
+	}
+	if snaps, _ := filepath.Glob(filepath.Join(prov.o.SnapshotDir, "*.vmstate")); len(snaps) != 1 {
+		t.Errorf("snapshots: %v", snaps)
+	}
+}

@@ -4,6 +4,7 @@ package qemu
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/control/link"
+	"github.com/ccos-project/ccos/guest/vminit"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/supervisor/spec"
 	"github.com/digitalocean/go-qemu/qmp"
@@ -31,10 +33,13 @@ const (
 	fdKernel = "/proc/self/fd/3"
 	fdInitrd = "/proc/self/fd/4"
 	fdRootfs = "/proc/self/fd/5"
+	// fdSnapshot is the descriptor of a snapshot file, saved to or
+	// restored from.
+	fdSnapshot = 6
 )
 
-// Start boots a guest VM and returns once QEMU has connected the guest's
-// control port.
+// Start boots a guest VM (or restores one from a snapshot, see
+// Options.SnapshotDir) and returns once the guest has said hello.
 func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox, error) {
 	if p.o.Image == nil {
 		return nil, fmt.Errorf("%w: qemu: no guest image source configured", sandbox.ErrUnavailable)
@@ -54,26 +59,101 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 		return nil, &sandbox.AttestationError{Artifact: "rootfs " + img.Rootfs, Expected: *a.ExpectRootfsHash,
 			Actual: meas["rootfs"], Measurements: meas}
 	}
+	var l launch
+	if p.snapshots(cfg) {
+		snap, err := p.snapshot(ctx, sp, cfg, lim, files, meas)
+		if err != nil {
+			return nil, err
+		}
+		defer snap.Close()
+		l = launch{hold: true, incoming: snap}
+	}
+	b, conn, exited, err := p.launch(ctx, sp, cfg, lim, files, meas, l)
+	if err != nil {
+		return nil, err
+	}
+	if l.incoming != nil {
+		// The restored guest waits on the raw port for the go and fresh
+		// entropy (vminit.HoldForRestore); then the link starts.
+		msg := make([]byte, 1+vminit.HoldEntropy)
+		msg[0] = 'G'
+		rand.Read(msg[1:])
+		if _, err := conn.Write(msg); err != nil {
+			b.stop(sandbox.ExitSetup, err.Error())
+			<-b.done
+			return nil, fmt.Errorf("qemu: waking the restored guest: %w%s", err, logSuffix(b.Log()))
+		}
+	}
+	// The control stream runs over a link (package control/link): when the
+	// connection breaks, QEMU reconnects to the socket (reconnect=1), the
+	// next connection is attached, and nothing is lost or repeated.
+	b.link = link.New(0)
+	b.link.Attach(conn)
+	go b.reattach(b.ln)
+	// The sandbox is started when the guest is ready: its first bytes (the
+	// hello) have arrived. They are kept for the reader of Control, so a
+	// pool holds booted guests, not booting ones.
+	first, err := firstBytes(b.link, exited, p.o.BootTimeout)
+	if err != nil {
+		b.stop(sandbox.ExitSetup, err.Error())
+		<-b.done
+		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
+	}
+	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
+	b.armLimits(ctx)
+	return b, nil
+}
+
+// armLimits kills the VM at its deadline or when ctx ends.
+func (b *box) armLimits(ctx context.Context) {
+	timer := time.AfterFunc(b.lim.Deadline, func() {
+		b.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", b.lim.Deadline))
+	})
+	stopCtx := context.AfterFunc(ctx, func() { b.stop(sandbox.ExitKilled, "start context ended") })
+	go func() {
+		<-b.done
+		timer.Stop()
+		stopCtx()
+	}()
+}
+
+// launch says how to start QEMU beyond the config: hold (a snapshot
+// template, or a copy of one: ccos.hold=1 on the kernel command line) and
+// incoming (restore the VM saved in this file, QEMU's descriptor 6).
+type launch struct {
+	hold     bool
+	incoming *os.File
+}
+
+// launch starts QEMU for cfg and returns the box and the first control
+// connection QEMU made (raw: the caller decides what runs on it), and a
+// channel closed when QEMU exits.
+func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Config, lim sandbox.Limits, files []*os.File, meas map[string]string, l launch) (*box, *net.UnixConn, <-chan struct{}, error) {
 	accel, _ := p.accel()
 	root := p.o.RuntimeDir
 	if root == "" {
 		root = os.TempDir()
 	}
 	if err := reachable(root); err != nil {
-		return nil, fmt.Errorf("qemu: runtime directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("qemu: runtime directory: %w", err)
 	}
 	dir, err := os.MkdirTemp(root, "ccos-q")
 	if err != nil {
-		return nil, fmt.Errorf("qemu: runtime directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("qemu: runtime directory: %w", err)
 	}
 	host := spec.Host{RuntimeDir: dir, Initrd: fdInitrd, Accel: accel, QEMUBinary: p.binary(), TSCKHz: tscKHz(),
-		WorkdirMiB: int(lim.WorkdirBytes >> 20)}
+		WorkdirMiB: int(lim.WorkdirBytes >> 20), Hold: l.hold}
+	extra := append([]*os.File(nil), files...)
+	if l.incoming != nil {
+		host.Incoming = fdSnapshot
+		extra = append(extra, l.incoming)
+	}
 	paths := host.Paths(cfg)
 	b := &box{id: sp.ID, dir: dir, qmpPath: paths.QMPSocket, serialLog: paths.SerialLog, lim: lim, meas: meas,
 		log: &sandbox.LogBuffer{Max: lim.LogBytes}, done: make(chan struct{})}
-	fail := func(err error) (sandbox.Sandbox, error) {
+	fail := func(err error) (*box, *net.UnixConn, <-chan struct{}, error) {
 		os.RemoveAll(dir)
-		return nil, err
+		return nil, nil, nil, err
 	}
 	// QEMU (unprivileged) creates its monitor socket and console log in
 	// the VM's directory and connects to the control socket there.
@@ -86,10 +166,12 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	}
 	b.ln = ln
 	if err := os.Chown(paths.ControlSocket, int(p.o.UID), int(p.o.GID)); err != nil {
+		ln.Close()
 		return fail(fmt.Errorf("qemu: control socket: %w", err))
 	}
 	argv, err := spec.QEMU(cfg, host)
 	if err != nil {
+		ln.Close()
 		return fail(fmt.Errorf("qemu: %w", err))
 	}
 	if nic := cfg.MicroVM.Devices.NIC; nic.Enabled {
@@ -98,6 +180,7 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 			nsName = *nic.ProxyNS + "-" + filepath.Base(dir)
 		}
 		if b.nic, err = setupNIC(nsName, spec.TapName(spec.VMName(cfg.AgentID, host.Instance)), p.o.UID, p.o.GID, p.o.Proxy); err != nil {
+			ln.Close()
 			return fail(fmt.Errorf("qemu: %w", err))
 		}
 	}
@@ -106,7 +189,7 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = b.log, b.log
-	cmd.ExtraFiles = files
+	cmd.ExtraFiles = extra
 	cred := &syscall.Credential{Uid: p.o.UID, Gid: p.o.GID}
 	if accel == "kvm" {
 		if g, err := user.LookupGroup("kvm"); err == nil {
@@ -123,44 +206,19 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 		start = func() error { return b.nic.startIn(cmd) }
 	}
 	if err := start(); err != nil {
+		ln.Close()
 		b.nic.close()
 		return fail(fmt.Errorf("qemu: starting %s: %w", argv[0], err))
 	}
 	exited := make(chan struct{})
 	go b.monitor(exited)
-
 	conn, err := accept(ctx, ln, exited, p.o.BootTimeout)
 	if err != nil {
 		b.stop(sandbox.ExitSetup, err.Error())
 		<-b.done
-		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
+		return nil, nil, nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
 	}
-	// The control stream runs over a link (package control/link): when the
-	// connection breaks, QEMU reconnects to the socket (reconnect=1), the
-	// next connection is attached, and nothing is lost or repeated.
-	b.link = link.New(0)
-	b.link.Attach(conn)
-	go b.reattach(ln)
-	// The sandbox is started when the guest is ready: its first bytes (the
-	// hello) have arrived. They are kept for the reader of Control, so a
-	// pool holds booted guests, not booting ones.
-	first, err := firstBytes(b.link, exited, p.o.BootTimeout)
-	if err != nil {
-		b.stop(sandbox.ExitSetup, err.Error())
-		<-b.done
-		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
-	}
-	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
-	timer := time.AfterFunc(lim.Deadline, func() {
-		b.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", lim.Deadline))
-	})
-	stopCtx := context.AfterFunc(ctx, func() { b.stop(sandbox.ExitKilled, "start context ended") })
-	go func() {
-		<-b.done
-		timer.Stop()
-		stopCtx()
-	}()
-	return b, nil
+	return b, conn, exited, nil
 }
 
 // vmConfig is the config the command line is synthesised from: the

@@ -116,6 +116,9 @@ func qBoot(in *Input, c *QEMUCommand) error {
 	if in.Config.MicroVM.Devices.NIC.Enabled {
 		args = append(args, "ccos.net="+GuestNetAddr, "ccos.proxy="+ProxyListen)
 	}
+	if in.Host.Hold {
+		args = append(args, "ccos.hold=1")
+	}
 	args = append(args, user...)
 	c.add("-kernel", img.Kernel, "-initrd", img.Initrd, "-append", strings.Join(args, " "))
 	return nil
@@ -168,6 +171,9 @@ func qMonitor(in *Input, c *QEMUCommand) error {
 	}
 	c.add("-qmp", "unix:"+qemuOptValue(in.Paths.QMPSocket)+",server=on,wait=off",
 		"-serial", "file:"+in.Paths.SerialLog)
+	if in.Host.Incoming > 0 {
+		c.add("-incoming", "fd:"+strconv.Itoa(in.Host.Incoming))
+	}
 	return nil
 }
 

@@ -107,6 +107,12 @@ type Host struct {
 	// CapabilitiesDir is the host capability store, bind-mounted read-only
 	// at /capabilities in OCI containers; empty for none.
 	CapabilitiesDir string
+	// Hold makes a QEMU guest a snapshot template (or a copy of one): its
+	// /init waits on the control port for the host's go (ccos.hold=1).
+	Hold bool
+	// Incoming, when not zero, restores a QEMU VM from the snapshot file
+	// open as this descriptor (-incoming fd:N) instead of booting it.
+	Incoming int
 	// WorkdirMiB sizes the /work tmpfs of OCI containers (64 when zero)
 	// and of QEMU guests (ccos.workdir_mb; the guest's default when zero).
 	WorkdirMiB int
