@@ -16,6 +16,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,12 @@ func main() {
 		vminit.PowerOff()
 	}
 	mode, _ := os.ReadFile("/store/capabilities/mode")
+	if env.Hold {
+		if err := vminit.HoldForRestore(env.Port); err != nil {
+			fmt.Fprintln(os.Stderr, "hostile:", err)
+			vminit.PowerOff()
+		}
+	}
 	port := env.Link()
 	switch strings.TrimSpace(string(mode)) {
 	case "escape":
@@ -44,6 +51,11 @@ func main() {
 		nic(port, env.Proxy)
 	case "vsock":
 		vsockCheck(port)
+	case "random":
+		// What a restored copy draws from the kernel's generator.
+		b := make([]byte, 16)
+		rand.Read(b)
+		fmt.Fprintf(port, "random %x\ndone\n", b)
 	case "hold":
 		fmt.Fprintln(port, "holding")
 		for {
