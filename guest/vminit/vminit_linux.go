@@ -170,7 +170,7 @@ func Setup() (*Env, error) {
 		mark(fmt.Sprintf("control connection on vsock port %d", p.vsockPort))
 		return env, nil
 	}
-	if env.Port, err = os.OpenFile(port, os.O_RDWR, 0); err != nil {
+	if env.Port, err = openPort(port); err != nil {
 		return nil, fmt.Errorf("open control port: %w", err)
 	}
 	env.portPath = port
@@ -197,6 +197,36 @@ func AcceptVsock(port uint32) (*os.File, error) {
 	return os.NewFile(uintptr(nfd), "vsock"), nil
 }
 
+// openPort opens the control port non-blocking, so that Go's poller
+// serves it and closing it interrupts a read or write in progress: a
+// transport the link has dropped can then never deliver stale bytes when
+// the host comes back.
+func openPort(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open control port: %w", err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// hostConnected reports whether the host end of the port is connected
+// (virtio-serial reports POLLHUP while it is not). It polls through the
+// file's raw connection, which leaves the descriptor non-blocking (the
+// port can be open only once at a time, so it cannot be opened twice).
+func hostConnected(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(fds, 0)
+		ok = err == nil && n > 0 && fds[0].Revents&unix.POLLHUP == 0
+	})
+	return ok
+}
+
 // Link returns the control stream. Over virtio-serial (QEMU) it is a link
 // (package control/link) that survives the host side of the channel going
 // away; over vsock (Firecracker) it is the connection itself.
@@ -218,11 +248,16 @@ func (e *Env) Link() io.ReadWriteCloser {
 			}
 			for {
 				time.Sleep(20 * time.Millisecond)
-				f, err := os.OpenFile(e.portPath, os.O_RDWR, 0)
+				f, err := openPort(e.portPath)
 				if err != nil {
 					continue
 				}
+				if !hostConnected(f) {
+					f.Close()
+					continue
+				}
 				if errors.Is(l.Attach(f), link.ErrClosed) {
+					f.Close()
 					return
 				}
 				break

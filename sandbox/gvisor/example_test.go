@@ -16,7 +16,7 @@ import (
 // static test guest, which answers "ping" with "pong"; the registered
 // provider runs the ccos binary itself as "/ccos guest".
 func Example() {
-	p := &Provider{Binary: hostileBinary}
+	p := &Provider{Binary: hostileBinary, Raw: true}
 	sb, err := p.Start(context.Background(), sandbox.Spec{
 		ID:     "example",
 		Limits: sandbox.Limits{MemoryBytes: 128 << 20, PIDs: 32, Deadline: 10 * time.Second},

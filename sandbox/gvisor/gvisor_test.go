@@ -28,7 +28,7 @@ type outcome struct {
 }
 
 // hostile is a provider whose guest is the hostile test program.
-func hostile() *Provider { return &Provider{Binary: hostileBinary} }
+func hostile() *Provider { return &Provider{Binary: hostileBinary, Raw: true} }
 
 // run starts a sandbox of the hostile guest, with the attack (if any)
 // written to its capabilities directory, sends a ping and collects the

@@ -21,6 +21,12 @@ type Provider struct {
 	// Platform forces a runsc platform ("ptrace", "kvm", "systrap"); empty
 	// means the one Available chooses.
 	Platform string
+	// Raw makes Start return as soon as runsc runs. Otherwise Start waits
+	// for the guest's first bytes (the ccos agent's hello, kept for the
+	// reader of Control), so that a started sandbox, and one a pool hands
+	// out, is ready. Tests whose guest speaks first only when spoken to
+	// set it.
+	Raw bool
 }
 
 func init() { sandbox.Register(&Provider{}) }

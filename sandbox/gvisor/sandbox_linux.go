@@ -43,9 +43,19 @@ type gvSandbox struct {
 // and output.
 type pipeConn struct {
 	r, w *os.File
+	// first holds the guest's first bytes, read while waiting for it to
+	// be ready.
+	first []byte
 }
 
-func (c *pipeConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *pipeConn) Read(p []byte) (int, error) {
+	if len(c.first) > 0 {
+		n := copy(p, c.first)
+		c.first = c.first[n:]
+		return n, nil
+	}
+	return c.r.Read(p)
+}
 func (c *pipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // Close closes both directions.
@@ -83,6 +93,23 @@ func (st *starter) watch() *gvSandbox {
 	})
 	go s.monitor(timer, stopCtx)
 	return s
+}
+
+// waitReady reads the guest's first bytes and keeps them for the reader
+// of Control.
+func (s *gvSandbox) waitReady(timeout time.Duration) error {
+	buf := make([]byte, 4096)
+	s.control.SetDeadline(time.Now().Add(timeout))
+	n, err := s.control.r.Read(buf)
+	s.control.SetDeadline(time.Time{})
+	if n == 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("the guest did not become ready within %v", timeout)
+		}
+		return fmt.Errorf("the guest ended before it was ready (%v)", err)
+	}
+	s.control.first = buf[:n]
+	return nil
 }
 
 // Control returns the host end of the control channel. It reads EOF once

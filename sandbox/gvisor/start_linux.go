@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
 )
@@ -62,8 +63,20 @@ func (p *Provider) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 			return nil, fmt.Errorf("gvisor sandbox %q: %s: %w", spec.ID, s.name, err)
 		}
 	}
-	return st.watch(), nil
+	sb := st.watch()
+	if p.Raw {
+		return sb, nil
+	}
+	if err := sb.waitReady(readyTimeout); err != nil {
+		sb.stop(sandbox.ExitSetup, err.Error())
+		<-sb.done
+		return nil, fmt.Errorf("gvisor sandbox %q: %w: %v", spec.ID, err, sb.err)
+	}
+	return sb, nil
 }
+
+// readyTimeout bounds the wait for the guest's first bytes.
+const readyTimeout = 30 * time.Second
 
 func (st *starter) checkSpec() error {
 	if err := st.ctx.Err(); err != nil {
