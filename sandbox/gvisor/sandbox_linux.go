@@ -3,7 +3,6 @@
 package gvisor
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -30,13 +28,9 @@ type gvSandbox struct {
 	log     *sandbox.LogBuffer
 
 	logDone chan struct{}
-	done    chan struct{}
-	err     error // valid once done is closed
 
-	stopOnce   sync.Once
-	mu         sync.Mutex
-	stopReason sandbox.ExitReason // set when the host ended the guest
-	stopDetail string
+	// Wait, Kill and the stop bookkeeping.
+	sandbox.Lifecycle
 }
 
 // pipeConn is the host end of the control channel: runsc's standard input
@@ -82,16 +76,18 @@ func (st *starter) watch() *gvSandbox {
 		control: &pipeConn{r: st.stdout, w: st.stdin},
 		log:     &sandbox.LogBuffer{Max: st.lim.LogBytes},
 		logDone: make(chan struct{}),
-		done:    make(chan struct{}),
 	}
+	// Stopping kills every process in the sandbox's cgroup (the sentry,
+	// the gofer, the ptrace stubs) and runsc's process group. It does not
+	// go through "runsc kill", which needs a responsive sentry and costs
+	// another runsc start.
+	s.Init(func() {
+		s.cg.kill()
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	})
 	go s.drainLog(st.stderr)
-	timer := time.AfterFunc(st.lim.Deadline, func() {
-		s.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", st.lim.Deadline))
-	})
-	stopCtx := context.AfterFunc(st.ctx, func() {
-		s.stop(sandbox.ExitKilled, "start context ended: "+context.Cause(st.ctx).Error())
-	})
-	go s.monitor(timer, stopCtx)
+	s.Arm(st.ctx, st.lim.Deadline)
+	go s.monitor()
 	return s
 }
 
@@ -117,19 +113,6 @@ func (s *gvSandbox) waitReady(timeout time.Duration) error {
 // an answer sent just before the exit is not lost).
 func (s *gvSandbox) Control() io.ReadWriteCloser { return s.control }
 
-// Wait waits for the end of the guest and the cleanup of the sandbox.
-func (s *gvSandbox) Wait() error {
-	<-s.done
-	return s.err
-}
-
-// Kill ends the guest and the whole sandbox and waits for cleanup.
-func (s *gvSandbox) Kill() error {
-	s.stop(sandbox.ExitKilled, "killed by the host")
-	<-s.done
-	return nil
-}
-
 // HostPIDs returns runsc's process and every process of the sandbox's
 // cgroup (the sentry, the gofer, the platform's stubs).
 func (s *gvSandbox) HostPIDs() []int {
@@ -146,27 +129,11 @@ func (s *gvSandbox) HostPIDs() []int {
 // standard error.
 func (s *gvSandbox) Log() []byte { return s.log.Bytes() }
 
-// stop kills the sandbox once, remembering why: every process in its
-// cgroup (the sentry, the gofer, the ptrace stubs) and runsc's process
-// group. It does not go through "runsc kill", which needs a responsive
-// sentry and costs another runsc start.
-func (s *gvSandbox) stop(reason sandbox.ExitReason, detail string) {
-	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		s.stopReason, s.stopDetail = reason, detail
-		s.mu.Unlock()
-		s.cg.kill()
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	})
-}
-
 // monitor waits for runsc, then cleans up on every path and records how
 // the guest ended.
-func (s *gvSandbox) monitor(timer *time.Timer, stopCtx func() bool) {
+func (s *gvSandbox) monitor() {
 	waitErr := s.cmd.Wait()
-	s.stopOnce.Do(func() {}) // a later deadline or Kill has nothing left to kill
-	timer.Stop()
-	stopCtx()
+	s.Exited()
 	s.cg.kill()
 	<-s.logDone
 	oom, pids := s.cg.oomKills(), s.cg.pidsRefused()
@@ -176,11 +143,11 @@ func (s *gvSandbox) monitor(timer *time.Timer, stopCtx func() bool) {
 	// and every process it started was in the cgroup (rmdir fails while
 	// one is left). delete --force of a killed sandbox took 1.6 s here.
 	cleanupErr := errors.Join(s.cg.remove(), os.RemoveAll(s.dir))
-	s.err = s.classify(waitErr, oom, pids, runscErr)
-	if s.err == nil && cleanupErr != nil {
-		s.err = fmt.Errorf("gvisor sandbox %q: cleanup: %w", s.id, cleanupErr)
+	err := s.classify(waitErr, oom, pids, runscErr)
+	if err == nil && cleanupErr != nil {
+		err = fmt.Errorf("gvisor sandbox %q: cleanup: %w", s.id, cleanupErr)
 	}
-	close(s.done)
+	s.Finish(err)
 }
 
 // runscError returns runsc's own error messages from its log: runsc failed
@@ -218,11 +185,8 @@ func (s *gvSandbox) runscError() string {
 // failure, then the guest's signal or status. runsc reports a guest killed
 // by signal N as status 128+N.
 func (s *gvSandbox) classify(waitErr error, oomKills, pidsRefused int, runscErr string) error {
-	s.mu.Lock()
-	reason, detail := s.stopReason, s.stopDetail
-	s.mu.Unlock()
-	if reason != "" {
-		return &sandbox.ExitError{Reason: reason, Status: int(syscall.SIGKILL), Detail: detail}
+	if err := s.HostError(int(syscall.SIGKILL)); err != nil {
+		return err
 	}
 	ps := s.cmd.ProcessState
 	if ps == nil {

@@ -68,9 +68,8 @@ func (p *Provider) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		return sb, nil
 	}
 	if err := sb.waitReady(readyTimeout); err != nil {
-		sb.stop(sandbox.ExitSetup, err.Error())
-		<-sb.done
-		return nil, fmt.Errorf("gvisor sandbox %q: %w: %v", spec.ID, err, sb.err)
+		sb.Stop(sandbox.ExitSetup, err.Error())
+		return nil, fmt.Errorf("gvisor sandbox %q: %w: %v", spec.ID, err, sb.Wait())
 	}
 	return sb, nil
 }

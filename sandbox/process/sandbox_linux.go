@@ -2,15 +2,12 @@ package process
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
 )
@@ -27,13 +24,9 @@ type procSandbox struct {
 
 	logDone   chan struct{}
 	setupDone chan string // the child's setup report
-	done      chan struct{}
-	err       error // valid once done is closed
 
-	stopOnce   sync.Once
-	mu         sync.Mutex
-	stopReason sandbox.ExitReason // set when the host ended the guest
-	stopDetail string
+	// Wait, Kill and the stop bookkeeping.
+	sandbox.Lifecycle
 }
 
 // watch turns a started child into a Sandbox: it drains stderr, reads the
@@ -45,17 +38,17 @@ func (st *starter) watch() *procSandbox {
 		log:       &sandbox.LogBuffer{Max: st.lim.LogBytes},
 		logDone:   make(chan struct{}),
 		setupDone: make(chan string, 1),
-		done:      make(chan struct{}),
 	}
+	// Killing the pid namespace's init makes the kernel kill every process
+	// in it; the cgroup kill catches the rest.
+	s.Init(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+		s.cg.kill()
+	})
 	go s.drainLog(st.stderr)
 	go s.readSetupReport()
-	timer := time.AfterFunc(st.lim.Deadline, func() {
-		s.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", st.lim.Deadline))
-	})
-	stopCtx := context.AfterFunc(st.ctx, func() {
-		s.stop(sandbox.ExitKilled, "start context ended: "+context.Cause(st.ctx).Error())
-	})
-	go s.monitor(timer, stopCtx)
+	s.Arm(st.ctx, st.lim.Deadline)
+	go s.monitor()
 	return s
 }
 
@@ -65,53 +58,25 @@ func (st *starter) watch() *procSandbox {
 // answer sent just before the exit is lost.
 func (s *procSandbox) Control() io.ReadWriteCloser { return s.control }
 
-// Wait waits for the end of the guest and the cleanup of the sandbox.
-func (s *procSandbox) Wait() error {
-	<-s.done
-	return s.err
-}
-
-// Kill ends the guest and everything in its sandbox and waits for cleanup.
-func (s *procSandbox) Kill() error {
-	s.stop(sandbox.ExitKilled, "killed by the host")
-	<-s.done
-	return nil
-}
-
 // Log returns the first Limits.LogBytes of the guest's standard error.
 func (s *procSandbox) Log() []byte { return s.log.Bytes() }
 
-// stop kills the whole sandbox once, remembering why. Killing the pid
-// namespace's init makes the kernel kill every process in it; the cgroup
-// kill catches the rest.
-func (s *procSandbox) stop(reason sandbox.ExitReason, detail string) {
-	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		s.stopReason, s.stopDetail = reason, detail
-		s.mu.Unlock()
-		_ = s.cmd.Process.Signal(syscall.SIGKILL)
-		s.cg.kill()
-	})
-}
-
 // monitor waits for the child, then cleans up on every path and records
 // how it ended.
-func (s *procSandbox) monitor(timer *time.Timer, stopCtx func() bool) {
+func (s *procSandbox) monitor() {
 	waitErr := s.cmd.Wait()
-	s.stopOnce.Do(func() {}) // a later deadline or Kill has nothing left to kill
-	timer.Stop()
-	stopCtx()
+	s.Exited()
 	s.cg.kill()
 	<-s.logDone
 	report := <-s.setupDone
 	oom := s.cg.oomKills()
 	cleanupErr := s.cg.remove()
 	s.setup.Close()
-	s.err = s.classify(waitErr, report, oom)
-	if s.err == nil && cleanupErr != nil {
-		s.err = fmt.Errorf("process sandbox %q: cleanup: %w", s.id, cleanupErr)
+	err := s.classify(waitErr, report, oom)
+	if err == nil && cleanupErr != nil {
+		err = fmt.Errorf("process sandbox %q: cleanup: %w", s.id, cleanupErr)
 	}
-	close(s.done)
+	s.Finish(err)
 }
 
 // classify decides the ExitError, most specific cause first: a failed
@@ -121,11 +86,8 @@ func (s *procSandbox) classify(waitErr error, report string, oomKills int) error
 	if step, ok := strings.CutPrefix(report, "fail "); ok {
 		return &sandbox.ExitError{Reason: sandbox.ExitSetup, Status: exitCode(s.cmd), Detail: "setup step " + strings.TrimSpace(step)}
 	}
-	s.mu.Lock()
-	reason, detail := s.stopReason, s.stopDetail
-	s.mu.Unlock()
-	if reason != "" {
-		return &sandbox.ExitError{Reason: reason, Status: int(syscall.SIGKILL), Detail: detail}
+	if err := s.HostError(int(syscall.SIGKILL)); err != nil {
+		return err
 	}
 	ps := s.cmd.ProcessState
 	if ps == nil {

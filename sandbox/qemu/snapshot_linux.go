@@ -122,8 +122,8 @@ func (p *Provider) saveTemplate(ctx context.Context, sp sandbox.Spec, cfg *confi
 		return err
 	}
 	defer func() {
-		b.stop(sandbox.ExitKilled, "template saved")
-		<-b.done
+		b.Stop(sandbox.ExitKilled, "template saved")
+		<-b.Done()
 	}()
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(p.o.BootTimeout))

@@ -79,8 +79,8 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 		msg[0] = 'G'
 		rand.Read(msg[1:])
 		if _, err := conn.Write(msg); err != nil {
-			b.stop(sandbox.ExitSetup, err.Error())
-			<-b.done
+			b.Stop(sandbox.ExitSetup, err.Error())
+			<-b.Done()
 			return nil, fmt.Errorf("qemu: waking the restored guest: %w%s", err, logSuffix(b.Log()))
 		}
 	}
@@ -95,26 +95,13 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	// pool holds booted guests, not booting ones.
 	first, err := firstBytes(b.link, exited, p.o.BootTimeout)
 	if err != nil {
-		b.stop(sandbox.ExitSetup, err.Error())
-		<-b.done
+		b.Stop(sandbox.ExitSetup, err.Error())
+		<-b.Done()
 		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
 	}
 	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
-	b.armLimits(ctx)
+	b.Arm(ctx, lim.Deadline)
 	return b, nil
-}
-
-// armLimits kills the VM at its deadline or when ctx ends.
-func (b *box) armLimits(ctx context.Context) {
-	timer := time.AfterFunc(b.lim.Deadline, func() {
-		b.stop(sandbox.ExitDeadline, fmt.Sprintf("deadline of %v passed", b.lim.Deadline))
-	})
-	stopCtx := context.AfterFunc(ctx, func() { b.stop(sandbox.ExitKilled, "start context ended") })
-	go func() {
-		<-b.done
-		timer.Stop()
-		stopCtx()
-	}()
 }
 
 // launch says how to start QEMU beyond the config: hold (a snapshot
@@ -150,7 +137,8 @@ func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Conf
 	}
 	paths := host.Paths(cfg)
 	b := &box{id: sp.ID, dir: dir, qmpPath: paths.QMPSocket, serialLog: paths.SerialLog, lim: lim, meas: meas,
-		log: &sandbox.LogBuffer{Max: lim.LogBytes}, done: make(chan struct{})}
+		log: &sandbox.LogBuffer{Max: lim.LogBytes}}
+	b.Init(b.kill)
 	fail := func(err error) (*box, *net.UnixConn, <-chan struct{}, error) {
 		os.RemoveAll(dir)
 		return nil, nil, nil, err
@@ -214,8 +202,8 @@ func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Conf
 	go b.monitor(exited)
 	conn, err := accept(ctx, ln, exited, p.o.BootTimeout)
 	if err != nil {
-		b.stop(sandbox.ExitSetup, err.Error())
-		<-b.done
+		b.Stop(sandbox.ExitSetup, err.Error())
+		<-b.Done()
 		return nil, nil, nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
 	}
 	return b, conn, exited, nil
@@ -480,13 +468,8 @@ type box struct {
 	started                     time.Time
 	nic                         *nicNet // nil without a NIC
 
-	done chan struct{}
-	err  error
-
-	stopOnce   sync.Once
-	mu         sync.Mutex
-	stopReason sandbox.ExitReason
-	stopDetail string
+	// Wait, Kill and the stop bookkeeping.
+	sandbox.Lifecycle
 }
 
 // Control returns the host end of the virtio-serial control port.
@@ -504,41 +487,23 @@ func (b *box) Measurements() map[string]string {
 // HostPIDs returns QEMU's process id.
 func (b *box) HostPIDs() []int { return []int{b.cmd.Process.Pid} }
 
-// Wait waits until QEMU has exited and the VM's files are removed.
-func (b *box) Wait() error {
-	<-b.done
-	return b.err
-}
-
-// Kill ends the VM and waits for the cleanup.
-func (b *box) Kill() error {
-	b.stop(sandbox.ExitKilled, "killed by the host")
-	<-b.done
-	return nil
-}
-
 // Log returns QEMU's own messages and, once it has exited, the guest
 // console, bounded by Limits.LogBytes.
 func (b *box) Log() []byte { return b.log.Bytes() }
 
-// stop ends the VM once, remembering why: QMP "quit" first, then SIGKILL
-// to QEMU's process group if it is still there a second later.
-func (b *box) stop(reason sandbox.ExitReason, detail string) {
-	b.stopOnce.Do(func() {
-		b.mu.Lock()
-		b.stopReason, b.stopDetail = reason, detail
-		b.mu.Unlock()
-		go func() {
-			if err := quit(b.qmpPath); err == nil {
-				select {
-				case <-b.done:
-					return
-				case <-time.After(time.Second):
-				}
+// kill ends the VM: QMP "quit" first, then SIGKILL to QEMU's process
+// group if it is still there a second later.
+func (b *box) kill() {
+	go func() {
+		if err := quit(b.qmpPath); err == nil {
+			select {
+			case <-b.Done():
+				return
+			case <-time.After(time.Second):
 			}
-			_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-		}()
-	})
+		}
+		_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+	}()
 }
 
 // quit asks QEMU to exit over its monitor socket.
@@ -568,27 +533,24 @@ func (b *box) monitor(exited chan<- struct{}) {
 		// then EOF.
 		b.link.Abort()
 	}
-	b.stopOnce.Do(func() {})
+	b.Exited()
 	if f, err := os.Open(b.serialLog); err == nil {
 		io.Copy(b.log, io.LimitReader(f, b.lim.LogBytes))
 		f.Close()
 	}
 	cleanupErr := errors.Join(b.nic.close(), os.RemoveAll(b.dir))
-	b.err = b.classify(waitErr)
-	if b.err == nil && cleanupErr != nil {
-		b.err = fmt.Errorf("qemu sandbox %q: cleanup: %w", b.id, cleanupErr)
+	err := b.classify(waitErr)
+	if err == nil && cleanupErr != nil {
+		err = fmt.Errorf("qemu sandbox %q: cleanup: %w", b.id, cleanupErr)
 	}
-	close(b.done)
+	b.Finish(err)
 }
 
 // classify says how the VM ended: a host decision first, then QEMU's exit.
 // QEMU exits 0 when the guest powers off.
 func (b *box) classify(waitErr error) error {
-	b.mu.Lock()
-	reason, detail := b.stopReason, b.stopDetail
-	b.mu.Unlock()
-	if reason != "" {
-		return &sandbox.ExitError{Reason: reason, Status: int(syscall.SIGKILL), Detail: detail}
+	if err := b.HostError(int(syscall.SIGKILL)); err != nil {
+		return err
 	}
 	ps := b.cmd.ProcessState
 	if ps == nil {
