@@ -12,7 +12,7 @@
 //	               /agent.config.rtfs and /capabilities/
 //	manifest.json  what went in and the sha256 measurements of the three
 //
-// The initramfs and rootfs names follow the convention of supervisor/spec:
+// The initramfs and rootfs names follow the convention of vmspec:
 // the initramfs sits beside the rootfs image with the extension ".initrd",
 // so a config whose :microvm :rootfs :image names DIR/rootfs.img finds it.
 //

@@ -16,7 +16,7 @@ import (
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/firecracker"
 	"github.com/ccos-project/ccos/sandbox/qemu"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 )
 
 // prepareProviders gives the VM providers what they need from the config
@@ -58,7 +58,7 @@ func prepareProviders(stderr io.Writer, res *config.Result, cfgPath string, prox
 	}
 	if p, err := sandbox.Lookup("firecracker"); err == nil && cfg.MicroVM != nil {
 		if fc, ok := p.(*firecracker.Provider); ok {
-			vm, err := spec.Firecracker(cfg, spec.Host{BaseDir: baseDir})
+			vm, err := vmspec.Firecracker(cfg, vmspec.Host{BaseDir: baseDir})
 			if err != nil {
 				// Firecracker is unavailable for this config, and says why
 				// if it is asked for; other providers may still run it.
@@ -96,7 +96,7 @@ func configImage(cfg *config.Config, baseDir string) (qemu.Image, string, bool) 
 	if cfg.MicroVM == nil || cfg.MicroVM.Kernel.Image == "" || cfg.MicroVM.Rootfs.Image == "" {
 		return qemu.Image{}, "", false
 	}
-	si, err := spec.Host{BaseDir: baseDir}.Image(cfg)
+	si, err := vmspec.Host{BaseDir: baseDir}.Image(cfg)
 	if err != nil {
 		return qemu.Image{}, "", false
 	}

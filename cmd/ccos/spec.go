@@ -8,21 +8,21 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/config"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 	"github.com/spf13/cobra"
 )
 
 // specTargets are the documents `ccos spec` can synthesise.
-var specTargets = map[string]func(*config.Config, spec.Host) (any, error){
-	"firecracker": func(c *config.Config, h spec.Host) (any, error) { return spec.Firecracker(c, h) },
-	"qemu":        func(c *config.Config, h spec.Host) (any, error) { return spec.QEMU(c, h) },
-	"oci":         func(c *config.Config, h spec.Host) (any, error) { return spec.OCI(c, h) },
+var specTargets = map[string]func(*config.Config, vmspec.Host) (any, error){
+	"firecracker": func(c *config.Config, h vmspec.Host) (any, error) { return vmspec.Firecracker(c, h) },
+	"qemu":        func(c *config.Config, h vmspec.Host) (any, error) { return vmspec.QEMU(c, h) },
+	"oci":         func(c *config.Config, h vmspec.Host) (any, error) { return vmspec.OCI(c, h) },
 }
 
 func init() {
 	var (
 		target string
-		h      spec.Host
+		h      vmspec.Host
 	)
 	cmd := &cobra.Command{
 		Use:   "spec FILE --target firecracker|qemu|oci",
@@ -53,7 +53,7 @@ func init() {
 	}
 	f := cmd.Flags()
 	f.StringVar(&target, "target", "", "firecracker, qemu or oci (required)")
-	f.StringVar(&h.RuntimeDir, "runtime-dir", spec.DefaultRuntimeDir, "directory for per-VM sockets, logs and metrics")
+	f.StringVar(&h.RuntimeDir, "runtime-dir", vmspec.DefaultRuntimeDir, "directory for per-VM sockets, logs and metrics")
 	f.StringVar(&h.BaseDir, "base-dir", "", "directory that relative image paths are resolved against (default: the config file's directory)")
 	f.StringVar(&h.Instance, "instance", "", "instance name of the VM (e.g. blue or green during an update)")
 	f.StringVar(&h.Initrd, "initrd", "", "guest initramfs (default: the rootfs image path with the extension .initrd)")
@@ -67,7 +67,7 @@ func init() {
 }
 
 // fillHostDefaults fills what the flags left empty from the host.
-func fillHostDefaults(h *spec.Host, file, target string) {
+func fillHostDefaults(h *vmspec.Host, file, target string) {
 	if h.BaseDir == "" {
 		if abs, err := filepath.Abs(filepath.Dir(file)); err == nil {
 			h.BaseDir = abs

@@ -19,7 +19,7 @@ import (
 	"github.com/ccos-project/ccos/sandbox/firecracker"
 	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
 	"github.com/ccos-project/ccos/sandbox/firecracker/fcapi"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 )
 
 func loadAPI(t *testing.T) *contract.API {
@@ -41,7 +41,7 @@ func exampleVM(t *testing.T, name string) fcapi.VMConfig {
 	if res.Diags.HasErrors() {
 		t.Fatalf("%s: %v", name, res.Diags)
 	}
-	vm, err := spec.Firecracker(res.Config, spec.Host{BaseDir: "/srv/ccos", RuntimeDir: "/run/ccos"})
+	vm, err := vmspec.Firecracker(res.Config, vmspec.Host{BaseDir: "/srv/ccos", RuntimeDir: "/run/ccos"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@
 // reason; nothing falls back to weaker isolation.
 //
 // What arrives in the VM is described by Options.VM, a --config-file
-// document (package supervisor/spec synthesises one from an agent config);
+// document (package vmspec synthesises one from an agent config);
 // the provider links its files into the jail and rewrites its paths to the
 // jail's view.
 package firecracker
@@ -35,7 +35,7 @@ func (p *Provider) Configure(o Options) { *p = *New(o) }
 const KVMDevice = "/dev/kvm"
 
 // ControlPort is the guest vsock port of the control channel; it matches
-// supervisor/spec.ControlPort.
+// vmspec.ControlPort.
 const ControlPort = 1024
 
 // Options configure the provider.
@@ -103,7 +103,7 @@ func (p *Provider) Available() (bool, string) {
 }
 
 // ErrNoVM is reported when Options.VM is nil.
-var ErrNoVM = errors.New("no VM configured (the host must pass the :microvm synthesis of supervisor/spec in firecracker.Options.VM)")
+var ErrNoVM = errors.New("no VM configured (the host must pass the :microvm synthesis of vmspec in firecracker.Options.VM)")
 
 func (p *Provider) missing() []string {
 	var out []string

@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -36,7 +36,7 @@ var ErrNoProxy = errors.New("the config enables :microvm :devices :nic but no eg
 
 // setupNIC creates the namespace name with the tap tapName (owned by
 // uid/gid, so unprivileged QEMU can attach to it) and serves proxy on
-// spec.ProxyListen inside it.
+// vmspec.ProxyListen inside it.
 func setupNIC(name, tapName string, uid, gid uint32, proxy http.Handler) (n *nicNet, err error) {
 	if proxy == nil {
 		return nil, ErrNoProxy
@@ -68,20 +68,20 @@ func setupNIC(name, tapName string, uid, gid uint32, proxy http.Handler) (n *nic
 	if err := netlink.LinkAdd(tap); err != nil {
 		return n, fmt.Errorf("NIC: tap %s: %w", tapName, err)
 	}
-	addr, err := netlink.ParseAddr(spec.ProxyNetAddr)
+	addr, err := netlink.ParseAddr(vmspec.ProxyNetAddr)
 	if err != nil {
 		return n, err
 	}
 	if err := netlink.AddrAdd(tap, addr); err != nil {
-		return n, fmt.Errorf("NIC: address %s on %s: %w", spec.ProxyNetAddr, tapName, err)
+		return n, fmt.Errorf("NIC: address %s on %s: %w", vmspec.ProxyNetAddr, tapName, err)
 	}
 	if err := netlink.LinkSetUp(tap); err != nil {
 		return n, fmt.Errorf("NIC: bring %s up: %w", tapName, err)
 	}
 	// The listener's socket belongs to this namespace for its life.
-	ln, err := net.Listen("tcp", spec.ProxyListen)
+	ln, err := net.Listen("tcp", vmspec.ProxyListen)
 	if err != nil {
-		return n, fmt.Errorf("NIC: proxy listener %s: %w", spec.ProxyListen, err)
+		return n, fmt.Errorf("NIC: proxy listener %s: %w", vmspec.ProxyListen, err)
 	}
 	n.ln = ln
 	n.srv = &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}

@@ -11,7 +11,7 @@
 //     and, when the config's :microvm :attestation is enabled, refuses to
 //     boot if the rootfs differs from :expect_rootfs_hash, naming both;
 //  3. listens on a Unix socket for the control channel and synthesises the
-//     QEMU command line from the config (supervisor/spec): KVM when it is
+//     QEMU command line from the config (vmspec): KVM when it is
 //     usable here, else TCG; QEMU's own seccomp sandbox on; the console to
 //     a log file; the image files passed as inherited descriptors, so the
 //     VM boots exactly the bytes that were measured;

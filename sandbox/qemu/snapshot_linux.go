@@ -19,7 +19,7 @@ import (
 
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/sandbox"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 	"github.com/digitalocean/go-qemu/qmp"
 )
 
@@ -33,7 +33,7 @@ func (p *Provider) snapshots(cfg *config.Config) bool {
 // snapshotKey names the snapshot of a VM: the image's measurements and
 // everything of the command line but the per-VM paths.
 func snapshotKey(cfg *config.Config, meas map[string]string, lim sandbox.Limits, accel string) (string, error) {
-	argv, err := spec.QEMU(cfg, spec.Host{RuntimeDir: "/x", Initrd: fdInitrd, Accel: accel, Hold: true, TSCKHz: tscKHz(),
+	argv, err := vmspec.QEMU(cfg, vmspec.Host{RuntimeDir: "/x", Initrd: fdInitrd, Accel: accel, Hold: true, TSCKHz: tscKHz(),
 		WorkdirMiB: int(lim.WorkdirBytes >> 20)})
 	if err != nil {
 		return "", err

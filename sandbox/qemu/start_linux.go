@@ -24,7 +24,7 @@ import (
 	"github.com/ccos-project/ccos/control/link"
 	"github.com/ccos-project/ccos/guest/vminit"
 	"github.com/ccos-project/ccos/sandbox"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 	"github.com/digitalocean/go-qemu/qmp"
 )
 
@@ -128,7 +128,7 @@ func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Conf
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("qemu: runtime directory: %w", err)
 	}
-	host := spec.Host{RuntimeDir: dir, Initrd: fdInitrd, Accel: accel, QEMUBinary: p.binary(), TSCKHz: tscKHz(),
+	host := vmspec.Host{RuntimeDir: dir, Initrd: fdInitrd, Accel: accel, QEMUBinary: p.binary(), TSCKHz: tscKHz(),
 		WorkdirMiB: int(lim.WorkdirBytes >> 20), Hold: l.hold}
 	extra := append([]*os.File(nil), files...)
 	if l.incoming != nil {
@@ -157,7 +157,7 @@ func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Conf
 		ln.Close()
 		return fail(fmt.Errorf("qemu: control socket: %w", err))
 	}
-	argv, err := spec.QEMU(cfg, host)
+	argv, err := vmspec.QEMU(cfg, host)
 	if err != nil {
 		ln.Close()
 		return fail(fmt.Errorf("qemu: %w", err))
@@ -167,7 +167,7 @@ func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Conf
 		if nic.ProxyNS != nil && *nic.ProxyNS != "" {
 			nsName = *nic.ProxyNS + "-" + filepath.Base(dir)
 		}
-		if b.nic, err = setupNIC(nsName, spec.TapName(spec.VMName(cfg.AgentID, host.Instance)), p.o.UID, p.o.GID, p.o.Proxy); err != nil {
+		if b.nic, err = setupNIC(nsName, vmspec.TapName(vmspec.VMName(cfg.AgentID, host.Instance)), p.o.UID, p.o.GID, p.o.Proxy); err != nil {
 			ln.Close()
 			return fail(fmt.Errorf("qemu: %w", err))
 		}

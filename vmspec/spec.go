@@ -14,7 +14,7 @@
 // changed it, so distinct ids never collide), TapName fits Linux's 15-byte
 // interface names, and every socket lives in a per-VM directory under
 // Host.RuntimeDir, so two agents never share a vsock or API socket.
-package spec
+package vmspec
 
 import (
 	"crypto/sha256"

@@ -1,11 +1,11 @@
-package spec_test
+package vmspec_test
 
 import (
 	"fmt"
 	"path/filepath"
 
 	"github.com/ccos-project/ccos/config"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 )
 
 // Synthesise the Firecracker --config-file document of the example
@@ -16,7 +16,7 @@ func ExampleFirecracker() {
 		fmt.Println(err, res.Diags)
 		return
 	}
-	vm, err := spec.Firecracker(res.Config, spec.Host{BaseDir: "/srv/ccos", Instance: "blue"})
+	vm, err := vmspec.Firecracker(res.Config, vmspec.Host{BaseDir: "/srv/ccos", Instance: "blue"})
 	if err != nil {
 		fmt.Println(err)
 		return

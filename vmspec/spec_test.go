@@ -1,4 +1,4 @@
-package spec_test
+package vmspec_test
 
 import (
 	"encoding/json"
@@ -13,13 +13,13 @@ import (
 
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
-	"github.com/ccos-project/ccos/supervisor/spec"
+	"github.com/ccos-project/ccos/vmspec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-var host = spec.Host{BaseDir: "/srv/ccos", RuntimeDir: "/run/ccos", TSCKHz: 2400000, CCOSBinary: "/usr/local/bin/ccos", CapabilitiesDir: "/srv/ccos/capabilities"}
+var host = vmspec.Host{BaseDir: "/srv/ccos", RuntimeDir: "/run/ccos", TSCKHz: 2400000, CCOSBinary: "/usr/local/bin/ccos", CapabilitiesDir: "/srv/ccos/capabilities"}
 
 // examples are the repository's microVM configs.
 var examples = []string{"microvm.rtfs", "microvm-min.rtfs", "microvm-networked.rtfs"}
@@ -52,7 +52,7 @@ func TestFirecrackerMatchesContract(t *testing.T) {
 	api := loadAPI(t)
 	for _, name := range examples {
 		t.Run(name, func(t *testing.T) {
-			doc, err := spec.Firecracker(load(t, name), host)
+			doc, err := vmspec.Firecracker(load(t, name), host)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +87,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestFirecrackerProperties(t *testing.T) {
 	cfg := load(t, "microvm.rtfs")
-	doc, err := spec.Firecracker(cfg, host)
+	doc, err := vmspec.Firecracker(cfg, host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestFirecrackerProperties(t *testing.T) {
 	if m := doc.MachineConfig; m.VCPUCount != 1 || m.MemSizeMiB != 256 {
 		t.Errorf("machine %+v", m)
 	}
-	dir := "/run/ccos/vm/" + spec.VMName(cfg.AgentID, "") + "/"
+	dir := "/run/ccos/vm/" + vmspec.VMName(cfg.AgentID, "") + "/"
 	if doc.Vsock == nil || doc.Vsock.GuestCID != 3 || !strings.HasPrefix(doc.Vsock.UDSPath, dir) {
 		t.Errorf("vsock %+v, want cid 3 under %s", doc.Vsock, dir)
 	}
@@ -136,50 +136,50 @@ func TestNames(t *testing.T) {
 		{"Agent_ONE", "Blue!", "agent-one-"},
 	}
 	for _, tt := range tests {
-		got := spec.VMName(tt.id, tt.instance)
+		got := vmspec.VMName(tt.id, tt.instance)
 		if !strings.HasPrefix(got, tt.want) {
 			t.Errorf("VMName(%q, %q) = %q", tt.id, tt.instance, got)
 		}
 		if len(got) > 64 || strings.Trim(got, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
 			t.Errorf("VMName(%q, %q) = %q is not a jailer id", tt.id, tt.instance, got)
 		}
-		if tap := spec.TapName(got); len(tap) > 15 {
+		if tap := vmspec.TapName(got); len(tap) > 15 {
 			t.Errorf("TapName(%q) = %q is longer than 15 bytes", got, tap)
 		}
 	}
-	if spec.VMName("agent.ops", "") == spec.VMName("agent-ops", "") {
+	if vmspec.VMName("agent.ops", "") == vmspec.VMName("agent-ops", "") {
 		t.Error("sanitising made two agent ids collide")
 	}
-	if spec.VMName("a", "blue") == spec.VMName("a", "green") || spec.TapName("a-blue") == spec.TapName("a-green") {
+	if vmspec.VMName("a", "blue") == vmspec.VMName("a", "green") || vmspec.TapName("a-blue") == vmspec.TapName("a-green") {
 		t.Error("two instances share a name")
 	}
-	if spec.VMName("agent.ops.vm", "") != "agent-ops-vm-e2faa973" {
-		t.Errorf("VMName is not stable: %s", spec.VMName("agent.ops.vm", ""))
+	if vmspec.VMName("agent.ops.vm", "") != "agent-ops-vm-e2faa973" {
+		t.Errorf("VMName is not stable: %s", vmspec.VMName("agent.ops.vm", ""))
 	}
 }
 
 func TestSynthesisErrors(t *testing.T) {
 	tests := []struct {
 		name    string
-		mod     func(c *config.Config, h *spec.Host)
+		mod     func(c *config.Config, h *vmspec.Host)
 		wantErr error
 		field   string
 	}{
-		{"no microvm", func(c *config.Config, _ *spec.Host) { c.MicroVM = nil }, spec.ErrNoMicroVM, ":microvm"},
-		{"writable rootfs", func(c *config.Config, _ *spec.Host) { c.MicroVM.Rootfs.RO = false }, spec.ErrWritableRootfs, ":rootfs :ro"},
-		{"rw boot arg", func(c *config.Config, _ *spec.Host) { c.MicroVM.Kernel.Cmdline = "console=none rw" }, spec.ErrReservedBootArg, `"rw"`},
-		{"init boot arg", func(c *config.Config, _ *spec.Host) { c.MicroVM.Kernel.Cmdline = "init=/bin/sh" }, spec.ErrReservedBootArg, "init=/bin/sh"},
-		{"ccos boot arg", func(c *config.Config, _ *spec.Host) { c.MicroVM.Kernel.Cmdline = "ccos.control=tcp" }, spec.ErrReservedBootArg, "ccos.control"},
-		{"no vsock", func(c *config.Config, _ *spec.Host) { c.MicroVM.Devices.Vsock.Enabled = false }, spec.ErrNoControlChannel, ":vsock"},
-		{"nic without proxy ns", func(c *config.Config, _ *spec.Host) { c.MicroVM.Devices.NIC.ProxyNS = nil }, spec.ErrNoProxyNS, ":proxy_ns"},
-		{"long runtime dir", func(_ *config.Config, h *spec.Host) { h.RuntimeDir = "/" + strings.Repeat("r", 90) }, spec.ErrPathTooLong, "107"},
+		{"no microvm", func(c *config.Config, _ *vmspec.Host) { c.MicroVM = nil }, vmspec.ErrNoMicroVM, ":microvm"},
+		{"writable rootfs", func(c *config.Config, _ *vmspec.Host) { c.MicroVM.Rootfs.RO = false }, vmspec.ErrWritableRootfs, ":rootfs :ro"},
+		{"rw boot arg", func(c *config.Config, _ *vmspec.Host) { c.MicroVM.Kernel.Cmdline = "console=none rw" }, vmspec.ErrReservedBootArg, `"rw"`},
+		{"init boot arg", func(c *config.Config, _ *vmspec.Host) { c.MicroVM.Kernel.Cmdline = "init=/bin/sh" }, vmspec.ErrReservedBootArg, "init=/bin/sh"},
+		{"ccos boot arg", func(c *config.Config, _ *vmspec.Host) { c.MicroVM.Kernel.Cmdline = "ccos.control=tcp" }, vmspec.ErrReservedBootArg, "ccos.control"},
+		{"no vsock", func(c *config.Config, _ *vmspec.Host) { c.MicroVM.Devices.Vsock.Enabled = false }, vmspec.ErrNoControlChannel, ":vsock"},
+		{"nic without proxy ns", func(c *config.Config, _ *vmspec.Host) { c.MicroVM.Devices.NIC.ProxyNS = nil }, vmspec.ErrNoProxyNS, ":proxy_ns"},
+		{"long runtime dir", func(_ *config.Config, h *vmspec.Host) { h.RuntimeDir = "/" + strings.Repeat("r", 90) }, vmspec.ErrPathTooLong, "107"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := load(t, "microvm.rtfs")
 			h := host
 			tt.mod(cfg, &h)
-			_, err := spec.Firecracker(cfg, h)
+			_, err := vmspec.Firecracker(cfg, h)
 			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.field) {
 				t.Fatalf("err = %v, want %v naming %s", err, tt.wantErr, tt.field)
 			}
@@ -191,11 +191,11 @@ func TestStepLists(t *testing.T) {
 	tests := []struct {
 		got, want []string
 	}{
-		{spec.StepNames(spec.FirecrackerSteps()), []string{"require-microvm", "boot-source", "drives", "machine-config",
+		{vmspec.StepNames(vmspec.FirecrackerSteps()), []string{"require-microvm", "boot-source", "drives", "machine-config",
 			"network-interfaces", "vsock", "logger", "metrics", "entropy"}},
-		{spec.StepNames(spec.QEMUSteps()), []string{"require-microvm", "machine", "sandbox", "resources", "boot", "rootfs",
+		{vmspec.StepNames(vmspec.QEMUSteps()), []string{"require-microvm", "machine", "sandbox", "resources", "boot", "rootfs",
 			"control-channel", "network", "monitor-and-console"}},
-		{spec.StepNames(spec.OCISteps()), []string{"process", "root", "mounts", "namespaces", "resources", "hardening"}},
+		{vmspec.StepNames(vmspec.OCISteps()), []string{"process", "root", "mounts", "namespaces", "resources", "hardening"}},
 	}
 	for _, tt := range tests {
 		if !reflect.DeepEqual(tt.got, tt.want) {
@@ -207,7 +207,7 @@ func TestStepLists(t *testing.T) {
 func TestQEMU(t *testing.T) {
 	for _, name := range examples {
 		t.Run(name, func(t *testing.T) {
-			argv, err := spec.QEMU(load(t, name), host)
+			argv, err := vmspec.QEMU(load(t, name), host)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,7 +218,7 @@ func TestQEMU(t *testing.T) {
 	cfg := load(t, "microvm-min.rtfs")
 	h := host
 	h.Accel = "tcg"
-	argv, err := spec.QEMU(cfg, h)
+	argv, err := vmspec.QEMU(cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,19 +236,19 @@ func TestQEMU(t *testing.T) {
 		t.Errorf("-append %v: want exactly the config's console", argv)
 	}
 	cfg.MicroVM.Resources.MemMB = 64
-	if _, err := spec.QEMU(cfg, h); !errors.Is(err, spec.ErrTooLittleMemory) {
+	if _, err := vmspec.QEMU(cfg, h); !errors.Is(err, vmspec.ErrTooLittleMemory) {
 		t.Errorf("64 MiB: err = %v", err)
 	}
 	h.Accel = "hvf"
 	cfg.MicroVM.Resources.MemMB = 128
-	if _, err := spec.QEMU(cfg, h); err == nil {
+	if _, err := vmspec.QEMU(cfg, h); err == nil {
 		t.Error("accepted accelerator hvf")
 	}
 }
 
 func TestOCI(t *testing.T) {
 	cfg := load(t, "microvm.rtfs")
-	s, err := spec.OCI(cfg, host)
+	s, err := vmspec.OCI(cfg, host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestOCI(t *testing.T) {
 	}
 	h := host
 	h.CCOSBinary = ""
-	if _, err := spec.OCI(cfg, h); !errors.Is(err, spec.ErrNoCCOSBinary) {
+	if _, err := vmspec.OCI(cfg, h); !errors.Is(err, vmspec.ErrNoCCOSBinary) {
 		t.Errorf("no binary: %v", err)
 	}
 }
