@@ -11,7 +11,7 @@ import (
 // Synthesise the Firecracker --config-file document of the example
 // networked microVM config.
 func ExampleFirecracker() {
-	res, err := config.LoadFile(filepath.Join("..", "..", "examples", "microvm-networked.rtfs"), config.RTFSEvaluator{})
+	res, err := config.LoadFile(filepath.Join("..", "examples", "microvm-networked.rtfs"), config.RTFSEvaluator{})
 	if err != nil || res.Diags.HasErrors() {
 		fmt.Println(err, res.Diags)
 		return

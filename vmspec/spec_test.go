@@ -26,7 +26,7 @@ var examples = []string{"microvm.rtfs", "microvm-min.rtfs", "microvm-networked.r
 
 func load(t *testing.T, name string) *config.Config {
 	t.Helper()
-	res, err := config.LoadFile(filepath.Join("..", "..", "examples", name), config.RTFSEvaluator{})
+	res, err := config.LoadFile(filepath.Join("..", "examples", name), config.RTFSEvaluator{})
 	if err != nil {
 		t.Fatal(err)
 	}
