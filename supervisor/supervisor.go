@@ -407,7 +407,9 @@ func (s *Supervisor) execute(id string) {
 	res, runErr := a.Run(ctx, engine.RunRequest{ID: id, Restarts: restarts, Calls: calls, OnEvent: sink.add,
 		PlanInput: engine.PlanInput{Source: []byte(rec.Source), File: rec.File, Approvals: rec.Approvals, Isolation: config.IsolationMode(rec.Outcome.Isolation)}})
 	sink.close()
-	h.close()
+	// The hub closes after the final state is stored: a subscriber that
+	// sees the end reads the final status.
+	defer h.close()
 	out := Outcome{Isolation: rec.Outcome.Isolation}
 	if res != nil {
 		t := res.Timings
