@@ -343,15 +343,5 @@ func decisionEvent(d egress.Decision) chain.Event {
 		Payload: rtfs.MapOf(kvs...)}
 }
 
-// payloadJSON renders an event payload as JSON, or as its RTFS text in a
-// JSON string when it has no JSON form.
-func payloadJSON(v rtfs.Value) json.RawMessage {
-	if s, err := rtfs.ToJSON(v); err == nil {
-		return json.RawMessage(s)
-	}
-	b, _ := json.Marshal(map[string]string{"rtfs": rtfs.Print(v)})
-	return b
-}
-
 func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
 func str(s string) rtfs.String    { return rtfs.String{V: s} }
