@@ -24,6 +24,8 @@ type AgentInfo struct {
 	ReplayOnCrash bool           `json:"replay_on_crash"`
 	Config        string         `json:"config"`
 	Runs          map[Status]int `json:"runs"`
+	// Limits are the bounds its runs get.
+	Limits AgentLimits `json:"limits"`
 }
 
 // Agents describes every agent, by id.
@@ -40,6 +42,7 @@ func (s *Supervisor) Agents() []AgentInfo {
 		if p, err := a.Provider(""); err == nil {
 			info.Provider = p.Name()
 		}
+		info.Limits = s.agentLimits(a, info.Provider)
 		if cfg.Capabilities.HTTP.Enabled && cfg.Network != nil && cfg.Network.Enabled && cfg.Network.Egress.Via == config.EgressProxy {
 			info.Network = true
 			info.AllowDomains = append(info.AllowDomains, cfg.Network.Egress.AllowDomains...)
