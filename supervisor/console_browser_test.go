@@ -170,6 +170,12 @@ func (p *browserPage) screenshot(name string) {
 	}
 }
 
+// scrollTo scrolls the element with an id to the top of the viewport.
+func (p *browserPage) scrollTo(id string) {
+	p.t.Helper()
+	eval[bool](p, `(document.getElementById("`+id+`").scrollIntoView({block: "start"}), true)`)
+}
+
 // accessible checks what a page must have for keyboard and screen reader
 // users: a language, one h1, a label for every field, a name for every
 // button and link, a caption or header row for every table, no positive
@@ -281,6 +287,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := p.text("#output"); !strings.Contains(got, "fetching") {
 		t.Errorf("output: %q", got)
 	}
+	if origins := eval[[]string](p, `[...new Set([...document.querySelectorAll("#events tbody tr td:nth-child(4)")].map(td => td.innerText))].sort()`); strings.Join(origins, " ") != " guest host" {
+		t.Errorf("origins shown: %q", origins)
+	}
 	if got := p.text("#calls"); !strings.Contains(got, "ccos.network.http-fetch") {
 		t.Errorf("capability calls: %q", got)
 	}
@@ -297,6 +306,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	p.accessible("run")
 	p.screenshot("run")
+	p.scrollTo("h-steps")
+	p.screenshot("run-steps")
+	p.scrollTo("h-egress")
+	p.screenshot("run-egress")
 
 	// Agents: config, limits, counters.
 	p.open("#/agents")

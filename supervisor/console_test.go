@@ -212,6 +212,17 @@ func TestConsoleAPI(t *testing.T) {
 	if run.Status != StatusSucceeded || run.Value == nil || *run.Value != `["hello from the origin" "refused"]` {
 		t.Fatalf("egress run: %+v", run)
 	}
+	// Every event says who asserts it.
+	ch.c.Events(context.Background(), run.ID, 0, func(e engine.Event) error {
+		ok := e.Origin == "host" || e.Origin == "guest"
+		if e.Type == engine.EventOutput {
+			ok = e.Origin == ""
+		}
+		if !ok {
+			t.Errorf("event %d (%s) has origin %q", e.Seq, e.Type, e.Origin)
+		}
+		return nil
+	})
 	var pv PlanView
 	if code := getJSON(t, hc, "GET", ch.http+"/v1/runs/"+run.ID+"/plan", &pv); code != 200 || len(pv.Steps) != 2 {
 		t.Fatalf("plan: %d %+v", code, pv)

@@ -321,7 +321,7 @@ class ListTable {
     this.tbody = h("tbody");
     this.table = h("table", { id },
       h("caption", {}, caption),
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : undefined }, c.label)))),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : c.nowrap ? "nowrap" : undefined }, c.label)))),
       this.tbody);
     this.note = h("span", { class: "muted" });
     this.button = h("button", { type: "button", class: "secondary" }, `Show ${MORE} more`);
@@ -331,7 +331,7 @@ class ListTable {
   }
   push(item) { this.items.push(item); }
   touch(item) { this.changed.add(item); }
-  draw(item) { return h("tr", {}, this.columns.map((c) => h("td", { class: c.num ? "num" : undefined }, c.cell(item)))); }
+  draw(item) { return h("tr", {}, this.columns.map((c) => h("td", { class: c.num ? "num" : c.nowrap ? "nowrap" : undefined }, c.cell(item)))); }
   flush() {
     for (const item of this.changed) {
       const i = this.items.indexOf(item);
@@ -382,6 +382,7 @@ function summarize(ev) {
   }
 }
 
+const ENDED = { succeeded: "The run succeeded.", failed: "The run failed.", cancelled: "The run was cancelled.", in_doubt: "The run ended in doubt." };
 const kwName = (v) => (typeof v === "string" ? v.replace(/^:/, "") : "");
 
 async function runView(id) {
@@ -510,7 +511,7 @@ async function runView(id) {
   const calls = new ListTable("calls", "Capability calls: the capability, its step, who ran or claims it, and how it ended (arguments and values are in the causal chain, not shown here)", [
     { label: "#", num: true, cell: (c) => String(c.n) },
     { label: "Step", cell: (c) => c.step || "" },
-    { label: "Capability", cell: (c) => h("code", {}, c.capability) },
+    { label: "Capability", nowrap: true, cell: (c) => h("code", {}, c.capability) },
     { label: "Recorded by", cell: (c) => (c.origin === "guest" ? "guest (its claim)" : "host") },
     { label: "Arguments", num: true, cell: (c) => String(c.args) },
     { label: "Result", cell: (c) => c.ok === undefined ? h("span", { class: "muted" }, "no result yet") : c.ok ? h("span", {}, badge("ok", "v-ok"), c.replayed ? " from the journal" : "") : h("span", {}, badge("error", "v-failed"), " ", redact(c.error) || "") },
@@ -520,7 +521,7 @@ async function runView(id) {
 
   // Egress decisions.
   const decisions = new ListTable("egress", "Egress decisions of the proxy: allowed and refused requests, with the rule that decided", [
-    { label: "Time", cell: (d) => "+" + fmtMs(d.t - t0) },
+    { label: "Time", nowrap: true, cell: (d) => "+" + fmtMs(d.t - t0) },
     { label: "Step", cell: (d) => d.step || "" },
     { label: "Decision", cell: (d) => d.action === "allow" ? badge("allowed", "v-allow") : d.action === "deny" ? badge("refused", "v-deny") : badge(d.action, "v-report") },
     { label: "Request", cell: (d) => h("code", {}, `${d.method || ""} ${d.host || ""}${d.port ? ":" + d.port : ""}`) },
@@ -558,7 +559,7 @@ async function runView(id) {
   // Every event.
   const log = new ListTable("events", "Every event of the run, in order (payload fields shown by type; arguments, values and bodies never)", [
     { label: "Seq", num: true, cell: (e) => String(e.seq) },
-    { label: "Time", cell: (e) => h("span", { title: fmtTime(e.time) }, t0 !== null ? "+" + fmtMs(Date.parse(e.time) - t0) : fmtTime(e.time)) },
+    { label: "Time", nowrap: true, cell: (e) => h("span", { title: fmtTime(e.time) }, t0 !== null ? "+" + fmtMs(Date.parse(e.time) - t0) : fmtTime(e.time)) },
     { label: "Type", cell: (e) => h("code", {}, e.type) },
     { label: "Origin", cell: (e) => e.origin || "" },
     { label: "Step", cell: (e) => e.step || "" },
@@ -658,7 +659,7 @@ async function runView(id) {
       if (r.output !== undefined && r.output.length >= outText.length) outText = r.output;
       if (r.output_truncated) outNote.textContent = "The output was longer than the supervisor keeps; the rest is not shown.";
       for (const s of steps.values()) if (s.ok === undefined) { s.ok = false; s.error = "did not finish"; }
-      nowRunning.textContent = `The run is ${r.status.replace("_", " ")}.`;
+      nowRunning.textContent = ENDED[r.status] || `The run is ${r.status}.`;
       for (const el of code.querySelectorAll(".running")) el.classList.remove("running");
       draw();
       requestAnimationFrame(() => {
@@ -747,8 +748,8 @@ async function chainView(agent, params) {
         ? h("p", {}, h("strong", {}, "Intact. "), `${v.events} events, ${v.checkpoints} checkpoint(s), Merkle root ${v.root}. `,
           v.signatures_checked ? "Checkpoint signatures checked." : "Checkpoint signatures not checked (no verifier key); their sizes and roots were.",
           ` (${fmtMs(v.duration_ms)})`)
-        : h("p", {}, h("strong", {}, "Broken. "), v.bad_seq !== undefined ? `The first bad event is seq ${v.bad_seq}: ` : "", v.error,
-          ` ${v.events} event(s) before it verified.`));
+        : h("p", {}, h("strong", {}, "Broken. "), v.bad_seq !== undefined ? `The first bad event is seq ${v.bad_seq}; the ${v.events} before it verified. ` : "",
+          h("span", { class: "mono" }, v.error)));
     } catch (err) {
       verdict.className = "result broken";
       verdict.textContent = "Verification could not run: " + err.message;
