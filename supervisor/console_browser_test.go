@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -373,11 +374,12 @@ func TestConsoleLargeRun(t *testing.T) {
 	if got := rows(); got != 200 {
 		t.Errorf("%d event rows drawn at first, want 200", got)
 	}
-	p.do(chromedp.Click(chromedp.CSS("#h-events ~ div .more button")))
+	p.do(chromedp.Focus(chromedp.CSS("#h-events ~ div .more button")), chromedp.KeyEvent(kb.Enter))
+	p.do(chromedp.WaitReady(chromedp.CSS("#events tbody tr:nth-child(700)")))
 	if got := rows(); got != 700 {
 		t.Errorf("%d event rows after showing more, want 700", got)
 	}
-	if got := p.text("#calls + .more, #h-calls ~ div .more span"); !strings.Contains(got, "of 2500") {
+	if got := eval[string](p, `document.querySelector("#h-calls ~ div .more span").textContent`); got != "Showing 200 of 2500." {
 		t.Errorf("calls note: %q", got)
 	}
 	t.Logf("%d events: page ready %s ms after navigation", n, eval[string](p, `document.getElementById("main").dataset.loadedMs`))
@@ -390,12 +392,13 @@ func BenchmarkConsoleRunPage(b *testing.B) {
 	ch := newConsoleHarness(b)
 	p := newBrowserPage(b, ch.http)
 	run := ch.run(b, "agent.min", largePlan(2500))
-	var page, stream, longest float64
+	var page, stream float64
+	var longest []float64
 	for i := 0; i < b.N; i++ {
 		p.open("#/runs/" + run.ID)
 		p.wait(`main[data-state="ended"]`)
 		page += eval[float64](p, `Number(document.getElementById("main").dataset.loadedMs)`)
-		longest = max(longest, eval[float64](p, `new Promise((done) => {
+		longest = append(longest, eval[float64](p, `new Promise((done) => {
 		  let m = 0;
 		  new PerformanceObserver((l) => { for (const e of l.getEntries()) m = Math.max(m, e.duration); }).observe({type: "longtask", buffered: true});
 		  setTimeout(() => done(m), 100);
@@ -412,7 +415,11 @@ func BenchmarkConsoleRunPage(b *testing.B) {
 	b.ReportMetric(page/n, "page-ms")
 	b.ReportMetric(stream/n, "stream-ms")
 	b.ReportMetric(page/stream, "page/stream")
-	b.ReportMetric(longest, "longest-task-ms")
+	// The longest main-thread task of each load (what a user waits for
+	// when the page does not answer): the median and the worst.
+	slices.Sort(longest)
+	b.ReportMetric(longest[len(longest)/2], "longest-task-ms")
+	b.ReportMetric(longest[len(longest)-1], "worst-task-ms")
 	events := eval[float64](p, `Number(document.getElementById("main").dataset.events)`)
 	b.ReportMetric(events, "events")
 }

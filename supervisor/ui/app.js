@@ -9,6 +9,7 @@
 const PAGE = 50; // runs per page
 const ROWS = 200; // rows of a long table shown at first
 const MORE = 500; // rows each "show more" adds
+const BATCH = 50; // rows a table adds per frame
 
 // ---- DOM helpers ----------------------------------------------------------
 
@@ -164,6 +165,100 @@ function stream(url, handlers) {
   return es;
 }
 
+// readEvents reads a Server-Sent Events stream with fetch, calling
+// onEvent(type, data) for each event until it returns true; a broken
+// connection is resumed after a second from the last event's id. (The
+// browser's EventSource hands every event of a large chunk to the page in
+// one task, which freezes it for a run of thousands of events.)
+async function readEvents(url, signal, onEvent) {
+  let last = "";
+  for (;;) {
+    try {
+      const u = last ? url + (url.includes("?") ? "&" : "?") + "last_event_id=" + encodeURIComponent(last) : url;
+      const resp = await fetch(u, { signal, headers: { Accept: "text/event-stream" } });
+      if (!resp.ok) {
+        let body = null;
+        try { body = await resp.json(); } catch { /* not JSON */ }
+        throw new APIError(resp.status, body);
+      }
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      let type = "message", data = [], id = null;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let start = 0, nl;
+        let until = performance.now() + SLICE;
+        while ((nl = buf.indexOf("\n", start)) >= 0) {
+          if (performance.now() >= until) {
+            await yieldToBrowser();
+            until = performance.now() + SLICE;
+          }
+          let line = buf.slice(start, nl);
+          start = nl + 1;
+          if (line.endsWith("\r")) line = line.slice(0, -1);
+          if (line === "") {
+            if (id !== null) last = id;
+            if (data.length && onEvent(type, data.join("\n"))) { reader.cancel(); return; }
+            type = "message"; data = []; id = null;
+            continue;
+          }
+          if (line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const val = colon < 0 ? "" : line.slice(colon + (line[colon + 1] === " " ? 2 : 1));
+          if (field === "event") type = val;
+          else if (field === "data") data.push(val);
+          else if (field === "id") id = val;
+        }
+        buf = buf.slice(start);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof APIError) throw err;
+    }
+    if (signal.aborted) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// yieldToBrowser lets the browser draw and handle input before the
+// caller goes on.
+function yieldToBrowser() {
+  return new Promise((resolve) => {
+    const c = new MessageChannel();
+    c.port1.onmessage = () => { c.port1.close(); resolve(); };
+    c.port2.postMessage(null);
+  });
+}
+
+// sliced returns a function that queues items for handle and handles them
+// in slices of at most SLICE ms, yielding to the browser between slices
+// (through a message channel, which no timer clamping slows down).
+const SLICE = 8;
+function sliced(handle) {
+  const queue = [];
+  let next = 0;
+  let scheduled = false;
+  let stopped = false;
+  const channel = new MessageChannel();
+  channel.port1.onmessage = () => {
+    scheduled = false;
+    const until = performance.now() + SLICE;
+    while (next < queue.length && !stopped) {
+      handle(queue[next++]);
+      if (performance.now() >= until) break;
+    }
+    if (next < queue.length && !stopped) schedule();
+    else { queue.length = 0; next = 0; }
+  };
+  const schedule = () => { if (!scheduled) { scheduled = true; channel.port2.postMessage(null); } };
+  const enqueue = (item) => { queue.push(item); schedule(); };
+  enqueue.stop = () => { stopped = true; channel.port1.close(); };
+  return enqueue;
+}
+
 // ---- runs list ------------------------------------------------------------
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "in_doubt", "cancelled"];
@@ -315,6 +410,7 @@ class ListTable {
   constructor(id, caption, columns) {
     this.columns = columns;
     this.items = [];
+    this.at = new Map(); // item -> its index in items
     this.trs = [];
     this.limit = ROWS;
     this.changed = new Set();
@@ -325,24 +421,30 @@ class ListTable {
       this.tbody);
     this.note = h("span", { class: "muted" });
     this.button = h("button", { type: "button", class: "secondary" }, `Show ${MORE} more`);
-    this.button.addEventListener("click", () => { this.limit += MORE; this.flush(); });
+    this.button.addEventListener("click", () => { this.limit += MORE; this.more(); });
     this.el = h("div", {}, this.table, h("div", { class: "more" }, this.button, this.note));
     this.flush();
   }
-  push(item) { this.items.push(item); }
-  touch(item) { this.changed.add(item); }
+  // more draws the rows up to the limit, a batch a frame.
+  more() { if (this.flush()) requestAnimationFrame(() => this.more()); }
+  push(item) { this.at.set(item, this.items.length); this.items.push(item); }
+  // touch marks an item changed: drawn again at the next flush if shown.
+  touch(item) { if (this.at.get(item) < this.trs.length) this.changed.add(item); }
   draw(item) { return h("tr", {}, this.columns.map((c) => h("td", { class: c.num ? "num" : c.nowrap ? "nowrap" : undefined }, c.cell(item)))); }
+  // flush draws the changed rows and up to BATCH new ones; it returns true
+  // when rows are left for the next frame.
   flush() {
     for (const item of this.changed) {
-      const i = this.items.indexOf(item);
-      if (i >= 0 && i < this.trs.length) {
+      const i = this.at.get(item);
+      if (i < this.trs.length) {
         const tr = this.draw(item);
         this.trs[i].replaceWith(tr);
         this.trs[i] = tr;
       }
     }
     this.changed.clear();
-    const upto = Math.min(this.items.length, this.limit);
+    const shown = Math.min(this.items.length, this.limit);
+    const upto = Math.min(shown, this.trs.length + BATCH);
     if (this.trs.length < upto) {
       const frag = document.createDocumentFragment();
       for (let i = this.trs.length; i < upto; i++) {
@@ -355,7 +457,8 @@ class ListTable {
     const n = this.items.length;
     this.table.hidden = n === 0;
     this.button.hidden = n <= this.limit;
-    this.note.textContent = n === 0 ? "None." : n > this.limit ? `Showing ${this.trs.length} of ${n}.` : `${n} in all.`;
+    this.note.textContent = n === 0 ? "None." : n > this.limit ? `Showing ${shown} of ${n}.` : `${n} in all.`;
+    return this.trs.length < shown;
   }
 }
 
@@ -517,7 +620,7 @@ async function runView(id) {
     { label: "Result", cell: (c) => c.ok === undefined ? h("span", { class: "muted" }, "no result yet") : c.ok ? h("span", {}, badge("ok", "v-ok"), c.replayed ? " from the journal" : "") : h("span", {}, badge("error", "v-failed"), " ", redact(c.error) || "") },
   ]);
   const openCalls = new Map(); // step|capability -> [call]
-  const callsSection = h("section", { "aria-labelledby": "h-calls" }, h("h2", { id: "h-calls" }, "Capability calls"), calls.el);
+  const callsSection = h("section", { class: "lazy", "aria-labelledby": "h-calls" }, h("h2", { id: "h-calls" }, "Capability calls"), calls.el);
 
   // Egress decisions.
   const decisions = new ListTable("egress", "Egress decisions of the proxy: allowed and refused requests, with the rule that decided", [
@@ -531,12 +634,12 @@ async function runView(id) {
   ]);
   const egressCount = h("p", { class: "muted", id: "egress-count" });
   let allowed = 0, refused = 0;
-  const egress = h("section", { "aria-labelledby": "h-egress" }, h("h2", { id: "h-egress" }, "Egress decisions"), egressCount, decisions.el);
+  const egress = h("section", { class: "lazy", "aria-labelledby": "h-egress" }, h("h2", { id: "h-egress" }, "Egress decisions"), egressCount, decisions.el);
 
   // Attestation.
   const attBody = h("div", { id: "attestation" });
   const attestations = [];
-  const attestation = h("section", { "aria-labelledby": "h-att" }, h("h2", { id: "h-att" }, "Attestation"), attBody);
+  const attestation = h("section", { class: "lazy", "aria-labelledby": "h-att" }, h("h2", { id: "h-att" }, "Attestation"), attBody);
   const drawAttestation = (final) => {
     if (!attestations.length) {
       attBody.replaceChildren(h("p", { class: "muted" }, final
@@ -566,7 +669,7 @@ async function runView(id) {
     { label: "Summary", cell: (e) => summarize(e) },
   ]);
   const eventsNote = h("p", { class: "muted", id: "events-count" });
-  const eventsSection = h("section", { "aria-labelledby": "h-events" }, h("h2", { id: "h-events" }, "Events"), eventsNote, log.el);
+  const eventsSection = h("section", { class: "lazy", "aria-labelledby": "h-events" }, h("h2", { id: "h-events" }, "Events"), eventsNote, log.el);
 
   main.append(summary, evidence, stepsSection, source, output, callsSection, egress, attestation, eventsSection);
 
@@ -637,9 +740,8 @@ async function runView(id) {
   const draw = () => {
     dirty = false;
     drawSteps();
-    calls.flush();
-    decisions.flush();
-    log.flush();
+    const left = [calls.flush(), decisions.flush(), log.flush()].some(Boolean);
+    if (left && !dirty) { dirty = true; requestAnimationFrame(draw); }
     drawAttestation(final);
     egressCount.textContent = decisions.items.length ? `${decisions.items.length} decision(s): ${allowed} allowed, ${refused} refused.` : "No request left the sandbox.";
     outPre.textContent = outText;
@@ -648,26 +750,34 @@ async function runView(id) {
     main.setAttribute("data-events", String(nEvents));
   };
   draw();
-  stream("/v1/runs/" + encodeURIComponent(run.run_id) + "/events", {
-    run: take,
-    end: async (_, e) => {
-      e.target.close();
-      const r = await api("/v1/runs/" + encodeURIComponent(run.run_id));
-      final = true;
-      drawSummary(r);
-      drawCheckpoint(r);
-      if (r.output !== undefined && r.output.length >= outText.length) outText = r.output;
-      if (r.output_truncated) outNote.textContent = "The output was longer than the supervisor keeps; the rest is not shown.";
-      for (const s of steps.values()) if (s.ok === undefined) { s.ok = false; s.error = "did not finish"; }
-      nowRunning.textContent = ENDED[r.status] || `The run is ${r.status}.`;
-      for (const el of code.querySelectorAll(".running")) el.classList.remove("running");
-      draw();
-      requestAnimationFrame(() => {
-        main.setAttribute("data-state", "ended");
-        main.setAttribute("data-loaded-ms", performance.now().toFixed(1));
-      });
-    },
-  });
+  const end = async () => {
+    const r = await api("/v1/runs/" + encodeURIComponent(run.run_id));
+    final = true;
+    drawSummary(r);
+    drawCheckpoint(r);
+    if (r.output !== undefined && r.output.length >= outText.length) outText = r.output;
+    if (r.output_truncated) outNote.textContent = "The output was longer than the supervisor keeps; the rest is not shown.";
+    for (const s of steps.values()) if (s.ok === undefined) { s.ok = false; s.error = "did not finish"; }
+    nowRunning.textContent = ENDED[r.status] || `The run is ${r.status}.`;
+    for (const el of code.querySelectorAll(".running")) el.classList.remove("running");
+    draw();
+    requestAnimationFrame(() => {
+      main.setAttribute("data-state", "ended");
+      main.setAttribute("data-loaded-ms", performance.now().toFixed(1));
+    });
+  };
+  // A finished run's stored events come in large chunks: they are read
+  // from the stream as they arrive and handled in slices of a few
+  // milliseconds, so that the page stays responsive while a long run loads.
+  const END = {};
+  const enqueue = sliced((item) => (item === END ? end() : take(JSON.parse(item))));
+  const abort = new AbortController();
+  readEvents("/v1/runs/" + encodeURIComponent(run.run_id) + "/events", abort.signal, (type, data) => {
+    if (type === "run") enqueue(data);
+    else if (type === "end") { enqueue(END); return true; }
+    return false;
+  }).catch((err) => main.append(h("p", { class: "error", role: "alert" }, "The run's events cannot be read: " + err.message)));
+  onLeave(() => { abort.abort(); enqueue.stop(); });
   main.setAttribute("data-state", final ? "replaying" : "live");
 }
 
