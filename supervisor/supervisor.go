@@ -192,7 +192,7 @@ func (s *Supervisor) admit(sub Submission) (*admitted, bool, error) {
 	if err != nil {
 		if s.o.Recorder != nil {
 			s.o.Recorder.Append(context.Background(), chain.Event{Type: chain.TypePlanRejected, Origin: chain.OriginHost,
-				Plan: governance.PlanHash(p), Payload: rtfs.MapOf(rtfs.Keyword{Name: "error"}, rtfs.String{V: err.Error()})})
+				Plan: governance.PlanHash(p), Payload: (&chain.PlanRejected{Error: err.Error()}).Encode()})
 		}
 		return nil, false, &AdmissionError{err}
 	}
@@ -294,7 +294,7 @@ func (s *Supervisor) recordLifecycle(ctx context.Context, a *admitted, event, de
 		return
 	}
 	s.o.Recorder.Append(ctx, chain.Event{Type: chain.TypeSandboxLifecycle, Origin: chain.OriginHost, Plan: a.adm.PlanHash,
-		Payload: rtfs.MapOf(rtfs.Keyword{Name: "event"}, rtfs.Keyword{Name: event}, rtfs.Keyword{Name: "detail"}, rtfs.String{V: detail})})
+		Payload: (&chain.SandboxLifecycle{Event: event, Detail: detail}).Encode()})
 }
 
 // Health is the supervisor's state.

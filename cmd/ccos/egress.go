@@ -168,26 +168,13 @@ func (e *runEgress) recordTo(rec *chain.Recorder, session, planHash string, stde
 		return
 	}
 	e.record = func(d egress.Decision) {
-		kvs := []rtfs.Value{kw("action"), kw(string(d.Action)), kw("kind"), str(d.Kind), kw("method"), str(d.Method),
-			kw("host"), str(d.Host), kw("port"), rtfs.Int{V: int64(d.Port)}, kw("rule"), str(string(d.Rule)), kw("reason"), str(d.Reason)}
+		p := &chain.ProxyDecision{Action: string(d.Action), Kind: d.Kind, Method: d.Method, Host: d.Host, Port: int64(d.Port),
+			Rule: string(d.Rule), Reason: d.Reason, Status: int64(d.Status), DLP: d.DLP, Error: d.Err}
 		if d.Addr.IsValid() {
-			kvs = append(kvs, kw("addr"), str(d.Addr.String()))
-		}
-		if d.Status != 0 {
-			kvs = append(kvs, kw("status"), rtfs.Int{V: int64(d.Status)})
-		}
-		if len(d.DLP) > 0 {
-			dl := make([]rtfs.Value, len(d.DLP))
-			for i, r := range d.DLP {
-				dl[i] = str(r)
-			}
-			kvs = append(kvs, kw("dlp"), rtfs.NewVector(dl...))
-		}
-		if d.Err != "" {
-			kvs = append(kvs, kw("error"), str(d.Err))
+			p.Addr = d.Addr.String()
 		}
 		_, err := rec.Append(context.Background(), chain.Event{Type: chain.TypeProxyDecision, Origin: chain.OriginHost,
-			Session: session, Plan: planHash, Step: d.Step, Payload: rtfs.MapOf(kvs...)})
+			Session: session, Plan: planHash, Step: d.Step, Payload: p.Encode()})
 		if err != nil {
 			fmt.Fprintln(stderr, "ccos: recording an egress decision in the causal chain:", err)
 		}
