@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,32 +20,6 @@ var (
 	ErrRunShape     = errors.New("receipt: the run's events are not a run")
 	ErrNoCheckpoint = errors.New("receipt: no signed checkpoint covers the run's last event (sign one with Recorder.Checkpoint first)")
 )
-
-// InRun reports whether an event of session belongs to the run whose
-// session id is run: the run itself, or one of its restarts (run-rN).
-func InRun(session, run string) bool {
-	if session == run {
-		return true
-	}
-	rest, ok := strings.CutPrefix(session, run+"-r")
-	if !ok || rest == "" {
-		return false
-	}
-	_, err := strconv.ParseUint(rest, 10, 32)
-	return err == nil && rest[0] != '0'
-}
-
-// RunEvents returns, in order, the events of the run with session id run
-// among events whose sequence number is below size.
-func RunEvents(events []*chain.Event, run string, size uint64) []*chain.Event {
-	var out []*chain.Event
-	for _, e := range events {
-		if e.Seq < size && InRun(e.Session, run) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
 
 // Build makes the statement of one run from its events (in chain order,
 // the first being its plan.admitted), the checkpoint that covers them and
@@ -206,7 +179,7 @@ func Sign(st *Statement, signer note.Signer) ([]byte, error) {
 // last event, that checkpoint (read from the chain, not re-verified), and
 // the inclusion proof of the last event.
 func FromChain(events []*chain.Event, tree *chain.Tree, session string) (*Statement, error) {
-	run := RunEvents(events, session, tree.Size())
+	run := chain.RunEvents(events, session, tree.Size())
 	if len(run) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrNoRun, session)
 	}
@@ -223,7 +196,7 @@ func FromChain(events []*chain.Event, tree *chain.Tree, session string) (*Statem
 		if err != nil {
 			return nil, err
 		}
-		return Build(RunEvents(events, session, cp.Size), cp, proof)
+		return Build(chain.RunEvents(events, session, cp.Size), cp, proof)
 	}
 	return nil, fmt.Errorf("%w: run %q ends at event %d", ErrNoCheckpoint, session, last.Seq)
 }

@@ -329,11 +329,3 @@ func TestNoCheckpointNoReceipt(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
-
-func TestInRun(t *testing.T) {
-	for s, want := range map[string]bool{"a": true, "a-r1": true, "a-r12": true, "a-r": false, "a-r01": false, "a-rx": false, "ab": false, "b": false} {
-		if InRun(s, "a") != want {
-			t.Errorf("InRun(%q) != %v", s, want)
-		}
-	}
-}

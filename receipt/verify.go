@@ -118,7 +118,7 @@ func Verify(envelope []byte, verifier note.Verifier, store chain.Store) (*Statem
 	if err := chain.CheckCheckpoint(tree, cp); err != nil {
 		return nil, fmt.Errorf("receipt: predicate.chain.checkpoint is not a checkpoint of this chain: %w", err)
 	}
-	run := RunEvents(events, st.Predicate.Run.Session, cp.Size)
+	run := chain.RunEvents(events, st.Predicate.Run.Session, cp.Size)
 	if len(run) == 0 {
 		return nil, &MismatchError{"predicate.run.session", quote(st.Predicate.Run.Session), "the chain has no event of that run"}
 	}
