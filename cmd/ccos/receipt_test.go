@@ -100,3 +100,42 @@ func TestReceiptCreateAndVerify(t *testing.T) {
 		t.Errorf("changed payload: exit %d, %s", code, e)
 	}
 }
+
+// ccos replay: a run recorded by ccos run replays the same; a chain whose
+// bytes were changed is refused before anything runs.
+func TestReplayCommand(t *testing.T) {
+	dir := t.TempDir()
+	key, chainFile := filepath.Join(dir, "k"), filepath.Join(dir, "c.chain")
+	plan := writeTemp(t, "clock.rtfs", `(plan "clock" :body (let [t (step "read" (call :ccos.system.current-time))] [t (+ 1 2)]))`)
+	if _, e, code := runCCOS(t, "", "chain", "keygen", "ccos.test/replay", "--out", key); code != 0 {
+		t.Fatal(e)
+	}
+	if _, e, code := runCCOS(t, "", "run", "--provider", "process", "--chain", chainFile, "--chain-key", key, plan); code != 0 {
+		t.Fatal(e)
+	}
+	os.WriteFile(chainFile+".pub", mustRead(t, key+".pub"), 0o644)
+	id := runSession(t, chainFile)
+	out, e, code := runCCOS(t, "", "replay", "--chain", chainFile, "--run", id, "--provider", "process", plan)
+	if code != 0 || !strings.Contains(out, "the same") || !strings.Contains(out, "1 host calls answered from the record") {
+		t.Fatalf("replay: exit %d, %s %s", code, out, e)
+	}
+	other := writeTemp(t, "other.rtfs", `(plan "clock" :body (step "read" (call :ccos.system.current-time)))`)
+	if _, e, code := runCCOS(t, "", "replay", "--chain", chainFile, "--run", id, other); code != 1 || !strings.Contains(e, "not the one the run recorded") {
+		t.Errorf("other plan: exit %d, %s", code, e)
+	}
+	data, _ := os.ReadFile(chainFile)
+	i := strings.LastIndex(string(data), "ccos.system.current-time")
+	data[i] = 'C'
+	os.WriteFile(chainFile, data, 0o644)
+	if _, e, code := runCCOS(t, "", "replay", "--chain", chainFile, "--run", id, plan); code != 1 || !strings.Contains(e, "does not verify, nothing was replayed") {
+		t.Errorf("tampered chain: exit %d, %s", code, e)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
