@@ -35,20 +35,20 @@ func bounded(v rtfs.Value) rtfs.Value {
 		return v
 	}
 	sum := sha256.Sum256([]byte(text))
-	return rtfs.MapOf(kw("truncated"), rtfs.Bool{V: true}, kw("bytes"), rtfs.Int{V: int64(len(text))},
-		kw("sha256"), str(hex.EncodeToString(sum[:])))
+	return (&chain.Truncated{Bytes: int64(len(text)), SHA256: hex.EncodeToString(sum[:])}).Encode()
 }
 
 // record appends one event about this run, if a recorder is attached.
 func (s *session) record(ctx context.Context, origin chain.Origin, step string, p chain.Payload) error {
-	rec := s.req.Recorder
-	if rec == nil {
-		return nil
+	ev := chain.Event{Type: p.EventType(), Origin: origin, Session: s.req.Spec.ID,
+		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(p.Encode())}
+	if rec := s.req.Recorder; rec != nil {
+		if _, err := rec.Append(ctx, ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrChain, err)
+		}
 	}
-	_, err := rec.Append(ctx, chain.Event{Type: p.EventType(), Origin: origin, Session: s.req.Spec.ID,
-		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(p.Encode())})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChain, err)
+	if s.req.OnEvent != nil {
+		s.req.OnEvent(ev)
 	}
 	return nil
 }
