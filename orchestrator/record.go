@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/control"
@@ -20,8 +19,6 @@ var ErrChain = errors.New("causal chain")
 // maxPayloadText bounds what one event records of a value; a larger value
 // is recorded by its size and SHA-256.
 const maxPayloadText = 64 << 10
-
-func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
 
 func str(s string) rtfs.String { return rtfs.String{V: s} }
 
@@ -65,8 +62,6 @@ func (s *session) recordAdmission(ctx context.Context) error {
 	}
 	return s.record(ctx, chain.OriginHost, "", p)
 }
-
-func ms(d time.Duration) rtfs.Int { return rtfs.Int{V: d.Milliseconds()} }
 
 // guestEventTypes are the event types a guest may report about itself.
 var guestEventTypes = map[string]chain.Type{

@@ -17,7 +17,6 @@ import (
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/egress"
-	"github.com/ccos-project/ccos/rtfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
@@ -190,9 +189,6 @@ func (e *runEgress) Close() {
 		e.log.Close()
 	}
 }
-
-func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
-func str(s string) rtfs.String    { return rtfs.String{V: s} }
 
 func newSessionID() string {
 	var b [8]byte
