@@ -71,6 +71,9 @@ type Report struct {
 	Value rtfs.Value
 	// Provider is the provider the replay ran in.
 	Provider string
+	// Failure is why the replay's guest failed, if it did (a crash, a
+	// protocol violation, its deadline): the observations then stop early.
+	Failure string
 }
 
 // Divergence is the first difference between a run and its replay.
@@ -142,6 +145,9 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	out := &Report{Provider: req.Provider.Name(), Observations: max(len(rec.obs), len(got.obs)), Calls: t.answered()}
 	if rep != nil {
 		out.Value = rep.Value
+	}
+	if runErr != nil {
+		out.Failure = runErr.Error()
 	}
 	out.Divergence = firstDivergence(rec.obs, got.obs)
 	out.Same = out.Divergence == nil

@@ -18,7 +18,7 @@ import (
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/process"
-	"github.com/ccos-project/ccos/sandbox/wasm"
+	_ "github.com/ccos-project/ccos/sandbox/wasm"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -62,9 +62,9 @@ func admit(t *testing.T, src string) (*plan.Plan, *governance.Admission, *capabi
 
 func provider(t *testing.T, name string) sandbox.Provider {
 	t.Helper()
-	var p sandbox.Provider = &process.Provider{}
-	if name == "wasm" {
-		p = wasm.New(wasm.Options{CacheDir: t.TempDir()})
+	p, err := sandbox.Lookup(name) // the registered providers, with their compilation cache
+	if err != nil {
+		t.Fatal(err)
 	}
 	if ok, why := p.Available(); !ok {
 		if os.Getenv("CI") != "" {
@@ -99,7 +99,7 @@ func record(t *testing.T) *recorded {
 func (r *recorded) replay(t *testing.T, events []*chain.Event, prov string) *Report {
 	t.Helper()
 	rep, err := Run(context.Background(), Request{Events: events, Run: r.session, Plan: r.plan, Admission: r.adm, Caps: r.caps,
-		Provider: provider(t, prov), Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 20 * time.Second}}})
+		Provider: provider(t, prov), Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: time.Minute}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestReplayIsTheSame(t *testing.T) {
 		t.Run(prov, func(t *testing.T) {
 			rep := r.replay(t, r.events, prov)
 			if !rep.Same || rep.Calls != 1 || rtfs.Print(rep.Value) != r.value {
-				t.Fatalf("replay: same=%v divergence=%v calls=%d value=%s (recorded %s)", rep.Same, rep.Divergence, rep.Calls, rtfs.Print(rep.Value), r.value)
+				t.Fatalf("replay: same=%v divergence=%v calls=%d value=%s (recorded %s) failure=%q", rep.Same, rep.Divergence, rep.Calls, rtfs.Print(rep.Value), r.value, rep.Failure)
 			}
 		})
 	}

@@ -86,6 +86,7 @@ func printReplay(cmd *cobra.Command, rep *replay.Report, runID string, asJSON bo
 			doc["value"] = rtfs.Print(rep.Value)
 		}
 		if d := rep.Divergence; d != nil {
+			doc["failure"] = rep.Failure
 			doc["divergence"] = map[string]any{"index": d.Index, "step": d.Step, "call": d.Call,
 				"recorded": d.Recorded, "replayed": d.Replayed}
 		}
@@ -97,7 +98,11 @@ func printReplay(cmd *cobra.Command, rep *replay.Report, runID string, asJSON bo
 			runID, rep.Provider, rep.Observations, rep.Calls)
 	}
 	if !rep.Same {
-		return rejected(fmt.Sprintf("run %s replayed in %s: diverged at %s", runID, rep.Provider, rep.Divergence))
+		msg := fmt.Sprintf("run %s replayed in %s: diverged at %s", runID, rep.Provider, rep.Divergence)
+		if rep.Failure != "" {
+			msg += "\nthe replay's guest failed: " + rep.Failure
+		}
+		return rejected(msg)
 	}
 	return nil
 }
