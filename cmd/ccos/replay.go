@@ -12,10 +12,11 @@ import (
 )
 
 func init() {
-	var chainPath, runID, key, provider string
-	var allowWeaker, asJSON bool
+	var chainPath, runID, key string
+	var asJSON bool
 	var af admitFlags
-	var vo vmOptions
+	var ag agentFlags
+	var ef engineFlags
 	cmd := &cobra.Command{
 		Use:   "replay --chain FILE --run ID PLAN",
 		Short: "Run a recorded plan again, host calls answered from the chain, and compare",
@@ -43,19 +44,31 @@ func init() {
 			if err != nil {
 				return rejected(fmt.Sprintf("ccos replay: %s does not verify, nothing was replayed: %v", chainPath, err))
 			}
-			a, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
+			eng, closeEng, err := ef.open(nil)
 			if err != nil {
 				return err
 			}
-			if err := prepareProviders(cmd.ErrOrStderr(), a.res, af.cfgPath, nil, vo); err != nil {
-				return rejected("ccos replay: " + err.Error())
+			defer closeEng()
+			// The replay records into a chain of its own, never the agent's.
+			ag.chainPath, ag.chainKey, ag.archiveDir = "", "", ""
+			a, err := openAgent(eng, cmd.ErrOrStderr(), af, ag)
+			if err != nil {
+				return err
 			}
-			prov, err := chooseProvider(a.res.Config, provider, allowWeaker)
+			in, err := planInput(args[0], af.approvals)
+			if err != nil {
+				return err
+			}
+			ad, err := a.Admit(in)
+			if err != nil {
+				return admissionError(err)
+			}
+			prov, err := a.Provider(ad.Context.Isolation)
 			if err != nil {
 				return rejected("ccos replay: " + err.Error())
 			}
-			rep, err := replay.Run(context.Background(), replay.Request{Events: events, Run: runID, Plan: a.plan,
-				Admission: a.adm, Caps: a.caps, Provider: prov, Spec: sandbox.Spec{}})
+			rep, err := replay.Run(context.Background(), replay.Request{Events: events, Run: runID, Plan: ad.Plan,
+				Admission: ad.Admission, Caps: a.Capabilities(), Provider: prov, Spec: sandbox.Spec{}})
 			if err != nil {
 				return rejected("ccos replay: " + err.Error())
 			}
@@ -63,12 +76,12 @@ func init() {
 		},
 	}
 	af.register(cmd)
-	vo.register(cmd.Flags())
+	ef.register(cmd)
+	cmd.Flags().StringVar(&ag.provider, "provider", "auto", "sandbox provider for the replay (as for ccos run)")
+	cmd.Flags().BoolVar(&ag.allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
 	cmd.Flags().StringVar(&chainPath, "chain", "", "the causal chain the run was recorded in")
 	cmd.Flags().StringVar(&runID, "run", "", "the run's session id")
 	cmd.Flags().StringVar(&key, "key", "", "the chain's verifier key, or a file holding it (default FILE.pub)")
-	cmd.Flags().StringVar(&provider, "provider", "auto", "sandbox provider for the replay (as for ccos run)")
-	cmd.Flags().BoolVar(&allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	for _, f := range []string{"chain", "run"} {
 		if err := cmd.MarkFlagRequired(f); err != nil {
