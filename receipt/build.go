@@ -174,31 +174,43 @@ func Sign(st *Statement, signer note.Signer) ([]byte, error) {
 	return SignEnvelope(PayloadType, payload, signer)
 }
 
-// FromChain builds the statement of run session from a chain's events and
-// tree: the run's events up to the first checkpoint recorded after its
-// last event, that checkpoint (read from the chain, not re-verified), and
-// the inclusion proof of the last event.
-func FromChain(events []*chain.Event, tree *chain.Tree, session string) (*Statement, error) {
-	run := chain.RunEvents(events, session, tree.Size())
+// Prover gives inclusion proofs in a chain's tree (*chain.Tree,
+// *chain.Recorder).
+type Prover interface {
+	InclusionProof(index, size uint64) ([][]byte, error)
+}
+
+// FromChain builds the statement of run session from a chain's events (in
+// order; they may start anywhere before the run) and its tree: the run's
+// events up to the first checkpoint recorded after its last event, that
+// checkpoint (read from the chain, not re-verified), and the inclusion
+// proof of the last event.
+func FromChain(events []*chain.Event, tree Prover, session string) (*Statement, error) {
+	run := chain.RunEvents(events, session, ^uint64(0))
 	if len(run) == 0 {
 		return nil, fmt.Errorf("%w: %q", ErrNoRun, session)
 	}
-	last := run[len(run)-1]
-	for _, e := range events[last.Seq+1:] {
-		if e.Type != chain.TypeCheckpoint {
+	var cp *chain.Checkpoint
+	for _, e := range events {
+		if e.Type != chain.TypeCheckpoint || e.Seq <= run[len(run)-1].Seq {
 			continue
 		}
-		cp, err := checkpointOf(e)
+		c, err := checkpointOf(e)
 		if err != nil {
 			return nil, err
 		}
-		proof, err := tree.InclusionProof(last.Seq, cp.Size)
-		if err != nil {
-			return nil, err
-		}
-		return Build(chain.RunEvents(events, session, cp.Size), cp, proof)
+		cp = c
+		break
 	}
-	return nil, fmt.Errorf("%w: run %q ends at event %d", ErrNoCheckpoint, session, last.Seq)
+	if cp == nil {
+		return nil, fmt.Errorf("%w: run %q ends at event %d", ErrNoCheckpoint, session, run[len(run)-1].Seq)
+	}
+	run = chain.RunEvents(events, session, cp.Size)
+	proof, err := tree.InclusionProof(run[len(run)-1].Seq, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	return Build(run, cp, proof)
 }
 
 // checkpointOf parses the checkpoint a checkpoint event carries, without
@@ -235,6 +247,21 @@ func ForRun(ctx context.Context, store chain.Store, session string, signer note.
 	if err != nil {
 		return nil, fmt.Errorf("receipt: reading the chain: %w", err)
 	}
+	return signFrom(ctx, events, tree, session, signer)
+}
+
+// ForRecorder is ForRun for a chain being recorded: it decodes only the
+// events from sequence number from on (the recorder's Size before the run
+// started) and takes the proof from the recorder's tree.
+func ForRecorder(ctx context.Context, rec *chain.Recorder, from uint64, session string, signer note.Signer) ([]byte, error) {
+	events, err := rec.Events(from)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: reading the chain: %w", err)
+	}
+	return signFrom(ctx, events, rec, session, signer)
+}
+
+func signFrom(ctx context.Context, events []*chain.Event, tree Prover, session string, signer note.Signer) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

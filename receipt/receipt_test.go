@@ -329,3 +329,29 @@ func TestNoCheckpointNoReceipt(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// ForRecorder, reading only the events since the run started, makes the
+// same receipt as ForRun reading the whole chain.
+func TestForRecorderMatchesForRun(t *testing.T) {
+	skey, vkey, _ := chain.GenerateKey("receipt.test")
+	signer, _ := chain.ParseSigner(skey)
+	verifier, _ := chain.ParseVerifier(vkey)
+	store := chain.NewMemoryStore()
+	rec, _ := chain.NewRecorder(store, signer, chain.Options{})
+	runWith(t, rec, `(step "before" 1)`, "ccos-a")
+	from := rec.Size()
+	runWith(t, rec, testPlan, "ccos-b")
+	live, err := ForRecorder(context.Background(), rec, from, "ccos-b", signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := ForRun(context.Background(), store, "ccos-b", signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := Verify(live, verifier, store)
+	b, _ := Verify(whole, verifier, store)
+	if a == nil || b == nil || toJSON(a) == nil || full(toJSON(a)) != full(toJSON(b)) {
+		t.Fatalf("receipts differ or do not verify:\n%v\n%v", a, b)
+	}
+}

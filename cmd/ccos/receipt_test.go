@@ -42,9 +42,16 @@ func TestReceiptCreateAndVerify(t *testing.T) {
 	if _, e, code := runCCOS(t, "", "chain", "keygen", "ccos.test/receipt", "--out", key); code != 0 {
 		t.Fatal(e)
 	}
+	runReceipt := filepath.Join(dir, "run.json")
 	if _, e, code := runCCOS(t, "", "run", "--provider", "process", "--chain", chainFile, "--chain-key", key,
-		"../../examples/plans/hello.rtfs"); code != 0 {
+		"--receipt", runReceipt, "../../examples/plans/hello.rtfs"); code != 0 {
 		t.Fatal(e)
+	}
+	if out, e, code := runCCOS(t, "", "receipt", "verify", runReceipt, "--key", key+".pub", "--chain", chainFile); code != 0 {
+		t.Fatalf("the receipt of ccos run --receipt: exit %d, %s %s", code, out, e)
+	}
+	if _, e, code := runCCOS(t, "", "run", "--receipt", runReceipt, "../../examples/plans/hello.rtfs"); code != 2 || !strings.Contains(e, "--receipt needs --chain-key") {
+		t.Errorf("--receipt without a key: exit %d, %s", code, e)
 	}
 	id := runSession(t, chainFile)
 	if _, e, code := runCCOS(t, "", "receipt", "create", "--chain", chainFile, "--run", id, "--key", key, "--out", rcpt); code != 0 {
