@@ -370,4 +370,3 @@ func payloadJSON(v rtfs.Value) json.RawMessage {
 	b, _ := json.Marshal(map[string]string{"rtfs": rtfs.Print(v)})
 	return b
 }
-
