@@ -361,12 +361,3 @@ func decisionEvent(d egress.Decision) chain.Event {
 		Payload: p.Encode()}
 }
 
-// payloadJSON renders an event payload as JSON, or as its RTFS text in a
-// JSON string when it has no JSON form.
-func payloadJSON(v rtfs.Value) json.RawMessage {
-	if s, err := rtfs.ToJSON(v); err == nil {
-		return json.RawMessage(s)
-	}
-	b, _ := json.Marshal(map[string]string{"rtfs": rtfs.Print(v)})
-	return b
-}

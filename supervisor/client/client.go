@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ccos-project/ccos/engine"
@@ -233,4 +235,74 @@ func (c *Client) Wait(ctx context.Context, id string) (*supervisor.Run, error) {
 			return r, nil
 		}
 	}
+}
+
+// LoadResult is what Load measured.
+type LoadResult struct {
+	Runs        int     `json:"runs"`
+	Concurrency int     `json:"concurrency"`
+	Failed      int     `json:"failed"`
+	Seconds     float64 `json:"seconds"`
+	RunsPerSec  float64 `json:"runs_per_s"`
+	// Latencies from submission to the run's end, in milliseconds.
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// Load submits n runs of one plan to an agent, concurrency at a time (each
+// worker submits, waits for the end, and submits again), and measures
+// throughput and submit-to-done latency. A 429 is retried after its
+// Retry-After; other failures are counted.
+func Load(ctx context.Context, c *Client, agent string, sub supervisor.Submission, n, concurrency int) LoadResult {
+	lat := make([]time.Duration, 0, n)
+	var mu sync.Mutex
+	failed := 0
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				t0 := time.Now()
+				ok := false
+				for ctx.Err() == nil {
+					r, err := c.Submit(ctx, agent, sub)
+					var ae *APIError
+					if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
+						time.Sleep(time.Duration(max(ae.RetryAfter, 1)) * 10 * time.Millisecond)
+						continue
+					}
+					if err == nil {
+						r, err = c.Wait(ctx, r.ID)
+					}
+					ok = err == nil && r.Status == supervisor.StatusSucceeded
+					break
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				if ok {
+					lat = append(lat, d)
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	res := LoadResult{Runs: n, Concurrency: concurrency, Failed: failed, Seconds: el.Seconds(), RunsPerSec: float64(n-failed) / el.Seconds()}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		res.P50, res.P99, res.Max = ms(lat[len(lat)/2]), ms(lat[min(len(lat)-1, len(lat)*99/100)]), ms(lat[len(lat)-1])
+	}
+	return res
 }
