@@ -360,4 +360,3 @@ func decisionEvent(d egress.Decision) chain.Event {
 	return chain.Event{Type: chain.TypeProxyDecision, Origin: chain.OriginHost, Session: d.Run, Plan: d.Plan, Step: d.Step,
 		Payload: p.Encode()}
 }
-
