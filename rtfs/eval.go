@@ -393,6 +393,10 @@ func (in *Interp) unbound(s Symbol, e *env) *Error {
 		return err
 	}
 	err := in.fail(s.S, ErrUnboundSymbol, "unbound symbol %s: it is not defined by def, let, a function parameter or the standard library", s.Name)
+	if s.Name == ":" {
+		err.Hint = "a lone : separates a name from its type, as in (defn f [x : int] ...) or (let [x : int 5] ...); a keyword is written :name"
+		return err
+	}
 	err.Hint = didYouMean(in.suggest(s.Name, e))
 	return err
 }

@@ -159,6 +159,9 @@ func (e *Error) caughtBy(typ string) bool {
 	if !e.Catchable() {
 		return false
 	}
+	if catchAll[typ] || typ == e.Type {
+		return true
+	}
 	typ = errorTypeName(typ)
 	if catchAll[typ] || typ == e.Type {
 		return true

@@ -529,7 +529,7 @@ func (in *Interp) matchListPattern(p *List, v Value, fr *env) (bool, error) {
 	}
 	if len(p.Items) == 2 {
 		// (:int n): a value of the type, bound to n (spec 02).
-		if k, ok := p.Items[0].(Keyword); ok {
+		if k, ok := p.Items[0].(Keyword); ok && in.isTypeName(k.Name) {
 			if ok, _ := in.typeMatches(k, v); !ok {
 				return false, nil
 			}

@@ -135,6 +135,40 @@ func TestEvalValues(t *testing.T) {
 		{"(try 1 (finally 2))", "1"},
 		{"(let [a (atom 0)] (try (try (/ 1 0) (finally (reset! a 1))) (catch e @a)))", "1"},
 		{"(try (undefined-fn) (catch UnboundSymbol e :unbound))", ":unbound"},
+		// Catch types as keywords and families (spec 04, 15).
+		{"(try (/ 1 0) (catch :division-by-zero e :caught))", ":caught"},
+		{"(try (+ 1 :a) (catch :type-error e :caught))", ":caught"},
+		{"(try (+ 1 :a) (catch RuntimeError e :runtime) (catch Exception e :other))", ":runtime"},
+		{"(try (call :x) (catch RuntimeError e :runtime) (catch HostError e :host))", ":host"},
+		{"(try ((fn [x:int] x) :a) (catch ValidationError e :invalid))", ":invalid"},
+		{"(try (throw (RuntimeError. \"boom\" {:k 1})) (catch RuntimeError e [(error-message e) (error-data e)]))", "[\"boom\" {:k 1}]"},
+		// Standard library of spec 10.
+		{"[(!= 1 2) (length \"héllo\") (type-name [1]) (factorial 5) (pow 2 10) (pow 2 -1)]", "[true 5 \":vector\" 120 1024 0.5]"},
+		{"[(parse-int \"x\") (parse-int \"12\") (int \"3.9\") (int nil) (float false)]", "[nil 12 3 0 0.0]"},
+		{"[(re-find \"(\\\\d+)-(\\\\d+)\" \"a 12-34 b\") (re-matches \"a|ab\" \"ab\") (re-seq \"\\\\w+\" nil)]", "[[\"12-34\" \"12\" \"34\"] \"ab\" []]"},
+		{"[(string-join [\"a\" \"b\"] \"-\") (string-join [1 2]) (upper \"é\")]", "[\"a-b\" \"12\" \"É\"]"},
+		{"[(reduce and [true 1 :x]) (apply or [nil false 3]) (and) (or)]", "[:x 3 true nil]"},
+		{"[(find [5 6] 1) (find {:a nil} :a) (numbers -1 1)]", "[[1 6] [:a nil] [-1 0 1]]"},
+		// Macros and quasiquote (spec 08).
+		{"(defmacro twice [x] `(do ~x ~x)) (let [a (atom 0)] (twice (swap! a inc)) @a)", "2"},
+		{"(defmacro m [x] (list 'inc x)) (m 41)", "42"},
+		{"(defmacro m [] 1) (let [m (fn [] 2)] (m))", "2"},
+		{"(let [x 1 xs [2 3]] `(a ~x ~@xs [~@xs] {:k ~x} `(b ~~x)))", "(a 1 2 3 [2 3] {:k 1} `(b ~1))"},
+		{"(defmacro my-when [c & body] `(if ~c (do ~@body))) (defmacro my-unless [c & body] `(my-when (not ~c) ~@body)) (my-unless false :ok)", ":ok"},
+		{"(case :b :a 1 (:b :c) 2 3)", "2"},
+		{"(case 'x x :sym :other)", ":sym"},
+		{"(case 9 1 :one :default)", ":default"},
+		// Modules (spec 07).
+		{"(module m (:exports [f]) (defn f [x] (g x)) (defn g [x] (* 2 x))) (import [m :as q]) [(m/f 2) (q/f 3)]", "[4 6]"},
+		{"(module m (def a 1) (def b 2)) (import m :refer [a b]) [a b m/a]", "[1 2 1]"},
+		{"(module m (export f) (defn f [] :f) (defn g [] :g)) (m/f)", ":f"},
+		// A map that precedes the body is the condition map, not evaluated.
+		{"(defn f [x] {:post [(> % 1)] :type Undefined} (* x 2)) (f 1)", "2"},
+		{"(defn g {:keys [a b]} (+ a b)) (g {:a 1 :b 2})", "3"},
+		{"(let [{:k v \"s\" w} {:k 1 \"s\" 2}] [v w])", "[1 2]"},
+		{"(match [1 \"a\"] [(:int n) (:string s)] [n s] _ :no)", "[1 \"a\"]"},
+		{"(try (throw {:type :my-error}) (catch my-error e :mine))", ":mine"},
+		{"(step-parallel 1 (+ 1 1))", "[1 2]"},
 	}
 	for _, tt := range tests {
 		in := New(Options{})
@@ -183,6 +217,31 @@ func TestEvalErrors(t *testing.T) {
 		{"(json/parse \"{\")", ErrJSON, "json/parse"},
 		{"(json/stringify {1 2})", ErrJSON, "must be a keyword or a string"},
 		{"if", ErrSpecialForm, "special form"},
+		{"(factorial 1000000000000)", ErrArithmetic, "overflows a 64-bit integer"},
+		{"(defn f [x] {:post [(> % 5)]} x) (f 1)", ErrPrecondition, "postcondition (> % 5) of f failed"},
+		{"(factorial -1)", ErrValue, "negative"},
+		{"(pow 2 64)", ErrArithmetic, "integer overflow in (pow 2 64)"},
+		{"(int \"abc\")", ErrValue, "cannot parse"},
+		{"(int [1])", ErrType, "int expects"},
+		{"(< \"a\" 1)", ErrType, "compares numbers with numbers or strings with strings"},
+		{"(re-find \"(\" \"x\")", ErrValue, "invalid regular expression"},
+		{"(re-find 1 \"x\")", ErrType, "regular expression string"},
+		{"(substring \"abc\" 2 9)", ErrIndex, "outside"},
+		{"(defmacro if [c] c)", ErrSpecialForm, "cannot be redefined"},
+		{"(defmacro step [c] c)", ErrSpecialForm, "cannot be redefined"},
+		{"(unquote x)", ErrSpecialForm, "only meaningful inside a quasiquote"},
+		{"`(1 ~@2)", ErrType, "splices a list or vector"},
+		{"`~@[1]", ErrSpecialForm, "splices into a list or vector"},
+		{"(case 3 1 :one 2 :two)", ErrMatch, "no clause matched"},
+		{"(match 1 (:ok v) v)", ErrSpecialForm, "unsupported pattern (:ok v)"},
+		{"(throw (LimitExceeded. \"fake\"))", ErrUser, "fake"},
+		{"(module m (:exports [nope]) (def x 1))", ErrSpecialForm, "exports nope, which it does not define"},
+		{"(module m (module n))", ErrSpecialForm, "cannot be nested"},
+		{"(module m (:exports [a]) (def a 1) (def b 2)) m/b", ErrUnboundSymbol, "private to module m"},
+		{"(module m (:exports [a]) (def a 1) (def b 2)) (import m :only [b])", ErrModule, "does not export b"},
+		{"(import nowhere :as n)", ErrModule, "module nowhere is not defined"},
+		{"(import nowhere :as)", ErrModule, "not defined"},
+		{":", ErrUnboundSymbol, "unbound symbol :"},
 	}
 	for _, tt := range tests {
 		in := New(Options{})
@@ -236,6 +295,13 @@ func TestLimits(t *testing.T) {
 		{"shared-structure blowup compared", "(loop [v [1] i 0] (if (< i 60) (recur [v v] (inc i)) (= v v)))", Limits{}, "nested elements"},
 		{"shared-structure blowup as key", "(loop [v [1] i 0] (if (< i 60) (recur [v v] (inc i)) {v 1}))", Limits{}, "map key"},
 		{"sleep past deadline", "(thread/sleep 60000)", Limits{Timeout: 20 * time.Millisecond}, "time limit"},
+		{"huge numbers", "(numbers 0 1e12)", Limits{}, "collection size limit"},
+		{"huge string-join", "(string-join (apply str (repeat 1000 \"x\")) (range 2000))", Limits{}, "Limits.MaxCollection"},
+		{"regexp work is billed", "(re-seq \"(a|b)*c\" (apply str (repeat 200000 \"ab\")))", Limits{MaxSteps: 100_000}, "step budget"},
+		{"regexp too long", "(re-find (apply str (repeat 5000 \"a\")) \"a\")", Limits{}, "regular expression of 5000 bytes"},
+		{"endless macro expansion", "(defmacro m [] '(m)) (m)", Limits{MaxSteps: 100_000}, "step budget"},
+		{"recursive macro nesting", "(defmacro m [] `(do (m))) (m)", Limits{MaxSteps: 1 << 40}, "nesting"},
+		{"exponential macro", "(defmacro dup [n & body] (if (> n 0) `(dup ~(dec n) ~@body ~@body) `(do ~@body))) (dup 40 1)", Limits{}, "Limits.Max"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -417,6 +483,24 @@ func TestTypeAnnotations(t *testing.T) {
 		{"((fn [& xs:[:vector :int]] xs) 1 :a)", false},
 		{"((fn [x] :[:union :int :string] x) \"s\")", true},
 		{"(let [profile:minimal 1] profile:minimal)", true},
+		// Spaced and keyword annotations (spec 03 §8.4), capitalised names.
+		{"((fn [a : int b : Integer] : integer (+ a b)) 1 2)", true},
+		{"((fn [a : int] a) \"s\")", false},
+		{"((fn [a : String] a) 1)", false},
+		{"((fn [a :int b :int] :int (+ a b)) 1 2)", true},
+		{"((fn [a :int] a) 1.5)", false},
+		{"((fn [x] : string x) 1)", false},
+		{"((fn [x : CustomType] x) 1)", true},
+		{"(let [x : int 5 y : string \"s\"] [x y])", true},
+		{"(let [x : int \"5\"] x)", false},
+		{"((fn [x : :string?] x) nil)", true},
+		// Records, written [:k T] or {:k T}; other keys are allowed.
+		{"(let [r : [:record [:id :int] [:name :string]] {:id 1 :name \"a\" :x 2}] r)", true},
+		{"(let [r : [:record [:id :int]] {:name \"a\"}] r)", false},
+		{"(let [r : [:map [:id {:optional true} :int]] {}] r)", true},
+		{"(let [r : [:map {:id :int}] {:id \"1\"}] r)", false},
+		{"(let [d : [:dict :string :int] {\"a\" 1}] d)", true},
+		{"(let [d : [:map-of :string :int] {\"a\" :x}] d)", false},
 	}
 	for _, tt := range tests {
 		_, err := evalSrc(t, New(Options{}), tt.src)

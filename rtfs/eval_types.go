@@ -147,6 +147,22 @@ func (in *Interp) namedTypeMatches(name string, v Value, depth int) bool {
 	return true // a name the evaluator does not know is documentation
 }
 
+// isTypeName reports whether name is a type the evaluator checks: a
+// primitive (also capitalised or with ? for optional) or a deftype alias.
+func (in *Interp) isTypeName(name string) bool {
+	if n := len(name); n > 1 && name[n-1] == '?' {
+		name = name[:n-1]
+	}
+	if _, ok := primitiveTypes[name]; ok {
+		return true
+	}
+	if _, ok := primitiveTypes[strings.ToLower(name)]; ok && name[0] >= 'A' && name[0] <= 'Z' {
+		return true
+	}
+	_, ok := in.types[name]
+	return ok
+}
+
 // recordMatches checks a map against [:map ...] / [:record ...] fields,
 // written [:key T], [:key {:optional true} T] or as one map {:key T}.
 // Required keys must be present with a matching value; other keys are

@@ -46,6 +46,10 @@ func init() {
 	reg(fnNotEq, "not=", "!=")
 	reg(fnCompare, "compare")
 	reg(fnNot, "not")
+	// and/or are special forms (they short-circuit); as values, passed to
+	// reduce or apply, they are these functions (spec 10 §5).
+	reg(fnAnd, "and")
+	reg(fnOr, "or")
 	reg(intPred("even?", func(n int64) bool { return n%2 == 0 }), "even?")
 	reg(intPred("odd?", func(n int64) bool { return n%2 != 0 }), "odd?")
 	reg(signPred("zero?", func(f float64) bool { return f == 0 }), "zero?")
@@ -235,6 +239,28 @@ func fnNotEq(in *Interp, args []Value) (Value, error) {
 		return nil, err
 	}
 	return mkBool(!v.(Bool).V), nil
+}
+
+// fnAnd returns the first falsy argument, or the last one (true for none).
+func fnAnd(_ *Interp, args []Value) (Value, error) {
+	var v Value = Bool{V: true}
+	for _, v = range args {
+		if !Truthy(v) {
+			return v, nil
+		}
+	}
+	return v, nil
+}
+
+// fnOr returns the first truthy argument, or the last one (nil for none).
+func fnOr(_ *Interp, args []Value) (Value, error) {
+	var v Value = Nil{}
+	for _, v = range args {
+		if Truthy(v) {
+			return v, nil
+		}
+	}
+	return v, nil
 }
 
 func fnNot(_ *Interp, args []Value) (Value, error) {

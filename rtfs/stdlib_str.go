@@ -238,7 +238,9 @@ func (in *Interp) regexpArg(fn string, v Value, anchored bool) (compiledRegexp, 
 	}
 	re, err := regexp.Compile(src)
 	if err != nil {
-		return compiledRegexp{}, newError(ErrValue, "%s: invalid regular expression %s: %v (RE2 syntax: no backreferences or lookaround)", fn, QuoteString(pat), err)
+		e := newError(ErrValue, "%s: invalid regular expression %s: %v", fn, QuoteString(pat), err)
+		e.Hint = "patterns use RE2 syntax: no backreferences or lookaround"
+		return compiledRegexp{}, e
 	}
 	parsed, err := syntax.Parse(src, syntax.Perl)
 	if err != nil {

@@ -43,9 +43,13 @@ func typoLimit(name string) int {
 	return 0
 }
 
-// editDistance is the Levenshtein distance between a and b, in runes.
+// editDistance is the optimal-string-alignment distance between a and b,
+// in runes: the insertions, deletions, substitutions and transpositions of
+// two adjacent runes that turn a into b (a swap is the commonest typo).
 func editDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
+	// Three rows: two back (for transpositions), previous and current.
+	pp := make([]int, len(rb)+1)
 	prev := make([]int, len(rb)+1)
 	cur := make([]int, len(rb)+1)
 	for j := range prev {
@@ -59,8 +63,11 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		pp, prev, cur = prev, cur, pp
 	}
 	return prev[len(rb)]
 }
@@ -264,13 +271,15 @@ func (in *Interp) suggest(name string, e *env) []string {
 	return out
 }
 
-// didYouMean formats suggestions as a hint: "did you mean count or length?".
+// didYouMean formats suggestions as a hint: "did you mean: count" or "did
+// you mean one of: count, length". (Many RTFS names end in a question
+// mark, so the names are listed rather than asked.)
 func didYouMean(names []string) string {
 	switch len(names) {
 	case 0:
 		return ""
 	case 1:
-		return "did you mean " + names[0] + "?"
+		return "did you mean: " + names[0]
 	}
-	return "did you mean " + strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1] + "?"
+	return "did you mean one of: " + strings.Join(names, ", ")
 }
