@@ -125,14 +125,15 @@ type Interp struct {
 	regexps map[string]compiledRegexp
 
 	// State of the evaluation in progress.
-	ctx       context.Context
-	deadline  time.Time
-	steps     int64
-	depth     int
-	evalDepth int
-	stack     []Frame
-	tail      vecTail
-	argStack  []Value
+	ctx        context.Context
+	deadline   time.Time
+	steps      int64
+	depth      int
+	evalDepth  int
+	macroDepth int
+	stack      []Frame
+	tail       vecTail
+	argStack   []Value
 }
 
 // New returns an interpreter with the standard library loaded.
@@ -215,7 +216,7 @@ func (in *Interp) Eval(ctx context.Context, form Value) (Value, error) {
 func (in *Interp) EvalForms(ctx context.Context, forms []Value) (result Value, err error) {
 	ctx, cancel := context.WithTimeout(ctx, in.lim.Timeout)
 	defer cancel()
-	in.ctx, in.steps, in.depth, in.evalDepth, in.stack, in.mod = ctx, 0, 0, 0, in.stack[:0], nil
+	in.ctx, in.steps, in.depth, in.evalDepth, in.macroDepth, in.stack, in.mod = ctx, 0, 0, 0, 0, in.stack[:0], nil
 	in.deadline, _ = ctx.Deadline()
 	in.tail, in.argStack = vecTail{}, in.argStack[:0]
 	defer func() {
@@ -529,11 +530,7 @@ func (in *Interp) evalCall(l *List, e *env) (Value, error) {
 	}
 	head := l.Items[0]
 	if m := in.macroFor(l, e); m != nil {
-		form, err := in.expand(m, l, e)
-		if err != nil {
-			return nil, err
-		}
-		return in.eval(form, e)
+		return in.evalMacroCall(m, l, e)
 	}
 	if s, ok := head.(Symbol); ok {
 		if sf, ok := specialForms[s.Name]; ok {

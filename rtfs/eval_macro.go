@@ -93,6 +93,36 @@ func (in *Interp) expand(m *Func, l *List, e *env) (Value, error) {
 	}
 }
 
+// evalMacroCall expands a macro call and evaluates the result. The code
+// a macro produces is held to the reader's limits (nesting DefaultMaxDepth,
+// MaxCollection nodes; walking it is billed), and expansions evaluated
+// inside expansions nest at most MaxDepth deep, like calls: a macro can
+// build code at run time, which a program otherwise cannot, and deep code
+// means a deep Go stack.
+func (in *Interp) evalMacroCall(m *Func, l *List, e *env) (Value, error) {
+	form, err := in.expand(m, l, e)
+	if err != nil {
+		return nil, err
+	}
+	nodes, tooDeep := codeSize(form, in.lim.MaxCollection, DefaultMaxDepth)
+	switch {
+	case tooDeep:
+		return nil, in.fail(l.S, ErrLimit, "macro %s expanded into code nested deeper than %d levels (the reader's limit)", m.Name, DefaultMaxDepth)
+	case nodes > in.lim.MaxCollection:
+		return nil, in.fail(l.S, ErrLimit, "macro %s expanded into code of more than %d forms (Limits.MaxCollection)", m.Name, in.lim.MaxCollection)
+	}
+	if err := in.charge(nodes); err != nil {
+		return nil, in.locate(err, l.S)
+	}
+	if in.macroDepth >= in.lim.MaxDepth {
+		return nil, in.fail(l.S, ErrLimit, "macro expansions nested deeper than %d (Limits.MaxDepth): macro %s expands into code that calls it again without end", in.lim.MaxDepth, m.Name)
+	}
+	in.macroDepth++
+	v, err := in.eval(form, e)
+	in.macroDepth--
+	return v, err
+}
+
 func evalQuasiquote(in *Interp, l *List, e *env) (Value, error) {
 	if len(l.Items) != 2 {
 		return nil, in.formErr(l, "quasiquote takes exactly one form")

@@ -76,11 +76,9 @@ func evalModule(in *Interp, l *List, e *env) (Value, error) {
 			}
 			continue
 		}
-		v, err := in.evalArg(f, m.env)
-		if err != nil {
+		if _, err := in.evalArg(f, m.env); err != nil {
 			return nil, err
 		}
-		_ = v
 	}
 	pub := m.public()
 	for n := range m.exports {

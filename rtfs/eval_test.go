@@ -300,7 +300,9 @@ func TestLimits(t *testing.T) {
 		{"regexp work is billed", "(re-seq \"(a|b)*c\" (apply str (repeat 200000 \"ab\")))", Limits{MaxSteps: 100_000}, "step budget"},
 		{"regexp too long", "(re-find (apply str (repeat 5000 \"a\")) \"a\")", Limits{}, "regular expression of 5000 bytes"},
 		{"endless macro expansion", "(defmacro m [] '(m)) (m)", Limits{MaxSteps: 100_000}, "step budget"},
-		{"recursive macro nesting", "(defmacro m [] `(do (m))) (m)", Limits{MaxSteps: 1 << 40}, "nesting"},
+		{"recursive macro nesting", "(defmacro m [] `(do (m))) (m)", Limits{MaxSteps: 1 << 40, Timeout: time.Minute}, "macro expansions nested deeper than 2000"},
+		{"macro-built deep code", "(defmacro deep [n] (loop [i 0 f 1] (if (< i n) (recur (inc i) (list 'inc f)) f))) (deep 300000)", Limits{Timeout: time.Minute}, "nested deeper than 1000 levels"},
+		{"macro-built huge code", "(defmacro wide [] (loop [i 0 f '(do)] (if (< i 30) (recur (inc i) (list 'do f f)) f))) (wide)", Limits{MaxCollection: 100_000, Timeout: time.Minute}, "more than 100000 forms"},
 		{"exponential macro", "(defmacro dup [n & body] (if (> n 0) `(dup ~(dec n) ~@body ~@body) `(do ~@body))) (dup 40 1)", Limits{}, "Limits.Max"},
 	}
 	for _, tt := range tests {
