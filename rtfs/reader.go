@@ -474,6 +474,10 @@ func (r *reader) readDispatch() Value {
 	_, size := utf8.DecodeRune(r.src[r.off+1:])
 	bad := string(r.src[r.off+1 : r.off+1+size])
 	r.advance()
+	if bad == `"` {
+		r.errAt(start, `regular expressions are strings, with backslashes doubled: (re-find "\\d+" s)`, "RTFS has no regex literal #\"...\"")
+		return nil
+	}
 	r.errAt(start, "'#' starts only ##Inf ##-Inf ##NaN, #(...) and #| comments |#", "unknown dispatch '#%s'", bad)
 	return nil
 }

@@ -227,6 +227,7 @@ func TestReadErrors(t *testing.T) {
 		{"bad timestamp", "2024-13-45T10:30:45Z", [][2]string{{"1:1", "invalid timestamp"}}},
 		{"bad char in symbol", "foo@bar", [][2]string{{"1:1", `invalid character '@' in symbol foo@bar`}}},
 		{"unknown dispatch", "#x", [][2]string{{"1:1", "unknown dispatch '#x'"}}},
+		{"regex literal", `#"\\d+"`, [][2]string{{"1:1", "RTFS has no regex literal"}}},
 		{"unknown special", "##Foo", [][2]string{{"1:1", "unknown special number ##Foo"}}},
 		{"set literal", "#{1 2}", [][2]string{{"1:1", "set literals #{...} are not part of RTFS"}}},
 		{"nested anon fn", "#(a #(b %))", [][2]string{{"1:5", "#(...) functions cannot be nested"}}},
