@@ -16,7 +16,9 @@
 //  4. measures the rootfs block device (root=/dev/vda) with sha256 and
 //     mounts it read-only at /store (rootfstype=, squashfs by default);
 //     /capabilities points into it;
-//  5. mounts a size-limited tmpfs at the guest workdir (ccos.workdir_mb=N).
+//  5. mounts a size-limited tmpfs at the guest workdir (ccos.workdir_mb=N);
+//     a snapshot template (ccos.hold=1) leaves that to each clone, after
+//     its wake-up (HoldForRestore).
 //
 // Main runs Setup, serves the control protocol on the port and powers the
 // machine off when the session ends.
@@ -43,6 +45,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/control/link"
 	"github.com/ccos-project/ccos/guest"
 	"golang.org/x/sys/unix"
@@ -69,9 +72,12 @@ type Env struct {
 	// Proxy is the egress proxy's address when the VM has a NIC (its only
 	// way out); empty otherwise.
 	Proxy string
-	// Hold is set for a snapshot template: Main waits for the host's go
-	// (HoldForRestore) before it serves.
+	// Hold is set for a snapshot template: Main waits for the host's
+	// wake-up (HoldForRestore) before it serves, and the workdir is
+	// mounted only then.
 	Hold bool
+
+	workdirMB int
 
 	portPath string
 }
@@ -88,7 +94,7 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	env, err := Setup()
 	if err == nil && env.Hold {
 		guest.WarmUp()
-		err = HoldForRestore(env.Port)
+		err = env.HoldForRestore()
 	}
 	if err == nil {
 		guest.Measurements = env.Measurements
@@ -139,7 +145,7 @@ func Setup() (*Env, error) {
 		}
 		mark("control port " + port)
 	}
-	env := &Env{Hold: p.hold}
+	env := &Env{Hold: p.hold, workdirMB: p.workdirMB}
 	if err := setupLoopback(); err != nil {
 		return nil, err
 	}
@@ -157,8 +163,11 @@ func Setup() (*Env, error) {
 		}
 		env.Measurements = map[string]string{"rootfs": m}
 	}
-	if err := mountWorkdir(p.workdirMB); err != nil {
-		return nil, err
+	if !p.hold {
+		// A template's clones each mount their own after the wake-up.
+		if err := mountWorkdir(p.workdirMB); err != nil {
+			return nil, err
+		}
 	}
 	mark("ready")
 	if p.vsockPort != 0 {
@@ -507,47 +516,46 @@ func mountWorkdir(mb int) error {
 	return nil
 }
 
-// The bytes of the snapshot hand-over on the raw control port, before the
-// link starts: the guest says it is ready to be frozen, the host (of the
-// restored copy) says go and hands over fresh entropy.
-const (
-	holdReady = 'S'
-	holdGo    = 'G'
-	// HoldEntropy is how many random bytes follow the go.
-	HoldEntropy = 32
-)
-
-// HoldForRestore is the template side of a snapshot start: it tells the
-// host the guest is ready (the host then freezes and saves the VM) and
-// waits. A copy restored from the snapshot continues here: it reads the
-// host's go and fresh entropy, which it mixes into the kernel's pool and
-// makes the kernel reseed its generator with, so that no two restored
-// copies share random numbers.
-func HoldForRestore(port *os.File) error {
-	if _, err := port.Write([]byte{holdReady}); err != nil {
+// HoldForRestore is the template side of a snapshot start (the exchange
+// is specified in package control, control.ReadWake): it tells the host
+// the guest is warmed up and ready (the host then saves the VM) and waits.
+// A clone restored from the snapshot continues here: it reads the host's
+// wake-up, mixes its entropy into the kernel's pool and makes the kernel
+// reseed its generator, takes the hostname and machine id it carries, and
+// only then mounts its own empty workdir, so that no two clones share
+// random numbers, an identity or files.
+func (e *Env) HoldForRestore() error {
+	if _, err := e.Port.Write([]byte{control.WakeReady}); err != nil {
 		return fmt.Errorf("snapshot hold: %w", err)
 	}
-	buf := make([]byte, 1+HoldEntropy)
-	for got := 0; got < len(buf); {
-		n, err := port.Read(buf[got:])
-		if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
-			// No host on the port (the template's host went away): wait.
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		if err != nil && n == 0 {
-			return fmt.Errorf("snapshot hold: %w", err)
-		}
-		got += n
+	// No host on the port (the template's host went away, or the clone's
+	// has not attached yet) reads as nothing: wait.
+	w, err := control.ReadWake(e.Port.Read, func() { time.Sleep(2 * time.Millisecond) })
+	if err != nil {
+		return err
 	}
-	if buf[0] != holdGo {
-		return fmt.Errorf("snapshot hold: the host sent %q, not go", buf[0])
+	if err := addEntropy(w.Entropy[:]); err != nil {
+		return fmt.Errorf("snapshot wake-up: %w", err)
 	}
-	if err := addEntropy(buf[1:]); err != nil {
-		return fmt.Errorf("snapshot hold: %w", err)
+	if err := takeIdentity(w); err != nil {
+		return fmt.Errorf("snapshot wake-up: %w", err)
 	}
-	mark("restored from snapshot")
+	if err := mountWorkdir(e.workdirMB); err != nil {
+		return err
+	}
+	mark("restored from snapshot as " + w.Hostname)
 	return nil
+}
+
+// takeIdentity makes the wake-up's hostname and machine id the clone's.
+func takeIdentity(w *control.Wake) error {
+	if err := unix.Sethostname([]byte(w.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	if err := os.MkdirAll("/etc", 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile("/etc/machine-id", []byte(hex.EncodeToString(w.MachineID[:])+"\n"), 0o444)
 }
 
 // Linux's RNDADDENTROPY (_IOW('R', 3, int[2])) and RNDRESEEDCRNG
