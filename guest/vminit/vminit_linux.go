@@ -279,12 +279,14 @@ func (e *Env) Link() io.ReadWriteCloser {
 // console is the kernel console, once devtmpfs is mounted.
 var console io.Writer = os.Stderr
 
-// mark logs a boot milestone with the guest's uptime, so the console log
-// shows where boot time goes.
+// mark logs a boot milestone with the guest's uptime (CLOCK_BOOTTIME, the
+// time since the kernel started, to the millisecond), so the console log
+// shows where boot time goes; the host reads these lines back (package
+// sandbox/qemu, ParseGuestMarks).
 func mark(what string) {
-	up, _ := os.ReadFile("/proc/uptime")
-	t, _, _ := strings.Cut(string(up), " ")
-	logf("ccos-init: %s at %ss", what, t)
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	logf("ccos-init: %s at %d.%03ds", what, ts.Sec, ts.Nsec/1e6)
 }
 
 func logf(format string, args ...any) {
@@ -534,6 +536,7 @@ func (e *Env) HoldForRestore() error {
 	if err != nil {
 		return err
 	}
+	mark("woken")
 	if err := addEntropy(w.Entropy[:]); err != nil {
 		return fmt.Errorf("snapshot wake-up: %w", err)
 	}

@@ -80,6 +80,8 @@ type starter struct {
 	// exited is closed when QEMU has exited.
 	exited <-chan struct{}
 	conn   *net.UnixConn
+	// times are the steps' durations so far.
+	times []StepTime
 }
 
 // step is one named step of a start.
@@ -140,10 +142,15 @@ func StepNames() []string {
 // is named in the error.
 func (st *starter) run(steps []step) error {
 	for _, s := range steps {
+		t0 := time.Now()
 		if err := s.run(st); err != nil {
 			st.undo(err)
 			return fmt.Errorf("qemu sandbox %q: %s: %w", st.spec.ID, s.name, err)
 		}
+		st.times = append(st.times, StepTime{Name: s.name, Took: time.Since(t0)})
+	}
+	if st.b != nil {
+		st.b.steps = st.times
 	}
 	return nil
 }
@@ -400,6 +407,7 @@ func (st *starter) awaitHello() error {
 		return fmt.Errorf("%w%s", err, logSuffix(b.Log()))
 	}
 	b.ready = time.Now()
+	b.readyCPU = processCPU(b.cmd.Process.Pid)
 	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
 	return nil
 }
@@ -663,8 +671,12 @@ type box struct {
 	// started, connected and ready are when QEMU was started, made its
 	// control connection and the guest's first bytes arrived.
 	started, connected, ready time.Time
+	// readyCPU is the CPU time QEMU had used when the guest was ready.
+	readyCPU time.Duration
 	// hostname and machineID are a clone's identity (empty for a boot).
 	hostname, machineID string
+	// steps are how long each step of the start took.
+	steps []StepTime
 
 	// Wait, Kill and the stop bookkeeping.
 	sandbox.Lifecycle
