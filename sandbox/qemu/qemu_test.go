@@ -591,3 +591,83 @@ func TestPageDigest(t *testing.T) {
 	}
 	sparse.Close()
 }
+
+// With snapshots on, a pool keeps warm clones: each run takes a clone that
+// never ran anything, a clone handed out is never taken back, and a
+// waiting clone that dies (here: QEMU killed) is replaced by a new one.
+func TestPoolKeepsWarmClones(t *testing.T) {
+	prov := provider("random", nil)
+	prov.o.SnapshotDir = t.TempDir()
+	prov.o.RuntimeDir = runtimeDir(t)
+	pool := sandbox.NewPool(prov, sandbox.Spec{Limits: sandbox.Limits{Deadline: time.Minute}}, 1)
+	defer pool.Close()
+	waitReady := func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for pool.Stats().Ready == 0 {
+			if err := pool.Stats().LastFillError; err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the pool did not fill")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	take := func() *box {
+		waitReady()
+		sb, err := pool.Start(context.Background(), sandbox.Spec{Limits: sandbox.Limits{Deadline: time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := sb.(*box)
+		if tl, _ := TimelineOf(b); !tl.Clone {
+			t.Fatal("the pool handed out a booted guest, not a clone")
+		}
+		return b
+	}
+	first := take()
+	first.Kill()
+	first.Wait()
+	second := take()
+	if second == first || second.hostname == first.hostname {
+		t.Fatal("the pool handed out the same clone twice")
+	}
+	second.Kill()
+	second.Wait()
+	// A waiting clone that dies leaves the pool and is replaced.
+	waitReady()
+	died := pool.Stats().Died
+	pids := qemusUnder(prov.o.RuntimeDir)
+	if len(pids) != 1 {
+		t.Fatalf("QEMU processes of the pool: %v", pids)
+	}
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	deadline := time.Now().Add(time.Minute)
+	for pool.Stats().Died == died {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead clone stayed in the pool")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	third := take()
+	defer func() { third.Kill(); third.Wait() }()
+	if third.hostname == second.hostname {
+		t.Fatal("a dead clone was handed out")
+	}
+}
+
+// qemusUnder returns the QEMU processes whose command line names dir.
+func qemusUnder(dir string) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), dir) || !strings.HasPrefix(string(b), "qemu-system") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

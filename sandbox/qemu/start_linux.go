@@ -682,6 +682,9 @@ type box struct {
 	sandbox.Lifecycle
 }
 
+// A pool holds QEMU sandboxes (boots or clones) until a run takes them.
+var _ sandbox.Holdable = (*box)(nil)
+
 // Control returns the host end of the virtio-serial control port.
 func (b *box) Control() io.ReadWriteCloser { return b.conn }
 
