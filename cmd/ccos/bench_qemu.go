@@ -178,13 +178,13 @@ func phases(r milestoneRun) []struct {
 
 func printMilestones(w io.Writer, runs []milestoneRun) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tLOAD (1, 5, 15 min)\tSTART\tREADY\tQEMU CPU\tGUEST MILESTONES (uptime, ms)")
+	fmt.Fprintln(tw, "RUN\tLOAD (1, 5, 15 min)\tSTART ms\tREADY ms\tQEMU CPU ms\tTBs\tGUEST MILESTONES (uptime, ms)")
 	for i, r := range runs {
 		var marks []string
 		for _, g := range r.Timeline.Guest {
 			marks = append(marks, fmt.Sprintf("%s %.0f", g.What, msf(g.Uptime)))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%s\n", i+1, r.LoadAverage, msf(r.Start), msf(r.Timeline.Ready), msf(r.Timeline.ReadyCPU), strings.Join(marks, "; "))
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.1f\t%d\t%s\n", i+1, r.LoadAverage, msf(r.Start), msf(r.Timeline.Ready), msf(r.Timeline.ReadyCPU), r.Timeline.TranslatedBlocks, strings.Join(marks, "; "))
 	}
 	tw.Flush()
 	// Each phase over the runs: its median and spread show which part of

@@ -55,7 +55,7 @@ func dialMonitor(path string, wait, timeout time.Duration) (*monitor, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	m := &monitor{c: c, r: bufio.NewReaderSize(c, 4096), timeout: timeout}
+	m := &monitor{c: c, r: newReader(c), timeout: timeout}
 	var greeting struct {
 		QMP *json.RawMessage `json:"QMP"`
 	}
@@ -71,6 +71,8 @@ func dialMonitor(path string, wait, timeout time.Duration) (*monitor, error) {
 }
 
 func (m *monitor) close() error { return m.c.Close() }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 4096) }
 
 // readLine reads one line into v.
 func (m *monitor) readLine(v any) error {
@@ -193,4 +195,13 @@ func (m *monitor) queryStatus() (string, error) {
 	}
 	err := m.execute("query-status", nil, &st)
 	return st.Status, err
+}
+
+// hmp runs a human monitor command and returns its text.
+func (m *monitor) hmp(command string) (string, error) {
+	var out string
+	err := m.execute("human-monitor-command", struct {
+		CommandLine string `json:"command-line"`
+	}{command}, &out)
+	return out, err
 }

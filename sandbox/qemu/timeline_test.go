@@ -53,3 +53,13 @@ func FuzzParseSmapsRollup(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTBCount(t *testing.T) {
+	jit := "Translation buffer state:\ngen code size       6089747/1073736704\nTB count            10750\nTB avg target size  17 max=465 bytes\n"
+	if n := parseTBCount(jit); n != 10750 {
+		t.Errorf("TB count %d", n)
+	}
+	if n := parseTBCount("nothing"); n != 0 {
+		t.Errorf("TB count %d", n)
+	}
+}
