@@ -547,6 +547,10 @@ func (e *Env) HoldForRestore() error {
 		return err
 	}
 	mark("restored from snapshot as " + w.Hostname)
+	// While the clone says hello and waits for a plan (in a pool), run the
+	// agent's warm-up again, so that the first plan finds its code paths
+	// translated (see guest.WarmUpAgain).
+	go guest.WarmUpAgain()
 	return nil
 }
 
