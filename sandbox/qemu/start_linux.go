@@ -191,7 +191,7 @@ func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox,
 	if p.o.Image == nil {
 		return nil, fmt.Errorf("%w: qemu: no guest image source configured", sandbox.ErrUnavailable)
 	}
-	st := &starter{p: p, ctx: ctx, spec: sp, lim: sp.Limits.WithDefaults()}
+	st := &starter{p: p, ctx: ctx, spec: sp, lim: sp.Limits.WithDefaults(), role: roleBoot}
 	st.cfg = p.vmConfig(st.lim)
 	defer st.release()
 	if err := st.run(startSteps); err != nil {
