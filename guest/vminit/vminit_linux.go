@@ -42,6 +42,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -58,6 +59,7 @@ type bootParams struct {
 	rootfs    string // block device holding the read-only store
 	rootfsFS  string // its filesystem type
 	workdirMB int
+	clone     bool // restored from a template (HoldForRestore returned)
 	hold      bool       // a snapshot template: wait for the host's go (ccos.hold=1)
 	net       *net.IPNet // eth0's address, when the VM has a NIC
 	proxy     string     // the egress proxy's host:port on that network
@@ -78,6 +80,7 @@ type Env struct {
 	Hold bool
 
 	workdirMB int
+	clone     bool // restored from a template (HoldForRestore returned)
 
 	portPath string
 }
@@ -98,7 +101,14 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	}
 	if err == nil {
 		guest.Measurements = env.Measurements
-		if status := serve(env.Link()); status != 0 {
+		conn := env.Link()
+		if env.clone {
+			// Once the clone has said hello (and waits for a plan, in a
+			// pool), it runs the agent's warm-up again, so that the first
+			// plan finds its code paths translated (guest.WarmUpAgain).
+			conn = &afterFirstWrite{ReadWriteCloser: conn, then: guest.WarmUpAgain}
+		}
+		if status := serve(conn); status != 0 {
 			err = fmt.Errorf("guest agent ended with status %d", status)
 		}
 	}
@@ -109,6 +119,22 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	}
 	logf("ccos-init: exit %d", code)
 	PowerOff()
+}
+
+// afterFirstWrite runs then in the background once the first write (the
+// guest's hello) has gone through.
+type afterFirstWrite struct {
+	io.ReadWriteCloser
+	once sync.Once
+	then func()
+}
+
+func (c *afterFirstWrite) Write(p []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Write(p)
+	if err == nil {
+		c.once.Do(func() { go c.then() })
+	}
+	return n, err
 }
 
 // PowerOff syncs and powers the machine off; it never returns.
@@ -547,10 +573,7 @@ func (e *Env) HoldForRestore() error {
 		return err
 	}
 	mark("restored from snapshot as " + w.Hostname)
-	// While the clone says hello and waits for a plan (in a pool), run the
-	// agent's warm-up again, so that the first plan finds its code paths
-	// translated (see guest.WarmUpAgain).
-	go guest.WarmUpAgain()
+	e.clone = true
 	return nil
 }
 
