@@ -97,6 +97,14 @@ func (p *Provider) template(ctx context.Context, sp sandbox.Spec, cfg *config.Co
 		return t, t.checkSealed()
 	}
 	memMiB := cfg.MicroVM.Resources.MemMB
+	// Another provider or process may be making or loading the same
+	// template: one at a time, so that its three files always belong
+	// together.
+	unlock, err := p.lockTemplate(key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	t, err := p.loadTemplate(key, memMiB)
 	if errors.Is(err, os.ErrNotExist) {
 		if t, err = p.makeTemplate(ctx, sp, cfg, lim, files, meas); err == nil {
@@ -112,6 +120,26 @@ func (p *Provider) template(ctx context.Context, sp sandbox.Spec, cfg *config.Co
 	}
 	p.templates[key] = t
 	return t, nil
+}
+
+// lockTemplate takes the snapshot directory's lock of the template key
+// (flock on KEY.lock); nothing to lock without a directory.
+func (p *Provider) lockTemplate(key string) (func(), error) {
+	if p.o.SnapshotDir == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(p.o.SnapshotDir, 0o700); err != nil {
+		return nil, fmt.Errorf("snapshot directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(p.o.SnapshotDir, key+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("template lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("template lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // openState opens the device state for one clone: a descriptor of its own,
