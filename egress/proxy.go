@@ -404,6 +404,21 @@ func (p *Proxy) newTransport(c *compiled, t *compiledTLS) *http.Transport {
 	}
 }
 
+// RemoveAgent forgets an agent's policy; its requests are refused from
+// then on (RuleUnknownAgent).
+func (p *Proxy) RemoveAgent(agent string) {
+	p.mu.Lock()
+	st := p.agents[agent]
+	delete(p.agents, agent)
+	p.mu.Unlock()
+	if st != nil {
+		st.plain.CloseIdleConnections()
+		for _, t := range st.tls {
+			t.CloseIdleConnections()
+		}
+	}
+}
+
 // Close closes the origins' idle connections.
 func (p *Proxy) Close() {
 	p.mu.RLock()

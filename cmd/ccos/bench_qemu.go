@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/qemu"
 )
@@ -33,10 +34,11 @@ func benchQEMU(w io.Writer, qb qemuBench) error {
 	if qb.n < 1 || qb.burst < 0 || qb.memMiB < 0 {
 		return usageError("--n must be at least 1, --burst and --vm-mem not negative")
 	}
-	prov, err := benchQEMUProvider(qb)
+	prov, closeEngine, err := benchQEMUProvider(qb)
 	if err != nil {
 		return rejected("ccos bench: " + err.Error())
 	}
+	defer closeEngine()
 	// One start first: it makes (or loads) the template and fills the page
 	// cache, for every mode alike.
 	if _, _, err := benchStartOne(prov); err != nil {
@@ -69,23 +71,27 @@ func benchQEMU(w io.Writer, qb qemuBench) error {
 	return nil
 }
 
-// benchQEMUProvider is a qemu provider built from the registered one's
-// options, with the guest memory of --vm-mem.
-func benchQEMUProvider(qb qemuBench) (*qemu.Provider, error) {
-	res := config.Load([]byte(defaultConfig), "<default config>", configEvaluator)
-	if err := res.Err(); err != nil {
-		return nil, err
-	}
-	if err := prepareProviders(io.Discard, res, "", nil, vmOptions{snapshots: qb.snapshots}); err != nil {
-		return nil, err
-	}
-	p, err := sandbox.Lookup(qemu.Name)
+// benchQEMUProvider is a qemu provider built by the engine for the default
+// config, with the guest memory of --vm-mem; close ends the engine.
+func benchQEMUProvider(qb qemuBench) (prov *qemu.Provider, close func(), err error) {
+	eng, err := engine.New(engine.Options{VMSnapshots: qb.snapshots, Logger: cliLogger()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q, ok := p.(*qemu.Provider)
-	if !ok {
-		return nil, errors.New("the qemu provider is not the built-in one")
+	agent, err := eng.LoadAgent([]byte(defaultConfig), "<default config>", engine.AgentOptions{})
+	if err != nil {
+		eng.Close()
+		return nil, nil, err
+	}
+	var q *qemu.Provider
+	for _, p := range agent.SandboxProviders() {
+		if p, ok := p.(*qemu.Provider); ok {
+			q = p
+		}
+	}
+	if q == nil {
+		eng.Close()
+		return nil, nil, errors.New("the engine has no qemu provider")
 	}
 	o := q.Options()
 	if qb.memMiB > 0 {
@@ -99,11 +105,12 @@ func benchQEMUProvider(qb qemuBench) (*qemu.Provider, error) {
 		cfg.MicroVM = &vm
 		o.Config = &cfg
 	}
-	prov := qemu.New(o)
+	prov = qemu.New(o)
 	if ok, why := prov.Available(); !ok {
-		return nil, fmt.Errorf("provider qemu is not available: %s", why)
+		eng.Close()
+		return nil, nil, fmt.Errorf("provider qemu is not available: %s", why)
 	}
-	return prov, nil
+	return prov, func() { eng.Close() }, nil
 }
 
 // benchStartOne starts one guest, waits until it is ready, and returns its

@@ -59,8 +59,7 @@ type bootParams struct {
 	rootfs    string // block device holding the read-only store
 	rootfsFS  string // its filesystem type
 	workdirMB int
-	clone     bool // restored from a template (HoldForRestore returned)
-	hold      bool       // a snapshot template: wait for the host's go (ccos.hold=1)
+	hold      bool       // a snapshot template: wait for the host's wake-up (ccos.hold=1)
 	net       *net.IPNet // eth0's address, when the VM has a NIC
 	proxy     string     // the egress proxy's host:port on that network
 }

@@ -84,8 +84,8 @@ type Options struct {
 	// boot.
 	SnapshotDir string
 	// TBSizeMiB bounds the translated-code cache of each QEMU under TCG
-	// (-accel tcg,tb-size=N), and with it most of a clone's private
-	// memory; QEMU's default when zero.
+	// (-accel tcg,tb-size=N), part of its private memory (about 6 MiB in
+	// a clone that has said hello); QEMU's default when zero.
 	TBSizeMiB int
 	// Proxy is the egress proxy a guest NIC ends at (see nicNet); a config
 	// that enables :microvm :devices :nic is refused without it.
