@@ -300,7 +300,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		!strings.Contains(got, "http://other.test:"+ch.port+"/…") || strings.Contains(got, "hello from the origin") {
 		t.Errorf("capability arguments or values are shown:\n%s", got)
 	}
-	p.wait("#receipt-link")
+	if got := p.text("#receipt-link"); got != "Signed run receipt" {
+		t.Errorf("receipt link: %q", got)
+	}
 	p.wait("#checkpoint-note")
 	if got := p.text("#attestation"); !strings.Contains(got, "No attestation") {
 		t.Errorf("attestation of a process run: %q", got)

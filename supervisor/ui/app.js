@@ -531,10 +531,12 @@ async function runView(id) {
   const evidence = h("section", { "aria-labelledby": "h-evidence" }, h("h2", { id: "h-evidence" }, "Evidence"),
     h("dl", { class: "facts" }, h("dt", {}, "Receipt"), receipt, h("dt", {}, "Chain checkpoint"), checkpoint));
   const receiptURL = "/v1/runs/" + encodeURIComponent(run.run_id) + "/receipt";
-  fetch(receiptURL, { method: "HEAD" }).then((resp) => {
-    receipt.replaceChildren(resp.ok ? h("a", { href: receiptURL, id: "receipt-link" }, "Signed run receipt")
-      : h("span", { id: "receipt-link", class: "muted" }, resp.status === 404 ? "Not available: this supervisor serves no receipt for this run." : `Not available (HTTP ${resp.status}).`));
-  }).catch(() => receipt.replaceChildren(h("span", { class: "muted" }, "Not available.")));
+  const checkReceipt = () => fetch(receiptURL, { method: "HEAD" }).then((resp) => {
+    receipt.replaceChildren(resp.ok
+      ? h("span", {}, h("a", { href: receiptURL, id: "receipt-link" }, "Signed run receipt"), " (an in-toto statement in a DSSE envelope, JSON)")
+      : h("span", { id: "receipt-link", class: "muted" }, resp.status === 404 ? "Not available: the run is not over, or its agent's chain has no signing key." : `Not available (HTTP ${resp.status}).`));
+  }).catch(() => receipt.replaceChildren(h("span", { id: "receipt-link", class: "muted" }, "Not available.")));
+  checkReceipt();
   const drawCheckpoint = (r) => {
     const chainLink = h("a", { href: "#/chain/" + encodeURIComponent(r.agent) }, `Chain of ${r.agent}: verify it, prove an event`);
     checkpoint.replaceChildren(r.checkpoint ? h("div", {}, h("pre", { id: "checkpoint-note" }, r.checkpoint), chainLink)
@@ -755,6 +757,7 @@ async function runView(id) {
     final = true;
     drawSummary(r);
     drawCheckpoint(r);
+    checkReceipt();
     if (r.output !== undefined && r.output.length >= outText.length) outText = r.output;
     if (r.output_truncated) outNote.textContent = "The output was longer than the supervisor keeps; the rest is not shown.";
     for (const s of steps.values()) if (s.ok === undefined) { s.ok = false; s.error = "did not finish"; }
