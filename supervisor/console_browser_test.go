@@ -228,6 +228,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := p.text(`#runs-live`); !strings.Contains(got, egress.ID) {
 		t.Errorf("the live region says %q", got)
 	}
+	// A few more, one of which fails, for the picture.
+	for i, plan := range []string{`(plan "sum" :body (step "add" (call :ccos.math.add 40 2)))`,
+		`(plan "concat" :body (step "join" (call :ccos.string.concat "a" "b")))`,
+		`(plan "bad-sum" :body (step "add" (call :ccos.math.add "forty" 2)))`} {
+		r := ch.run(t, []string{"agent.min", "agent.net", "agent.min"}[i], Submission{File: "p.rtfs", Plan: plan})
+		p.wait(`#runs tr[data-run="` + r.ID + `"][data-status="` + string(r.Status) + `"]`)
+	}
+	// Newest first, whatever order the changes came in.
+	if got := eval[bool](p, `(() => { const t = [...document.querySelectorAll("#runs tbody tr td:nth-child(6)")].map(td => td.innerText); return t.every((x, i) => i === 0 || t[i-1] >= x); })()`); !got {
+		t.Error("the runs are not newest first")
+	}
 	p.accessible("runs")
 	p.screenshot("runs")
 	if _, err := ch.c.Cancel(ctx, slow.ID); err != nil {
@@ -238,8 +249,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Filters: only the agent's runs.
 	p.open("#/runs?agent=agent.net")
 	p.wait(`main[data-state="loaded"]`)
-	if n := eval[int](p, `document.querySelectorAll("#runs tbody tr").length`); n != 1 {
-		t.Errorf("%d runs of agent.net listed, want 1", n)
+	if agents := eval[[]string](p, `[...document.querySelectorAll("#runs tbody tr td:nth-child(2)")].map(td => td.innerText)`); len(agents) != 2 || agents[0] != "agent.net" || agents[1] != "agent.net" {
+		t.Errorf("runs listed for agent.net: %q", agents)
 	}
 
 	// A running run's page highlights the step being run in its source.
@@ -308,9 +319,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("attestation of a process run: %q", got)
 	}
 	p.accessible("run")
-	p.screenshot("run")
 	p.scrollTo("h-steps")
-	p.screenshot("run-steps")
+	p.screenshot("run")
 	p.scrollTo("h-egress")
 	p.screenshot("run-egress")
 
@@ -337,6 +347,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("proof: %q", got)
 	}
 	p.accessible("chain")
+	p.scrollTo("h-verify")
 	p.screenshot("chain")
 	tamper(t, ch.chains["agent.net"], 3)
 	p.do(chromedp.Click(chromedp.ID("verify")))

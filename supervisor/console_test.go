@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,7 +84,8 @@ func newConsoleHarness(t testing.TB) *consoleHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup, err := New(Options{Engine: eng, Store: store, ChainVerifier: verifier, Limits: map[string]int{"process": 4}})
+	sup, err := New(Options{Engine: eng, Store: store, ChainVerifier: verifier, Limits: map[string]int{"process": 4},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -264,6 +264,9 @@ function sliced(handle) {
 const STATUSES = ["queued", "running", "succeeded", "failed", "in_doubt", "cancelled"];
 let pageStack = []; // cursors of the pages before the one shown
 
+// NOW says what a run's state is, after its id.
+const NOW = { queued: "is queued", running: "is running", succeeded: "succeeded", failed: "failed", in_doubt: "ended in doubt", cancelled: "was cancelled" };
+
 function rank(run) {
   const st = run.status === "queued" ? 0 : run.status === "running" ? 1 : 2;
   return (run.attempts || 0) * 3 + st;
@@ -332,17 +335,20 @@ async function runsView(params) {
       const tr = row(run);
       cur.tr.replaceWith(tr);
       rows.set(run.run_id, { run, tr });
-      if (fromFeed) live.textContent = `Run ${run.run_id} is ${run.status.replace("_", " ")}.`;
+      if (fromFeed) live.textContent = `Run ${run.run_id} ${NOW[run.status] || run.status}.`;
     } else if (matches(run) && (!fromFeed || !f.before)) {
       const tr = row(run);
       // Newest first: before the first row submitted earlier.
+      const when = Date.parse(run.submitted);
       let at = null;
-      for (const r of rows.values()) {
-        if (r.run.submitted < run.submitted || (r.run.submitted === run.submitted && r.run.run_id < run.run_id)) { at = r.tr; break; }
+      for (const tr of tbody.children) {
+        const r = rows.get(tr.dataset.run).run;
+        const t = Date.parse(r.submitted);
+        if (t < when || (t === when && r.run_id < run.run_id)) { at = tr; break; }
       }
       tbody.insertBefore(tr, fromFeed ? at : null);
       rows.set(run.run_id, { run, tr });
-      if (fromFeed) live.textContent = `New run ${run.run_id} is ${run.status.replace("_", " ")}.`;
+      if (fromFeed) live.textContent = `New run ${run.run_id} ${NOW[run.status] || run.status}.`;
     }
     refresh();
   };
