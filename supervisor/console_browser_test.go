@@ -324,6 +324,82 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.scrollTo("h-egress")
 	p.screenshot("run-egress")
 
+	// A queued run's page follows it until it has run: the four workers
+	// are busy with spinning runs until they are cancelled.
+	var spinning []string
+	for i := 0; i < 4; i++ {
+		r, err := ch.c.Submit(ctx, "agent.min", spin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spinning = append(spinning, r.ID)
+	}
+	later, err := ch.c.Submit(ctx, "agent.min", Submission{File: "later.rtfs", Plan: `(plan "later" :body (step "later" 1))`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.open("#/runs/" + later.ID)
+	p.wait(`#h-summary + dl .st-queued`)
+	for _, id := range spinning {
+		if _, err := ch.c.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.wait(`main[data-state="ended"]`)
+	if got := p.text(`#steps tr[data-step="later"]`); !strings.Contains(got, "ok") || p.text("#h-summary + dl .badge") != "succeeded" {
+		t.Errorf("the queued run's page after it ran: %q", got)
+	}
+
+	// A retried step: its attempts.
+	src, err := os.ReadFile("../examples/plans/retry.rtfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retried := ch.run(t, "agent.min", Submission{File: "retry.rtfs", Plan: string(src)})
+	if retried.Status != StatusSucceeded {
+		t.Fatalf("retry run: %+v", retried)
+	}
+	p.open("#/runs/" + retried.ID)
+	p.wait(`main[data-state="ended"]`)
+	if got := eval[string](p, `document.querySelector('#steps tr[data-step="write-then-check"] td:nth-of-type(4)').innerText`); got != "2" {
+		t.Errorf("attempts of the retried step: %q", got)
+	}
+	if got := p.text(`#steps tr[data-step="write-then-check"]`); !strings.Contains(got, "retry 2") {
+		t.Errorf("the retried step's admitted profile: %q", got)
+	}
+
+	// Pages of 50, older and newer.
+	var subs []string
+	for i := 0; i < 56; i++ {
+		r, err := ch.c.Submit(ctx, "agent.min", Submission{Plan: fmt.Sprintf(`(step "n" %d)`, i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, r.ID)
+	}
+	for _, id := range subs {
+		if _, err := ch.c.Wait(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := ch.c.List(ctx, Filter{Agent: "agent.min", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.open("#/runs?agent=agent.min")
+	p.wait(`main[data-state="loaded"]`)
+	first := eval[[]string](p, `[...document.querySelectorAll("#runs tbody tr")].map(tr => tr.dataset.run)`)
+	if len(first) != 50 || first[0] != all.Runs[0].ID {
+		t.Fatalf("first page: %d runs, first %v", len(first), first[:1])
+	}
+	p.do(chromedp.Click(chromedp.CSS(".pager button:nth-child(2)")))
+	p.wait(`#runs tr[data-run="` + all.Runs[50].ID + `"]`)
+	if n := eval[int](p, `document.querySelectorAll("#runs tbody tr").length`); n != len(all.Runs)-50 {
+		t.Errorf("older page: %d runs, want %d", n, len(all.Runs)-50)
+	}
+	p.do(chromedp.Click(chromedp.CSS(".pager button:nth-child(1)")))
+	p.wait(`#runs tr[data-run="` + all.Runs[0].ID + `"]`)
+
 	// Agents: config, limits, counters.
 	p.open("#/agents")
 	p.wait(`[data-agent="agent.net"]`)

@@ -166,12 +166,13 @@ function stream(url, handlers) {
 }
 
 // readEvents reads a Server-Sent Events stream with fetch, calling
-// onEvent(type, data) for each event until it returns true; a broken
-// connection is resumed after a second from the last event's id. (The
+// onEvent(type, data) for each event after the id after until it returns
+// true; a broken connection is resumed after a second from the last
+// event's id. (The
 // browser's EventSource hands every event of a large chunk to the page in
 // one task, which freezes it for a run of thousands of events.)
-async function readEvents(url, signal, onEvent) {
-  let last = "";
+async function readEvents(url, signal, onEvent, after = "") {
+  let last = after;
   for (;;) {
     try {
       const u = last ? url + (url.includes("?") ? "&" : "?") + "last_event_id=" + encodeURIComponent(last) : url;
@@ -686,7 +687,10 @@ async function runView(id) {
   let nEvents = 0;
   let dirty = false;
   let final = run.status !== "queued" && run.status !== "running";
+  let lastSeq = 0;
   const take = (ev) => {
+    if (ev.seq <= lastSeq) return; // already read (a stream resumed)
+    lastSeq = ev.seq;
     nEvents++;
     const t = Date.parse(ev.time);
     if (t0 === null || t < t0) t0 = t;
@@ -760,8 +764,15 @@ async function runView(id) {
   draw();
   const end = async () => {
     const r = await api("/v1/runs/" + encodeURIComponent(run.run_id));
-    final = true;
     drawSummary(r);
+    if (r.status === "queued" || r.status === "running") {
+      // The stream ends at once for a run that waits for a worker (it has
+      // no live events yet): follow it again shortly.
+      const timer = setTimeout(follow, 1000);
+      onLeave(() => clearTimeout(timer));
+      return;
+    }
+    final = true;
     drawCheckpoint(r);
     checkReceipt();
     if (r.output !== undefined && r.output.length >= outText.length) outText = r.output;
@@ -781,11 +792,12 @@ async function runView(id) {
   const END = {};
   const enqueue = sliced((item) => (item === END ? end() : take(JSON.parse(item))));
   const abort = new AbortController();
-  readEvents("/v1/runs/" + encodeURIComponent(run.run_id) + "/events", abort.signal, (type, data) => {
+  const follow = () => readEvents("/v1/runs/" + encodeURIComponent(run.run_id) + "/events", abort.signal, (type, data) => {
     if (type === "run") enqueue(data);
     else if (type === "end") { enqueue(END); return true; }
     return false;
-  }).catch((err) => main.append(h("p", { class: "error", role: "alert" }, "The run's events cannot be read: " + err.message)));
+  }, lastSeq ? String(lastSeq) : "").catch((err) => main.append(h("p", { class: "error", role: "alert" }, "The run's events cannot be read: " + err.message)));
+  follow();
   onLeave(() => { abort.abort(); enqueue.stop(); });
   main.setAttribute("data-state", final ? "replaying" : "live");
 }
