@@ -446,3 +446,31 @@ func TestRunChangesFeed(t *testing.T) {
 		}
 	}
 }
+
+// Whatever Last-Event-ID a client sends to the run changes feed, the
+// stream starts with hello and, for an id this supervisor did not give,
+// says reset.
+func FuzzRunChangesLastEventID(f *testing.F) {
+	for _, seed := range []string{"", "zz-3", "-", "abc-", "-1", "0-0", "x-18446744073709551615", "\x00-\xff"} {
+		f.Add(seed)
+	}
+	ch := newConsoleHarness(f)
+	handler := ch.sup.Handler(nil)
+	f.Fuzz(func(t *testing.T, id string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the handler answers what it has, then sees the client gone
+		req := httptest.NewRequest("GET", "/v1/events", nil).WithContext(ctx)
+		if id != "" {
+			req.Header.Set("Last-Event-ID", id)
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != 200 || !strings.HasPrefix(body, "event: hello\n") {
+			t.Fatalf("Last-Event-ID %q: %d %q", id, rec.Code, body)
+		}
+		if id != "" && !strings.Contains(body, "event: reset") {
+			t.Errorf("Last-Event-ID %q of no change of this supervisor: no reset in %q", id, body)
+		}
+	})
+}
