@@ -63,6 +63,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strconv"
+
+	"github.com/ccos-project/ccos/rtfs"
 )
 
 // ProtocolVersion is the version both sides state in hello and welcome.
@@ -71,6 +73,15 @@ const ProtocolVersion = 1
 // DefaultMaxFrame is the largest frame accepted unless a connection sets
 // another limit.
 const DefaultMaxFrame = 4 << 20
+
+// MaxEventPayload bounds the payload text of one event item. A value too
+// large to record in full is recorded by its summary (Summary), by the
+// guest in its events as by the host in its own.
+const MaxEventPayload = 64 << 10
+
+// MaxEventItems bounds the items of one events message; together with
+// MaxEventPayload it keeps a batch within a frame.
+const MaxEventItems = 256
 
 // Message types.
 const (
@@ -199,6 +210,8 @@ type EventItem struct {
 // first one not yet acknowledged; the host's ok acknowledges all of them as
 // durably recorded. A batch sent again after a broken channel may repeat
 // events the host already has: the host drops those by sequence number.
+// A batch holds at most MaxEventItems items, each with a payload of at
+// most MaxEventPayload bytes; more events go in several batches.
 type Events struct {
 	Items []EventItem `json:"items"`
 }
@@ -228,4 +241,13 @@ type Result struct {
 // Error refuses a request, or reports why the host is ending the session.
 type Error struct {
 	Message string `json:"message"`
+}
+
+// Summary is what an event records of a value whose canonical text is
+// too large to record in full: {:truncated true :bytes N :sha256 "hex"},
+// the text's length and SHA-256.
+func Summary(text string) rtfs.Value {
+	sum := sha256.Sum256([]byte(text))
+	return rtfs.MapOf(rtfs.Keyword{Name: "truncated"}, rtfs.Bool{V: true}, rtfs.Keyword{Name: "bytes"}, rtfs.Int{V: int64(len(text))},
+		rtfs.Keyword{Name: "sha256"}, rtfs.String{V: hex.EncodeToString(sum[:])})
 }

@@ -242,9 +242,9 @@ func TestGuestEvents(t *testing.T) {
 			c.Send(&control.Done{Value: &v}, 0)
 		}
 	}
-	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo}"},
+	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo :args [1]}"},
 		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:ok true}"}}
-	if _, err := runPlan(t, `(step "s" 1)`, hostile(events(ok...))); err != nil {
+	if _, err := runPlan(t, `(step "s" (call :ccos.echo 1))`, hostile(events(ok...))); err != nil {
 		t.Errorf("resent batch: %v", err)
 	}
 	for _, tc := range []struct {
