@@ -267,7 +267,9 @@ func TestEntryBroadensContract(t *testing.T) {
 		{"wider wildcard", entry(func(e *Entry) { e.Effects = net([]string{"*.com"}, "POST") }), "effects.network.domains"},
 		{"unscoped domains", entry(func(e *Entry) { e.Effects = net(nil, "POST") }), "effects.network.domains"},
 		{"more methods", entry(func(e *Entry) { e.Effects = net([]string{"a.example.com"}, "post", "DELETE") }), "effects.network.methods"},
-		{"another effect", entry(func(e *Entry) { e.Effects = append(net([]string{"a.example.com"}, "POST"), Effect{Kind: EffectFS, Paths: []string{"/"}}) }), "effects"},
+		{"another effect", entry(func(e *Entry) {
+			e.Effects = append(net([]string{"a.example.com"}, "POST"), Effect{Kind: EffectFS, Paths: []string{"/"}})
+		}), "effects"},
 		{"more vars", entry(func(e *Entry) {
 			e.Effects = []Effect{net([]string{"a.example.com"}, "POST")[0], {Kind: EffectEnv, Vars: []string{"TZ", "HOME"}}}
 		}), "effects.env.vars"},
