@@ -267,6 +267,16 @@ func (g *agent) flushOutput() error {
 	return nil
 }
 
+// flushOutputOver sends the plan's output once more than n bytes of it
+// wait, so that the host has it even if the guest dies before its next
+// request.
+func (g *agent) flushOutputOver(n int) error {
+	if len(g.in.Output()) <= n {
+		return nil
+	}
+	return g.flushOutput()
+}
+
 // outputChunk bounds the text of one output message.
 const outputChunk = 512 << 10
 
@@ -320,8 +330,10 @@ func batchLen(items []control.EventItem) int {
 	return len(items)
 }
 
-// emit records an event of the guest's own; when the buffer is full the
-// plan pauses while the host records what is buffered.
+// emit records an event of the guest's own. Once the events waiting fill
+// the outbox's memory they are sent (the plan pauses while the host
+// records them): the host learns of them soon, and the spill file is
+// left for when the host cannot take them.
 func (g *agent) emit(typ string, payload rtfs.Value) error {
 	step := ""
 	if len(g.steps) > 0 {
@@ -336,6 +348,9 @@ func (g *agent) emit(typ string, payload rtfs.Value) error {
 		if err = g.flushEvents(); err == nil {
 			err = g.out.Add(typ, step, text)
 		}
+	}
+	if err == nil && g.out.Bytes() >= g.out.MemBytes {
+		err = g.flushEvents()
 	}
 	return err
 }
@@ -479,6 +494,9 @@ func (g *agent) callKey() (uint64, string) {
 func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs.Value, error) {
 	c, err := g.route(capID)
 	if err != nil {
+		return nil, err
+	}
+	if err := g.flushOutputOver(outputChunk / 8); err != nil {
 		return nil, err
 	}
 	ord, key := g.callKey()
