@@ -44,7 +44,7 @@ func Run(conn io.ReadWriteCloser) int { return RunWithMeasurements(conn, Measure
 func RunWithMeasurements(conn io.ReadWriteCloser, meas map[string]string) int {
 	defer conn.Close()
 	WarmUp()
-	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir}),
+	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: builtins(),
 		out: newOutbox(), meas: meas}
 	if err := g.serve(); err != nil {
 		// The host sees the session end; it reads the reason from the
@@ -54,6 +54,10 @@ func RunWithMeasurements(conn io.ReadWriteCloser, meas map[string]string) int {
 	}
 	return ExitOK
 }
+
+// builtins returns the capabilities the guest runs itself (tests add
+// their own).
+var builtins = func() *capability.Registry { return capability.BuiltinsWith(capability.Options{Workdir: Workdir}) }
 
 // Workdir is the step workdir inside the sandbox, where the ccos.io
 // capabilities are confined: every provider mounts a fresh, size-limited

@@ -208,3 +208,77 @@ func TestMemoryLimitIsReported(t *testing.T) {
 		})
 	}
 }
+
+// Limits that hold and say so (issue 13 §3), on the real providers.
+func TestLimitsHold(t *testing.T) {
+	caps := capability.Builtins(nil)
+	dag := `(loop [v ["leaf"] i 0] (if (< i 60) (recur [v v] (inc i)) v))`
+	tests := []struct {
+		name, plan string
+		// errType is the plan error's type ("" for a value), msg a part of
+		// its message.
+		errType, msg string
+	}{
+		{"pure capability with huge inputs", `(step "s" (let [k (apply str (repeat 1000000 "x"))]
+  (call :ccos.string.concat k k k k k k k k k k k k k k k k k)))`, rtfs.ErrLimit, "capability ccos.string.concat: its arguments print to more than 16777216 bytes"},
+		{"five 1 MB calls are recorded", `(step "s" (let [k (apply str (repeat 1000 "x")) b (apply str (repeat 1000 k))]
+  (+ (count (call :ccos.echo b)) (count (call :ccos.echo b)) (count (call :ccos.echo b)) (count (call :ccos.echo b)) (count (call :ccos.echo b)))))`, "", ""},
+		{"a DAG passed to a guest capability", `(step "s" (call :ccos.echo ` + dag + `))`, rtfs.ErrLimit, "capability ccos.echo: its arguments print to more than"},
+		{"a DAG passed to the host", `(step "s" (call :ccos.system.current-time ` + dag + `))`, rtfs.ErrLimit, "capability ccos.system.current-time: its arguments print to more than"},
+		{"a DAG as the plan's value", dag, rtfs.ErrLimit, "nested elements"},
+		{"a step entered twice", `(dotimes [i 2] (step "s" (call :ccos.echo i)))`, guest.ErrPlan, `step "s" is entered a second time`},
+	}
+	for name, prov := range realProviders(t) {
+		for _, tc := range tests {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				p, a := admit(t, tc.plan, caps)
+				rep, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Spec: sandbox.Spec{Limits: sandboxLimits()}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.errType == "" {
+					if rep.Error != nil {
+						t.Fatalf("plan error %+v", rep.Error)
+					}
+					summaries := 0
+					for _, e := range events {
+						if strings.Contains(rtfs.Print(e.Payload), ":truncated true") {
+							summaries++
+						}
+					}
+					if rtfs.Print(rep.Value) != "5000000" || summaries != 10 {
+						t.Errorf("value %s, %d events record a summary (want 10)", rtfs.Print(rep.Value), summaries)
+					}
+					return
+				}
+				if rep.Error == nil || rep.Error.Type != tc.errType || !strings.Contains(rep.Error.Message, tc.msg) {
+					t.Fatalf("got %+v (value %v), want %s: %s", rep.Error, rep.Value, tc.errType, tc.msg)
+				}
+				if tc.errType == guest.ErrPlan {
+					if rep.Error.Where != "plan.rtfs:1:16" {
+						t.Errorf("the error is at %q, want the step form", rep.Error.Where)
+					}
+					started := 0
+					for _, e := range events {
+						if e.Type == chain.TypeStepStarted {
+							started++
+						}
+					}
+					if started != 1 {
+						t.Errorf("%d step.started events, want 1", started)
+					}
+				}
+			})
+		}
+	}
+}
+
+// Each timed step has its own timer: a nested step's limit holds inside
+// a timed outer step.
+func TestNestedStepTimeLimit(t *testing.T) {
+	_, err := runInProcess(t, `(step "outer" [:resources {:max_time_ms 20000}]
+  (step "inner" [:resources {:max_time_ms 200}] (loop [i 0] (recur (inc i)))))`, "")
+	if !errors.Is(err, ErrStepTimeout) || !strings.Contains(err.Error(), `step "inner" exceeded its time limit of 200 ms`) {
+		t.Fatalf("got %v", err)
+	}
+}

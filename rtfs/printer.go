@@ -65,9 +65,24 @@ func QuoteString(s string) string {
 }
 
 func writeString(b *strings.Builder, s string) {
+	b.Grow(len(s) + 2)
 	b.WriteByte('"')
+	// Runs of bytes that need no escape are copied whole: a long plain
+	// string costs one scan and one copy.
+	plain := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+		}
+		b.WriteString(s[plain:i])
 		switch c {
 		case '"':
 			b.WriteString(`\"`)
@@ -86,22 +101,14 @@ func writeString(b *strings.Builder, s string) {
 				b.WriteByte("0123456789abcdef"[c&15])
 				break
 			}
-			if c >= utf8.RuneSelf {
-				r, size := utf8.DecodeRuneInString(s[i:])
-				if r == utf8.RuneError && size == 1 {
-					// Not UTF-8: write the replacement character so that
-					// the output is valid text that reads back.
-					b.WriteString(`\ufffd`)
-				} else {
-					b.WriteString(s[i : i+size])
-				}
-				i += size
-				continue
-			}
-			b.WriteByte(c)
+			// Not UTF-8: write the replacement character so that the output
+			// is valid text that reads back.
+			b.WriteString(`\ufffd`)
 		}
 		i++
+		plain = i
 	}
+	b.WriteString(s[plain:])
 	b.WriteByte('"')
 }
 
