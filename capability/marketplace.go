@@ -543,20 +543,31 @@ func broadening(parent, child Contract) *finding {
 	return nil
 }
 
-// mergedKind returns the union of the effects of one kind.
+// mergedKind returns the union of the effects of one kind. A scope list
+// that one of them leaves empty (unscoped: the step and the config bound
+// it) stays empty in the union.
 func mergedKind(effs []Effect, kind string) (Effect, bool) {
 	out := Effect{Kind: kind}
 	found := false
+	var open [5]bool
 	for _, e := range effs {
 		if e.Kind != kind {
 			continue
 		}
 		found = true
-		out.Domains = append(out.Domains, e.Domains...)
-		out.Methods = append(out.Methods, e.Methods...)
-		out.Paths = append(out.Paths, e.Paths...)
-		out.Models = append(out.Models, e.Models...)
-		out.Vars = append(out.Vars, e.Vars...)
+		for i, l := range []struct {
+			dst *[]string
+			src []string
+		}{{&out.Domains, e.Domains}, {&out.Methods, e.Methods}, {&out.Paths, e.Paths}, {&out.Models, e.Models}, {&out.Vars, e.Vars}} {
+			if len(l.src) == 0 {
+				open[i] = true
+			}
+			if open[i] {
+				*l.dst = nil
+			} else {
+				*l.dst = append(*l.dst, l.src...)
+			}
+		}
 	}
 	return out, found
 }
