@@ -38,6 +38,7 @@
 //	guest → host   call       {"capability": "...", "args": ["..."], "key": "...", "ordinal": 1} request; reply result or error
 //	guest → host   output     {"seq": 1, "text": "..."}  captured println output
 //	guest → host   events     {"items": [{"seq": 1, "type": "...", "step": "...", "payload": "..."}]} request; reply ok
+//	                          (at most MaxEventItems items, each payload at most MaxEventPayload bytes)
 //	guest → host   done       {"value": "..."} or {"error": {...}}
 //	host  → guest  ok | result {"value": "..."} | error {"message": "..."}
 //
@@ -52,6 +53,16 @@
 // inside a step carries both; the host derives the key itself from what it
 // admitted and the ordinal, and a key that does not match is a protocol
 // error.
+//
+// # Grants
+//
+// The run message gives each admitted step a grant: the capabilities the
+// host's decision lets the step call. The guest runs a capability itself
+// only if it is in the grant of the step in progress (or, outside steps,
+// in unstepped); a dynamic step (one that declared its effects) yields any
+// other call to the host, which decides it and says why it refuses. The
+// host checks the guest's events against the grants: a capability.call
+// event naming a capability not granted to its step is a protocol error.
 //
 // No message asks the host to run a command, open a file or reach the
 // network on the guest's behalf except through a capability call, which the
@@ -125,9 +136,10 @@ type RunLimits struct {
 	TimeoutMillis  int64 `json:"timeout_ms"`
 }
 
-// Grant is what one admitted step may call: the capabilities named, and
-// when Dynamic, others the host will check against the step's declared
-// effects.
+// Grant is what one admitted step may call: the capabilities the host's
+// decision allows it. Dynamic says the step declared its effects: the
+// guest yields a call outside Capabilities to the host (which refuses it
+// with its reason) rather than refuse it itself.
 type Grant struct {
 	Step         string   `json:"step"`
 	Capabilities []string `json:"capabilities"`

@@ -136,6 +136,9 @@ func TestEventFloodIsBounded(t *testing.T) {
 			t.Errorf("the host's heap rose by %d MiB", peak>>20)
 		}
 	})
+	// A plan produces events more slowly (wasm guest code runs several
+	// times slower than native): a smaller bound, a longer evaluation.
+	const planBound = 2 << 20
 	flood := `(step "s" (let [k (apply str (repeat 50000 "x"))] (loop [i 0] (call :ccos.echo k) (recur (inc i)))))`
 	caps := capability.Builtins(nil)
 	p, a := admit(t, flood, caps)
@@ -144,10 +147,10 @@ func TestEventFloodIsBounded(t *testing.T) {
 			var err error
 			var events []chain.Event
 			peak := peakHeap(func() {
-				_, err, events = recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Bounds: bounds,
-					Limits: control.RunLimits{TimeoutMillis: 25000}, Spec: sandbox.Spec{Limits: sandboxLimits()}})
+				_, err, events = recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Bounds: Bounds{EventBytes: planBound},
+					Limits: slowLimits(), Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 90 * time.Second}}})
 			})
-			wantLimit(t, err, events, LimitEventBytes, bound)
+			wantLimit(t, err, events, LimitEventBytes, planBound)
 			t.Logf("host heap peak: +%d MiB for a %d MiB event bound", peak>>20, bound>>20)
 			if peak > 256<<20 {
 				t.Errorf("the host's heap rose by %d MiB", peak>>20)
@@ -197,7 +200,7 @@ func TestMemoryLimitIsReported(t *testing.T) {
 	for name, prov := range realProviders(t) {
 		t.Run(name, func(t *testing.T) {
 			rep, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, MaxOutput: 512 << 10,
-				Spec: sandbox.Spec{Limits: sandbox.Limits{MemoryBytes: mem, Deadline: 60 * time.Second}}})
+				Limits: slowLimits(), Spec: sandbox.Spec{Limits: sandbox.Limits{MemoryBytes: mem, Deadline: 90 * time.Second}}})
 			if rep != nil && rep.Error != nil {
 				t.Logf("plan error: %+v", rep.Error)
 			}
@@ -232,7 +235,8 @@ func TestLimitsHold(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				p, a := admit(t, tc.plan, caps)
-				rep, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Spec: sandbox.Spec{Limits: sandboxLimits()}})
+				rep, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Limits: slowLimits(),
+					Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 90 * time.Second}}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -282,3 +286,8 @@ func TestNestedStepTimeLimit(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// slowLimits give a plan a minute of evaluation: the limits tests check
+// what happens at other limits, on a machine whose load may be high and
+// with wasm guest code several times slower than native.
+func slowLimits() control.RunLimits { return control.RunLimits{TimeoutMillis: 60000} }

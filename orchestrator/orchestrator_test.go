@@ -21,7 +21,7 @@ import (
 )
 
 // admit reads and admits a plan under the minimal profile.
-func admit(t *testing.T, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
+func admit(t testing.TB, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
 	t.Helper()
 	p, err := plan.Read([]byte(src), "plan.rtfs")
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 // sandbox (this test binary re-executed as the guest, see TestMain) and
 // the wasm sandbox (the guest module embedded by `go generate
 // ./sandbox/wasm`, which must be run again after the guest changes).
-func realProviders(t *testing.T) map[string]sandbox.Provider {
+func realProviders(t testing.TB) map[string]sandbox.Provider {
 	t.Helper()
 	proc, err := sandbox.Lookup("process")
 	if err != nil {
