@@ -164,15 +164,6 @@ type StepProfile struct {
 	timeBudget int64
 }
 
-// Allows reports whether the profile lets the step call a capability with
-// the given contract.
-func (p *StepProfile) Allows(id string, contract capability.Contract) bool {
-	if slices.Contains(p.Capabilities, id) {
-		return true
-	}
-	return p.Dynamic && effectsWithin(contract.Effects, p.Effects)
-}
-
 // Budget is what a plan may spend, summed over its capability calls (each
 // call site once: calls in loops are bounded by the step's time limit, not
 // counted).

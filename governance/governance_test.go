@@ -162,8 +162,10 @@ func TestStepProfiles(t *testing.T) {
 	if a.Tier != config.RiskHigh {
 		t.Errorf("tier %s, want high (network)", a.Tier)
 	}
-	if !net.Allows("test.http.get", capability.Contract{}) || net.Allows("ccos.echo", capability.Contract{}) {
-		t.Error("Allows does not follow the profile")
+	get, _ := testCaps().Lookup("test.http.get")
+	echo, _ := testCaps().Lookup("ccos.echo")
+	if a.Authorize("net", get) != nil || a.Authorize("net", echo) == nil {
+		t.Error("Authorize does not follow the profile")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/governance"
@@ -35,6 +36,13 @@ func runLimited(t *testing.T, src string, req orchestrator.Request) (error, uint
 	}
 	req.Plan, req.Admission, req.Caps, req.Provider = p, adm, caps, &Provider{Binary: ccosBinary}
 	req.Spec.ID = testID(t)
+	// Events recorded in memory, as `ccos run` keeps them without a chain
+	// file: the case where the host's memory grew with the guest's events.
+	rec, err := chain.NewRecorder(chain.NewMemoryStore(), nil, chain.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Recorder = rec
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
