@@ -151,7 +151,7 @@ func TestEventFloodIsBounded(t *testing.T) {
 					Limits: slowLimits(), Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 90 * time.Second}}})
 			})
 			wantLimit(t, err, events, LimitEventBytes, planBound)
-			t.Logf("host heap peak: +%d MiB for a %d MiB event bound", peak>>20, bound>>20)
+			t.Logf("host heap peak: +%d MiB for a %d MiB event bound", peak>>20, planBound>>20)
 			if peak > 256<<20 {
 				t.Errorf("the host's heap rose by %d MiB", peak>>20)
 			}
