@@ -343,9 +343,12 @@ func (g *agent) emit(typ string, payload rtfs.Value) error {
 	if len(g.steps) > 0 {
 		step = g.steps[len(g.steps)-1]
 	}
+	// The recorded fields are bounded already (recordable); this only
+	// keeps a payload that is not within the host's bound.
 	text, ok := rtfs.PrintLimited(payload, control.MaxEventPayload)
 	if !ok {
-		text = rtfs.Print(control.Summary(rtfs.Print(payload)))
+		full, _ := rtfs.PrintLimited(payload, capability.MaxValueBytes)
+		text = rtfs.Print(control.Summary(full))
 	}
 	err := g.out.Add(typ, step, text)
 	if errors.Is(err, ErrOutboxFull) {
