@@ -20,8 +20,8 @@ import (
 )
 
 // recorded runs req with an in-memory chain and returns the report, the
-// error and the recorded events.
-func recorded(t *testing.T, req Request) (*Report, error, []chain.Event) {
+// recorded events and the error.
+func recorded(t *testing.T, req Request) (*Report, []chain.Event, error) {
 	t.Helper()
 	store := chain.NewMemoryStore()
 	rec, err := chain.NewRecorder(store, nil, chain.Options{})
@@ -39,7 +39,7 @@ func recorded(t *testing.T, req Request) (*Report, error, []chain.Event) {
 		events = append(events, *e)
 		return nil
 	})
-	return rep, runErr, events
+	return rep, events, runErr
 }
 
 // limitEvent returns the payload of the chain's limit-exceeded event.
@@ -127,7 +127,7 @@ func TestEventFloodIsBounded(t *testing.T) {
 		var err error
 		var events []chain.Event
 		peak := peakHeap(func() {
-			_, err, events = recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Bounds: bounds,
+			_, events, err = recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Bounds: bounds,
 				Spec: sandbox.Spec{CapabilitiesDir: dir, Limits: sandbox.Limits{Deadline: 20 * time.Second}}})
 		})
 		wantLimit(t, err, events, LimitEventBytes, bound)
@@ -147,7 +147,7 @@ func TestEventFloodIsBounded(t *testing.T) {
 			var err error
 			var events []chain.Event
 			peak := peakHeap(func() {
-				_, err, events = recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Bounds: Bounds{EventBytes: planBound},
+				_, events, err = recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Bounds: Bounds{EventBytes: planBound},
 					Limits: slowLimits(), Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 90 * time.Second}}})
 			})
 			wantLimit(t, err, events, LimitEventBytes, planBound)
@@ -177,7 +177,7 @@ func TestRunBounds(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p, a := admit(t, tc.plan, caps)
-			_, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: &mock.Provider{Guest: guest.Run}, Caps: caps,
+			_, events, err := recorded(t, Request{Plan: p, Admission: a, Provider: &mock.Provider{Guest: guest.Run}, Caps: caps,
 				Bounds: tc.bounds, Limits: control.RunLimits{TimeoutMillis: 1000}, Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 20 * time.Second}}})
 			wantLimit(t, err, events, tc.limit, tc.value)
 		})
@@ -199,14 +199,17 @@ func TestMemoryLimitIsReported(t *testing.T) {
 	p, a := admit(t, src, caps)
 	for name, prov := range realProviders(t) {
 		t.Run(name, func(t *testing.T) {
-			rep, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, MaxOutput: 512 << 10,
+			rep, events, err := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, MaxOutput: 512 << 10,
 				Limits: slowLimits(), Spec: sandbox.Spec{Limits: sandbox.Limits{MemoryBytes: mem, Deadline: 90 * time.Second}}})
 			if rep != nil && rep.Error != nil {
 				t.Logf("plan error: %+v", rep.Error)
 			}
 			wantLimit(t, err, events, LimitMemory, mem)
-			if rep == nil || len(rep.Output) != 512<<10 || !rep.Truncated || !strings.HasPrefix(rep.Output, "ooo") {
-				t.Errorf("the host kept %d bytes of output (truncated %v), want the first 512 KiB", len(rep.Output), rep != nil && rep.Truncated)
+			if rep == nil {
+				t.Fatal("no report of what the host saw")
+			}
+			if len(rep.Output) != 512<<10 || !rep.Truncated || !strings.HasPrefix(rep.Output, "ooo") {
+				t.Errorf("the host kept %d bytes of output (truncated %v), want the first 512 KiB", len(rep.Output), rep.Truncated)
 			}
 		})
 	}
@@ -235,7 +238,7 @@ func TestLimitsHold(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				p, a := admit(t, tc.plan, caps)
-				rep, err, events := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Limits: slowLimits(),
+				rep, events, err := recorded(t, Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Limits: slowLimits(),
 					Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 90 * time.Second}}})
 				if err != nil {
 					t.Fatal(err)

@@ -45,16 +45,6 @@ var wasmOnce = sync.OnceValue(func() *wasm.Provider { return wasm.New(wasm.Optio
 
 func wasmProvider() *wasm.Provider { return wasmOnce() }
 
-// loadTestConfig loads an agent config from RTFS text.
-func loadTestConfig(t *testing.T, src string) *config.Config {
-	t.Helper()
-	res := config.Load([]byte(src), "cfg.rtfs", config.RTFSEvaluator{})
-	if res.Diags.HasErrors() {
-		t.Fatalf("config: %v", res.Diags)
-	}
-	return res.Config
-}
-
 // admitIn reads and admits src under rc.
 func admitIn(t *testing.T, rc governance.RuntimeContext, cfg *config.Config, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission, error) {
 	t.Helper()
@@ -84,4 +74,4 @@ func ruleOf(err error) governance.Rule {
 }
 
 // sandboxLimits are the limits of the run-time tests' sandboxes.
-func sandboxLimits() sandbox.Limits { return sandbox.Limits{Deadline: 30 * time.Second} }
+func sandboxLimits() sandbox.Limits { return sandbox.Limits{Deadline: 60 * time.Second} }

@@ -20,9 +20,9 @@ import (
 )
 
 // runLimited runs src with the real ccos guest in gVisor, with the host's
-// heap sampled every 2 ms; it returns the run's error and how far the
-// heap in use rose at its highest.
-func runLimited(t *testing.T, src string, req orchestrator.Request) (error, uint64) {
+// heap sampled every 2 ms; it returns how far the heap in use rose at its
+// highest and the run's error.
+func runLimited(t *testing.T, src string, req orchestrator.Request) (uint64, error) {
 	t.Helper()
 	p, err := plan.Read([]byte(src), "plan.rtfs")
 	if err != nil {
@@ -67,14 +67,14 @@ func runLimited(t *testing.T, src string, req orchestrator.Request) (error, uint
 	_, runErr := orchestrator.Run(context.Background(), req)
 	close(stop)
 	top := <-peak
-	return runErr, max(top, base) - base
+	return max(top, base) - base, runErr
 }
 
 // A plan flooding the host with recorded calls ends with the host's
 // event bound, and the host's heap stays bounded (issue 13 §2).
 func TestEventFloodIsBounded(t *testing.T) {
 	const bound = 8 << 20
-	err, peak := runLimited(t, `(step "s" (let [k (apply str (repeat 50000 "x"))] (loop [i 0] (call :ccos.echo k) (recur (inc i)))))`,
+	peak, err := runLimited(t, `(step "s" (let [k (apply str (repeat 50000 "x"))] (loop [i 0] (call :ccos.echo k) (recur (inc i)))))`,
 		orchestrator.Request{Bounds: orchestrator.Bounds{EventBytes: bound}, Limits: control.RunLimits{TimeoutMillis: 25000},
 			Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 40 * time.Second}}})
 	var le *orchestrator.LimitExceeded
@@ -91,7 +91,7 @@ func TestEventFloodIsBounded(t *testing.T) {
 // with its value.
 func TestMemoryLimitIsReported(t *testing.T) {
 	const mem = 192 << 20
-	err, _ := runLimited(t, `(step "s" (let [k (apply str (repeat 500000 "x"))] (loop [acc [] i 0] (recur (conj acc (str k i)) (inc i)))))`,
+	_, err := runLimited(t, `(step "s" (let [k (apply str (repeat 500000 "x"))] (loop [acc [] i 0] (recur (conj acc (str k i)) (inc i)))))`,
 		orchestrator.Request{Spec: sandbox.Spec{Limits: sandbox.Limits{MemoryBytes: mem, Deadline: 40 * time.Second}}})
 	var le *orchestrator.LimitExceeded
 	if !errors.As(err, &le) || le.Limit != orchestrator.LimitMemory || le.Value != mem {
