@@ -578,7 +578,7 @@ func (g *agent) callOnce(ctx context.Context, c *capability.Capability, args []r
 func (g *agent) callLocal(ctx context.Context, c *capability.Capability, args []rtfs.Value) (rtfs.Value, error) {
 	// The host never sees these calls: the guest records them as its own
 	// claims.
-	recArgs, err := recordable(c.ID, "arguments", rtfs.NewVector(slices.Clone(args)...))
+	recArgs, err := recordableArgs(c.ID, slices.Clone(args))
 	if err != nil {
 		return nil, err
 	}
@@ -595,7 +595,7 @@ func (g *agent) callLocal(ctx context.Context, c *capability.Capability, args []
 	if cerr != nil {
 		result.Set(rtfs.Keyword{Name: "error"}, rtfs.String{V: clip(cerr.Error(), maxErrorText)})
 	} else {
-		rv, err := recordable(c.ID, "result", v)
+		rv, err := recordableResult(c.ID, v)
 		if err != nil {
 			return nil, err
 		}

@@ -30,20 +30,54 @@ const maxErrorText = 2 << 10
 // host: one control message, less room for the envelope.
 const maxCallArgs = control.DefaultMaxFrame - 64<<10
 
-// recordable returns what an event records of a capability's arguments
-// or result (what): v itself when its text is short, else its summary.
-// A value whose text is longer than capability.MaxValueBytes cannot be
-// recorded: the call fails with a LimitExceeded.
-func recordable(capID, what string, v rtfs.Value) (rtfs.Value, error) {
+// recordableResult returns what an event records of a capability's
+// result: v itself when its text is short, else its summary. A value
+// whose text is longer than capability.MaxValueBytes cannot be recorded:
+// the call fails with a LimitExceeded.
+func recordableResult(capID string, v rtfs.Value) (rtfs.Value, error) {
 	text, ok := rtfs.PrintLimited(v, capability.MaxValueBytes)
 	if !ok {
-		return nil, &rtfs.Error{Type: rtfs.ErrLimit, Message: fmt.Sprintf("capability %s: its %s print to more than %d bytes (capability.MaxValueBytes), too large to record",
-			capID, what, capability.MaxValueBytes)}
+		return nil, &rtfs.Error{Type: rtfs.ErrLimit, Message: fmt.Sprintf("capability %s: its result prints to more than %d bytes (capability.MaxValueBytes), too large to record",
+			capID, capability.MaxValueBytes)}
 	}
 	if len(text) <= fieldBudget {
 		return v, nil
 	}
 	return control.Summary(text), nil
+}
+
+// recordableArgs returns what an event records of a call's arguments: a
+// vector (the chain's capability.call payload has one) of the arguments,
+// those too long to record in full by their summaries, or, when even that
+// is too long (many arguments), a vector of one summary of them all.
+func recordableArgs(capID string, args []rtfs.Value) (rtfs.Value, error) {
+	all := rtfs.NewVector(args...)
+	text, ok := rtfs.PrintLimited(all, capability.MaxValueBytes)
+	if !ok {
+		return nil, &rtfs.Error{Type: rtfs.ErrLimit, Message: fmt.Sprintf("capability %s: its arguments print to more than %d bytes (capability.MaxValueBytes), too large to record",
+			capID, capability.MaxValueBytes)}
+	}
+	if len(text) <= fieldBudget {
+		return all, nil
+	}
+	each := fieldBudget / len(args)
+	out := make([]rtfs.Value, len(args))
+	size := 0
+	for i, a := range args {
+		t, ok := rtfs.PrintLimited(a, each)
+		if ok {
+			out[i] = a
+		} else {
+			full, _ := rtfs.PrintLimited(a, capability.MaxValueBytes)
+			out[i] = control.Summary(full)
+			t = rtfs.Print(out[i])
+		}
+		size += len(t) + 1
+	}
+	if size <= fieldBudget {
+		return rtfs.NewVector(out...), nil
+	}
+	return rtfs.NewVector(control.Summary(text)), nil
 }
 
 // argTexts prints the arguments of a call yielded to the host, within

@@ -24,24 +24,22 @@ func (s *session) hostCall(ctx context.Context, id uint64, b *control.Call) erro
 	for i, a := range b.Args {
 		args[i] = str(a)
 	}
-	if err := s.record(ctx, chain.TypeCapabilityCall, chain.OriginHost, step, rtfs.MapOf(
-		kw("capability"), kw(b.Capability), kw("args"), rtfs.NewVector(args...))); err != nil {
+	if err := s.record(ctx, chain.OriginHost, step, &chain.CapabilityCall{
+		Capability: b.Capability, Args: args, Ordinal: int64(b.Ordinal), Key: b.Key}); err != nil {
 		return err
 	}
 	v, replayed, err := s.call(ctx, step, b)
 	if errors.Is(err, control.ErrProtocol) {
 		return err
 	}
-	result := rtfs.MapOf(kw("capability"), kw(b.Capability), kw("ok"), rtfs.Bool{V: err == nil})
+	result := &chain.CapabilityResult{Capability: b.Capability, OK: err == nil, Value: v}
 	if replayed {
-		result.Set(kw("replayed"), str(b.Key))
+		result.Replayed = b.Key
 	}
 	if err != nil {
-		result.Set(kw("error"), str(err.Error()))
-	} else {
-		result.Set(kw("value"), v)
+		result.Error = err.Error()
 	}
-	if rerr := s.record(ctx, chain.TypeCapabilityResult, chain.OriginHost, step, result); rerr != nil {
+	if rerr := s.record(ctx, chain.OriginHost, step, result); rerr != nil {
 		return rerr
 	}
 	if err != nil {

@@ -73,7 +73,7 @@ func attackGuest(rw io.ReadWriteCloser) int {
 		// them, inside the step: a guest trying to fill the host's memory.
 		c.Request(&control.StepBegin{Name: "s"})
 		c.Recv()
-		payload := `"` + strings.Repeat("x", control.MaxEventPayload-2) + `"`
+		payload := `{:replayed :ccos.echo :key "` + strings.Repeat("x", control.MaxEventPayload-40) + `"}`
 		for seq := uint64(1); ; {
 			items := make([]control.EventItem, 16)
 			for i := range items {

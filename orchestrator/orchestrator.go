@@ -158,20 +158,20 @@ func runOnce(ctx context.Context, req Request) (*Report, error) {
 	if err != nil {
 		var ae *sandbox.AttestationError
 		if errors.As(err, &ae) {
-			s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("refused", ae.Measurements,
-				kw("artifact"), str(ae.Artifact), kw("expected"), str(ae.Expected), kw("actual"), str(ae.Actual)))
+			s.record(ctx, chain.OriginHost, "", &chain.Attestation{Verdict: "refused", Measurements: ae.Measurements,
+				Artifact: ae.Artifact, Expected: ae.Expected, Actual: ae.Actual})
 		}
-		s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("start-failed"),
-			kw("provider"), str(req.Provider.Name()), kw("error"), str(err.Error())))
+		s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "start-failed",
+			Provider: req.Provider.Name(), Error: err.Error()})
 		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
 	}
 	s.sb, s.c, s.start = sb, control.NewConn(sb.Control(), control.HostSide, 0), start
-	err = s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("started"),
-		kw("provider"), str(req.Provider.Name()), kw("sandbox"), str(req.Spec.ID)))
+	err = s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "started",
+		Provider: req.Provider.Name(), Sandbox: req.Spec.ID})
 	if a, ok := sb.(sandbox.Attested); ok && err == nil {
 		s.measured = a.Measurements()
 		s.rep.Measurements = s.measured
-		err = s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("measured", s.measured))
+		err = s.record(ctx, chain.OriginHost, "", attestationPayload("measured", s.measured))
 	}
 	if err != nil {
 		sb.Kill()
@@ -384,8 +384,8 @@ func (s *session) done(ctx context.Context, b *control.Done) error {
 	}
 	if b.Error != nil {
 		s.rep.Error = b.Error
-		return s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("error"),
-			kw("type"), str(b.Error.Type), kw("message"), str(b.Error.Message), kw("where"), str(b.Error.Where)))
+		return s.record(ctx, chain.OriginGuest, "", &chain.GuestEvent{Done: "error",
+			ErrorType: b.Error.Type, Message: b.Error.Message, Where: b.Error.Where})
 	}
 	v, err := readValue(*b.Value)
 	if err != nil {
@@ -393,7 +393,7 @@ func (s *session) done(ctx context.Context, b *control.Done) error {
 		return fmt.Errorf("%w: the guest's result does not read: %w", control.ErrProtocol, err)
 	}
 	s.rep.Value = v
-	return s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("value"), kw("value"), v))
+	return s.record(ctx, chain.OriginGuest, "", &chain.GuestEvent{Done: "value", Value: v})
 }
 
 // readValue reads one value sent by the guest, with the reader's bounds.
@@ -415,26 +415,25 @@ func (s *session) recordEnd(ctx context.Context, fail, werr error) error {
 	// The run's own context may be spent (deadline); the record must still
 	// be written.
 	ctx = context.WithoutCancel(ctx)
-	reason := rtfs.Value(kw("exited"))
+	ended := &chain.SandboxLifecycle{Event: "ended", Exited: werr == nil, TotalMS: s.rep.Total.Milliseconds()}
 	if werr != nil {
-		reason = str(werr.Error())
+		ended.Reason = werr.Error()
 	}
-	if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("ended"),
-		kw("reason"), reason, kw("total-ms"), ms(s.rep.Total))); err != nil {
+	if err := s.record(ctx, chain.OriginHost, "", ended); err != nil {
 		return err
 	}
 	var le *LimitExceeded
 	if errors.As(fail, &le) {
-		if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("limit-exceeded"),
-			kw("limit"), str(le.Limit), kw("value"), rtfs.Int{V: le.Value}, kw("unit"), str(le.Unit), kw("detail"), str(le.Detail))); err != nil {
+		if err := s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "limit-exceeded",
+			Limit: le.Limit, LimitValue: le.Value, Unit: le.Unit, Detail: le.Detail}); err != nil {
 			return err
 		}
 	}
-	outcome := rtfs.MapOf(kw("ok"), rtfs.Bool{V: fail == nil && s.rep.Error == nil})
+	outcome := &chain.PlanFinished{OK: fail == nil && s.rep.Error == nil, ValueSHA256: chain.ValueDigest(s.rep.Value)}
 	if fail != nil {
-		outcome.Set(kw("failure"), str(fail.Error()))
+		outcome.Failure = fail.Error()
 	}
-	if err := s.record(ctx, chain.TypePlanFinished, chain.OriginHost, "", outcome); err != nil {
+	if err := s.record(ctx, chain.OriginHost, "", outcome); err != nil {
 		return err
 	}
 	if s.req.Recorder != nil && s.req.Recorder.CanCheckpoint() {

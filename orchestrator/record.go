@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/chain"
@@ -34,9 +33,9 @@ func bounded(v rtfs.Value) rtfs.Value {
 }
 
 // record appends one event about this run, if a recorder is attached.
-func (s *session) record(ctx context.Context, typ chain.Type, origin chain.Origin, step string, payload rtfs.Value) error {
-	ev := chain.Event{Type: typ, Origin: origin, Session: s.req.Spec.ID,
-		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(payload)}
+func (s *session) record(ctx context.Context, origin chain.Origin, step string, p chain.Payload) error {
+	ev := chain.Event{Type: p.EventType(), Origin: origin, Session: s.req.Spec.ID,
+		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(p.Encode())}
 	if rec := s.req.Recorder; rec != nil {
 		if _, err := rec.Append(ctx, ev); err != nil {
 			return fmt.Errorf("%w: %w", ErrChain, err)
@@ -51,25 +50,15 @@ func (s *session) record(ctx context.Context, typ chain.Type, origin chain.Origi
 // recordAdmission records what was admitted, before anything starts.
 func (s *session) recordAdmission(ctx context.Context) error {
 	a := s.req.Admission
-	steps := make([]rtfs.Value, len(a.Profiles))
-	for i, p := range a.Profiles {
-		caps := make([]rtfs.Value, len(p.Capabilities))
-		for j, c := range p.Capabilities {
-			caps[j] = kw(c)
-		}
-		domains := make([]rtfs.Value, len(p.Network.Domains))
-		for j, d := range p.Network.Domains {
-			domains[j] = str(d)
-		}
-		steps[i] = rtfs.MapOf(kw("name"), str(p.Step), kw("capabilities"), rtfs.NewVector(caps...),
-			kw("domains"), rtfs.NewVector(domains...), kw("max-time-ms"), rtfs.Int{V: p.MaxTimeMS})
+	p := &chain.PlanAdmitted{Name: s.req.Plan.Name, PlanHash: a.PlanHash, RiskTier: string(a.Tier), Policy: a.Policy,
+		SecurityLevel: string(a.Level), Agent: a.Agent, ConfigDigest: a.ConfigDigest, Isolation: string(a.Isolation)}
+	for _, prof := range a.Profiles {
+		p.Steps = append(p.Steps, chain.AdmittedStep{Name: prof.Step, Capabilities: prof.Capabilities,
+			Domains: prof.Network.Domains, MaxTimeMS: prof.MaxTimeMS, Methods: prof.Network.Methods,
+			Retry: int64(prof.Retry), Seed: prof.Determinism.Seed, Dynamic: prof.Dynamic})
 	}
-	return s.record(ctx, chain.TypePlanAdmitted, chain.OriginHost, "", rtfs.MapOf(
-		kw("name"), str(s.req.Plan.Name), kw("plan-hash"), str(a.PlanHash), kw("risk-tier"), kw(string(a.Tier)),
-		kw("policy"), str(a.Policy), kw("security-level"), kw(string(a.Level)), kw("steps"), rtfs.NewVector(steps...)))
+	return s.record(ctx, chain.OriginHost, "", p)
 }
-
-func ms(d time.Duration) rtfs.Int { return rtfs.Int{V: d.Milliseconds()} }
 
 // guestEventTypes are the event types a guest may report about itself.
 var guestEventTypes = map[string]chain.Type{
@@ -115,12 +104,16 @@ func (s *session) recordGuestEvents(ctx context.Context, items []control.EventIt
 		if it.Step != "" && s.req.Admission.Profile(it.Step) == nil {
 			return fmt.Errorf("%w: guest event %d names step %q, which was not admitted", control.ErrProtocol, it.Seq, it.Step)
 		}
+		claim, err := chain.DecodePayload(typ, payload)
+		if err != nil {
+			return fmt.Errorf("%w: guest event %d: %w", control.ErrProtocol, it.Seq, err)
+		}
 		if typ == chain.TypeCapabilityCall {
-			if err := s.checkClaimedCall(it, payload); err != nil {
+			if err := s.checkClaimedCall(it, claim); err != nil {
 				return err
 			}
 		}
-		if err := s.record(ctx, typ, chain.OriginGuest, it.Step, payload); err != nil {
+		if err := s.record(ctx, chain.OriginGuest, it.Step, claim); err != nil {
 			return err
 		}
 		s.lastEvent = it.Seq
@@ -144,20 +137,12 @@ func (s *session) chargeEvent(it control.EventItem) error {
 
 // checkClaimedCall checks the guest's claim that it ran a capability
 // itself.
-func (s *session) checkClaimedCall(it control.EventItem, payload rtfs.Value) error {
-	m, ok := payload.(*rtfs.Map)
-	var id rtfs.Keyword
-	if ok {
-		if v, found := m.GetKeyword("capability"); found {
-			id, ok = v.(rtfs.Keyword)
-		} else {
-			ok = false
-		}
-	}
+func (s *session) checkClaimedCall(it control.EventItem, claim chain.Payload) error {
+	call, ok := claim.(*chain.CapabilityCall)
 	if !ok {
-		return fmt.Errorf("%w: guest event %d claims a capability call without naming the capability as a keyword", control.ErrProtocol, it.Seq)
+		return fmt.Errorf("%w: guest event %d claims a capability call without naming the capability", control.ErrProtocol, it.Seq)
 	}
-	c, err := s.req.Caps.Lookup(id.Name)
+	c, err := s.req.Caps.Lookup(call.Capability)
 	if err == nil && c.Class == capability.Host {
 		err = fmt.Errorf("%s is a host capability, which only the host runs", c.ID)
 	}
@@ -165,7 +150,7 @@ func (s *session) checkClaimedCall(it control.EventItem, payload rtfs.Value) err
 		err = s.req.Admission.Authorize(it.Step, c)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: guest event %d claims the guest ran capability %s in step %q, which the host does not grant: %w", control.ErrProtocol, it.Seq, id.Name, it.Step, err)
+		return fmt.Errorf("%w: guest event %d claims the guest ran capability %s in step %q, which the host does not grant: %w", control.ErrProtocol, it.Seq, call.Capability, it.Step, err)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/governance"
-	"github.com/ccos-project/ccos/rtfs"
 )
 
 // running is one step in progress.
@@ -117,7 +116,7 @@ func (s *session) stepBegin(ctx context.Context, id uint64, b *control.StepBegin
 	if s.steps.entered[b.Name] {
 		return fmt.Errorf("%w: the guest asked to enter step %q a second time", control.ErrProtocol, b.Name)
 	}
-	if err := s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.Nil{}); err != nil {
+	if err := s.record(ctx, chain.OriginHost, b.Name, &chain.StepStarted{}); err != nil {
 		return err
 	}
 	if s.rep.Dispatch == 0 {
@@ -138,8 +137,7 @@ func (s *session) stepEnd(ctx context.Context, id uint64, b *control.StepEnd) er
 	s.rep.Steps = append(s.rep.Steps, StepRecord{Name: b.Name, OK: b.OK, Error: b.Error, Duration: took})
 	// How the step went is the guest's claim; that it ended, when, is the
 	// host's observation.
-	if err := s.record(ctx, chain.TypeStepFinished, chain.OriginGuest, b.Name, rtfs.MapOf(kw("ok"), rtfs.Bool{V: b.OK},
-		kw("error"), str(b.Error), kw("duration-ms"), ms(took))); err != nil {
+	if err := s.record(ctx, chain.OriginGuest, b.Name, &chain.StepFinished{OK: b.OK, Error: b.Error, DurationMS: took.Milliseconds()}); err != nil {
 		return err
 	}
 	_, err := s.c.Send(&control.OK{}, id)
@@ -165,8 +163,7 @@ func (s *session) stepRetry(ctx context.Context, id uint64, b *control.StepRetry
 	}
 	s.steps.attempts[b.Name] = b.Attempt
 	s.steps.retried()
-	if err := s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.MapOf(kw("attempt"), rtfs.Int{V: int64(b.Attempt) + 1},
-		kw("cause"), str(b.Error))); err != nil {
+	if err := s.record(ctx, chain.OriginHost, b.Name, &chain.StepStarted{Attempt: int64(b.Attempt) + 1, Cause: b.Error}); err != nil {
 		return err
 	}
 	_, err := s.c.Send(&control.OK{}, id)
