@@ -15,8 +15,6 @@ import (
 // stopped rather than left unrecorded.
 var ErrChain = errors.New("causal chain")
 
-func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
-
 func str(s string) rtfs.String { return rtfs.String{V: s} }
 
 // bounded returns v, or its summary (control.Summary) when its text is
