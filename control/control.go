@@ -39,7 +39,7 @@
 //	guest → host   output     {"seq": 1, "text": "..."}  captured println output
 //	guest → host   events     {"items": [{"seq": 1, "type": "...", "step": "...", "payload": "..."}]} request; reply ok
 //	                          (at most MaxEventItems items, each payload at most MaxEventPayload bytes)
-//	guest → host   done       {"value": "..."} or {"error": {...}}
+//	guest → host   done       {"value": "..."} or {"error": {"type", "message", "where", "hint", "stack"}}
 //	host  → guest  ok | result {"value": "..."} | error {"message": "..."}
 //
 // # Idempotency keys
@@ -230,10 +230,13 @@ type Events struct {
 
 // ErrorInfo describes an RTFS error.
 type ErrorInfo struct {
-	Type    string   `json:"type"`
-	Message string   `json:"message"`
-	Where   string   `json:"where,omitempty"`
-	Stack   []string `json:"stack,omitempty"`
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Where   string `json:"where,omitempty"`
+	// Hint is how to fix it, when the interpreter knows (a misspelt
+	// function name: the nearest defined names).
+	Hint  string   `json:"hint,omitempty"`
+	Stack []string `json:"stack,omitempty"`
 }
 
 // Done ends the run with the plan's value (canonical RTFS) or its error.

@@ -246,7 +246,7 @@ func valueTooLarge() *control.ErrorInfo {
 func errorInfo(err error) *control.ErrorInfo {
 	var re *rtfs.Error
 	if errors.As(err, &re) {
-		info := &control.ErrorInfo{Type: re.Type, Message: re.Message}
+		info := &control.ErrorInfo{Type: re.Type, Message: re.Message, Hint: re.Hint}
 		if !re.S.IsZero() {
 			info.Where = re.S.String()
 		}
