@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/ccos-project/ccos/chain"
@@ -473,4 +474,47 @@ func FuzzRunChangesLastEventID(f *testing.F) {
 			t.Errorf("Last-Event-ID %q of no change of this supervisor: no reset in %q", id, body)
 		}
 	})
+}
+
+// The events stream of a queued run waits for it to start, then carries
+// its events and its end: it does not end at once saying "queued".
+func TestEventsOfQueuedRun(t *testing.T) {
+	ch := newConsoleHarness(t)
+	ctx := context.Background()
+	spin := Submission{Plan: `(step "spin" (loop [i 0] (if (< i 100000000) (recur (inc i)) i)))`}
+	var spinning []string
+	for i := 0; i < 4; i++ { // the lane's four workers
+		r, err := ch.c.Submit(ctx, "agent.min", spin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spinning = append(spinning, r.ID)
+	}
+	later, err := ch.c.Submit(ctx, "agent.min", Submission{Plan: `(step "later" 1)`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ch.c.Get(ctx, later.ID); r.Status != StatusQueued {
+		t.Fatalf("the fifth run is %s, want queued", r.Status)
+	}
+	done := make(chan Status, 1)
+	var types []string
+	go func() {
+		st, err := ch.c.Events(ctx, later.ID, 0, func(e engine.Event) error { types = append(types, e.Type); return nil })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	select {
+	case st := <-done:
+		t.Fatalf("the stream of a queued run ended at once: %s", st)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for _, id := range spinning {
+		ch.c.Cancel(ctx, id)
+	}
+	if st := <-done; st != StatusSucceeded || !strings.Contains(strings.Join(types, " "), "step.started") {
+		t.Errorf("after it ran: %s %v", st, types)
+	}
 }

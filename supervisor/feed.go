@@ -1,6 +1,10 @@
 package supervisor
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // feedSize bounds the changes a feed remembers: a subscriber that falls
 // further behind is told to start again from a fresh list.
@@ -64,4 +68,38 @@ func (f *runFeed) last() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.seq
+}
+
+// awaitHub returns the live events hub of a run, waiting while the run is
+// queued (it gets one when a worker starts it); nil once the run is over
+// (or ctx ends). keepalive is called at each tick while it waits.
+func (s *Supervisor) awaitHub(ctx context.Context, id string, keepalive func(), tick <-chan time.Time) *hub {
+	feed := s.o.Store.changes
+	for {
+		// The channel is taken before the checks: a change after them
+		// closes it.
+		_, _, _, changed := feed.since(feed.last())
+		s.mu.Lock()
+		h := s.hubs[id]
+		s.mu.Unlock()
+		if h != nil {
+			return h
+		}
+		rec, err := s.o.Store.get(ctx, id)
+		if err != nil || rec.Status != StatusQueued {
+			// Over, or running between the two reads: the caller
+			// catches up from the store.
+			s.mu.Lock()
+			h = s.hubs[id]
+			s.mu.Unlock()
+			return h
+		}
+		select {
+		case <-changed:
+		case <-tick:
+			keepalive()
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
