@@ -331,3 +331,10 @@ func (a *Agent) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Catalog lists what the agent's plans may call under its config and
+// security context, and what admission would refuse (see
+// governance.BuildCatalog).
+func (a *Agent) Catalog() *governance.Catalog {
+	return governance.BuildCatalog(a.rc, a.res.Config, a.caps)
+}
