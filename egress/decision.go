@@ -82,6 +82,8 @@ type Decision struct {
 	// prompt-injection rules that matched in the response.
 	DLP      []string
 	Stripped []string
+	// Secrets are the names of the secrets the proxy added to the request.
+	Secrets []string
 	// Status is the origin's HTTP status, Err what failed after the request
 	// was allowed (dial, TLS, upstream).
 	Status int
@@ -132,6 +134,9 @@ func (d Decision) LogValue() slog.Value {
 	}
 	if len(d.Stripped) > 0 {
 		attrs = append(attrs, slog.Any("stripped", d.Stripped))
+	}
+	if len(d.Secrets) > 0 {
+		attrs = append(attrs, slog.Any("secrets", d.Secrets))
 	}
 	if d.Status != 0 {
 		attrs = append(attrs, slog.Int("status", d.Status))

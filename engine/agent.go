@@ -156,7 +156,7 @@ func (e *Engine) LoadAgent(src []byte, file string, o AgentOptions) (*Agent, err
 	e.agents[cfg.AgentID] = a
 	e.mu.Unlock()
 	var err error
-	if a.egress, err = e.addEgress(cfg); err != nil {
+	if a.egress, err = e.addEgress(cfg, governance.ConfigDir(file)); err != nil {
 		e.remove(a)
 		return nil, fmt.Errorf("the egress proxy of agent %s: %w", cfg.AgentID, err)
 	}

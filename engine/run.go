@@ -329,6 +329,13 @@ func decisionEvent(d egress.Decision) chain.Event {
 	if d.Status != 0 {
 		kvs = append(kvs, kw("status"), rtfs.Int{V: int64(d.Status)})
 	}
+	if len(d.Secrets) > 0 {
+		names := make([]rtfs.Value, len(d.Secrets))
+		for i, n := range d.Secrets {
+			names[i] = str(n)
+		}
+		kvs = append(kvs, kw("secrets"), rtfs.NewVector(names...))
+	}
 	if len(d.DLP) > 0 {
 		dl := make([]rtfs.Value, len(d.DLP))
 		for i, r := range d.DLP {
