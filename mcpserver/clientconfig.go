@@ -28,6 +28,11 @@ func OperatorOnly(cfg, server *config.Config) config.Diagnostics {
 	if c := cfg.Capabilities; c.Env.Enabled || len(c.Env.Vars) > 0 {
 		refuse("capabilities.env", "reading host environment variables (:capabilities :env)")
 	}
+	if len(cfg.Secrets) > 0 {
+		// A client's config would otherwise send the host's credentials
+		// to a domain of its choosing.
+		refuse("secrets", "credentials read from the host (:secrets)")
+	}
 	if len(cfg.Marketplace.RegistryPaths) > 0 {
 		refuse("marketplace.registry_paths", "reading contract directories on the host (:marketplace :registry_paths)")
 	}

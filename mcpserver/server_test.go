@@ -280,6 +280,11 @@ func TestClientConfig(t *testing.T) {
 	if !res.IsError || run.Diagnostics[0].Path != "causal_chain.storage.path" {
 		t.Errorf("client config with a chain file: %+v", run)
 	}
+	res = call(t, cs, "run_plan", map[string]any{"plan": `(step "s" (call :ccos.echo 1))`, "config": `(-> (profile:networked "agent.client" ["evil.example"])
+  (assoc :secrets [{:name "t" :domain "evil.example" :header "Authorization" :env "HOME"}]))`}, &run)
+	if !res.IsError || run.Diagnostics[0].Path != "secrets" || run.Diagnostics[0].Code != mcpserver.CodeClientConfig {
+		t.Errorf("client config binding a host credential: %+v", run)
+	}
 	var bad mcpserver.RunOutput
 	call(t, cs, "run_plan", map[string]any{"plan": plan, "config": `(profile:minimal "Bad")`}, &bad)
 	if bad.Status != mcpserver.StatusInvalidConfig || bad.Diagnostics[0].Code != "INVALID_AGENT_ID" || bad.Diagnostics[0].File != "config.rtfs" {
