@@ -115,6 +115,12 @@ type agent struct {
 // warm.
 func WarmUp() { warmOnce.Do(warmUp) }
 
+// WarmUpAgain does the warm-up work again, whether or not it was done. A
+// microVM clone calls it: it resumes a template that was warmed up, but
+// under TCG its translated code is not part of the snapshot, so the same
+// code runs cold once more unless something runs it before the plan.
+func WarmUpAgain() { warmUp() }
+
 var warmOnce sync.Once
 
 func warmUp() {

@@ -43,6 +43,7 @@ type runFlags struct {
 	agent    agentFlags
 	asJSON   bool
 	restarts int
+	receipt  string
 	eng      engineFlags
 }
 
@@ -50,6 +51,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	f.agent.register(cmd, "ccos run")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
+	fl.StringVar(&f.receipt, "receipt", "", "write the run's signed receipt (in-toto statement in a DSSE envelope; needs --chain-key) to this file")
 	fl.IntVar(&f.restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	f.eng.register(cmd)
 }
@@ -192,6 +194,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if rf.receipt != "" && rf.agent.chainKey == "" {
+		return usageErr("--receipt needs --chain-key: a receipt is signed with the chain's key")
+	}
 	eng, closeEng, err := rf.eng.open(nil)
 	if err != nil {
 		return err
@@ -209,6 +214,11 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 	var ae *engine.AdmissionError
 	if errors.As(err, &ae) {
 		return admissionError(err)
+	}
+	if rf.receipt != "" && res != nil && res.Receipt != nil {
+		if werr := writeFileAtomic(rf.receipt, append(res.Receipt, '\n')); werr != nil && err == nil {
+			err = fmt.Errorf("writing the receipt: %w", werr)
+		}
 	}
 	if err != nil {
 		return rejected("ccos run: " + err.Error())
