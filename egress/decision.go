@@ -38,6 +38,7 @@ const (
 	RuleAddress          Rule = "address_refused"
 	RuleResolve          Rule = "resolve_failed"
 	RuleTLSRequired      Rule = "tls_origination_required"
+	RuleClientCert       Rule = "client_cert_missing"
 	RuleRate             Rule = "rate_limited"
 	RuleStepRate         Rule = "step_rate_limited"
 	RuleTunnels          Rule = "too_many_tunnels"

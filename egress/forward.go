@@ -119,6 +119,14 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		p.finish(&d)
 		return nil, d, nil
 	}
+	// Only a request the ACL allows learns that its origin cannot be
+	// reached for want of a client certificate: the most basic reason
+	// comes first.
+	if tlsIdx >= 0 && st.pol.mtlsWanted && st.pol.tls[tlsIdx].ClientCert == nil {
+		d.deny(RuleClientCert, "%s needs a client certificate (the config sets :mtls true) and the proxy has none (the operator gives one: --egress-client-cert and --egress-client-key)", d.Host)
+		p.finish(&d)
+		return nil, d, nil
+	}
 	// Only a step allowed by its ACL (not a would-deny of report mode)
 	// gets the agent's secrets.
 	aclAllowed := d.Action == ActionAllow && d.Step != ""

@@ -24,9 +24,6 @@ import (
 type agentEgress struct {
 	proxy *egress.Proxy
 	agent string
-	// missingCert refuses every request: the config wants mTLS and the
-	// operator gave no client certificate.
-	missingCert error
 	// secrets are the agent's credentials, redacted from any error that
 	// would reach a plan.
 	secrets []string
@@ -73,11 +70,6 @@ func (e *Engine) addEgress(cfg *config.Config, dir string) (*agentEgress, error)
 	ae := &agentEgress{agent: pol.Agent}
 	for _, sec := range pol.Secrets {
 		ae.secrets = append(ae.secrets, sec.Value)
-	}
-	if pol.NeedsClientCert() {
-		// Nothing goes out without the certificate the config asks for;
-		// plans that do not use the network still run.
-		ae.missingCert = errors.New("the agent config sets :mtls true, and the egress proxy has no client certificate to present (the operator gives one: --egress-client-cert and --egress-client-key)")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -144,9 +136,6 @@ func (a *Agent) fetch(ctx context.Context, fr capability.FetchRequest) (*capabil
 	if eg == nil {
 		return nil, capability.ErrNoEgressProxy
 	}
-	if eg.missingCert != nil {
-		return nil, eg.missingCert
-	}
 	sc, ok := capability.ScopeFrom(ctx)
 	if !ok || sc.Step == "" {
 		return nil, errors.New("ccos.network.http-fetch runs only inside an admitted step")
@@ -190,11 +179,6 @@ func (a *Agent) fetch(ctx context.Context, fr capability.FetchRequest) (*capabil
 // agent. Its requests carry no run's grant: the agent's own ACL applies,
 // and their decisions go to the agent's chain.
 func (eg *agentEgress) handler() http.Handler {
-	if eg.missingCert != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "ccos egress: "+eg.missingCert.Error(), http.StatusBadGateway)
-		})
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		eg.proxy.ServeHTTP(w, r.WithContext(egress.WithAgent(r.Context(), eg.agent)))
 	})
