@@ -38,6 +38,9 @@ type Diagnostic struct {
 	Value string `json:"value,omitempty"`
 	// Stack is the RTFS call stack of a plan error, innermost first.
 	Stack []string `json:"stack,omitempty"`
+	// Note says where a value came from when that is not the place (a
+	// profile's own line, for a config built on it).
+	Note string `json:"note,omitempty"`
 }
 
 // Codes of diagnostics that are not config or admission rules.
@@ -64,6 +67,9 @@ func (d Diagnostic) String() string {
 	if d.Hint != "" {
 		s += " (hint: " + d.Hint + ")"
 	}
+	if d.Note != "" {
+		s += " (note: " + d.Note + ")"
+	}
 	return s
 }
 
@@ -78,7 +84,7 @@ func (d *Diagnostic) place(sp rtfs.Span) {
 func ConfigDiagnostics(ds config.Diagnostics) []Diagnostic {
 	out := make([]Diagnostic, 0, len(ds))
 	for _, c := range ds {
-		d := Diagnostic{Code: c.Code, Severity: c.Severity.String(), Message: c.Message, Hint: c.Hint, Path: c.Path}
+		d := Diagnostic{Code: c.Code, Severity: c.Severity.String(), Message: c.Message, Hint: c.Hint, Path: c.Path, Note: c.Note}
 		d.place(c.Span)
 		out = append(out, d)
 	}
