@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/ccos-project/ccos/engine"
@@ -74,8 +73,6 @@ type Server struct {
 	log  *slog.Logger
 	srv  *mcp.Server
 	runs *runStore
-	// clientMu serialises nothing but the bookkeeping of client engines.
-	clientMu sync.Mutex
 }
 
 // ErrNoAgent is returned by New without Options.Agent.
