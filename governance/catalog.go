@@ -92,13 +92,13 @@ func BuildCatalog(rc RuntimeContext, cfg *config.Config, caps *capability.Regist
 		if err != nil {
 			continue
 		}
-		k := &kernel{p: &plan.Plan{}, cfg: cfg, caps: caps, rc: rc}
+		k := &kernel{p: &plan.Plan{}, cfg: cfg, caps: caps, rc: rc, auth: NewAuthorizer(rc, cfg, caps)}
 		step := plan.Step{Name: "catalog", Calls: []plan.Call{{Capability: id}}}
 		k.profile(&step, "")
 		if len(k.rej) > 0 {
 			u := Unavailable{ID: id}
 			for _, r := range k.rej {
-				u.Reasons = append(u.Reasons, Reason{Rule: r.Rule, Msg: r.Msg, Hint: r.Hint})
+				u.Reasons = append(u.Reasons, Reason{Rule: string(r.Rule), Msg: r.Msg, Hint: r.Hint})
 			}
 			cat.Unavailable = append(cat.Unavailable, u)
 			continue

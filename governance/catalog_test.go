@@ -86,7 +86,7 @@ func TestCatalog(t *testing.T) {
 	// At the controlled level without a microVM, a capability that
 	// reaches beyond the sandbox is refused for its isolation.
 	cat = BuildCatalog(DefaultContext(cfg), cfg, capability.Builtins(nil))
-	if rules, _ := unavailable(cat, "ccos.network.http-fetch"); !slices.Contains(rules, RuleIsolationRequired) {
+	if rules, _ := unavailable(cat, "ccos.network.http-fetch"); !slices.Contains(rules, string(RuleIsolationRequired)) {
 		t.Errorf("networked, controlled: http-fetch: %v", rules)
 	}
 	// At the full level without an :env section, get-env is refused
@@ -95,7 +95,7 @@ func TestCatalog(t *testing.T) {
 	rc = DefaultContext(cfg)
 	rc.Level = LevelFull
 	cat = BuildCatalog(rc, cfg, capability.Builtins(nil))
-	if rules, _ := unavailable(cat, "ccos.system.get-env"); !slices.Contains(rules, RuleEnvNotConfigured) {
+	if rules, _ := unavailable(cat, "ccos.system.get-env"); !slices.Contains(rules, string(RuleEnvNotConfigured)) {
 		t.Errorf("minimal, full: get-env: %v", rules)
 	}
 }

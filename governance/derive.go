@@ -16,10 +16,10 @@ import (
 const (
 	// RuleComputedTarget: a call whose target (a URL) is computed at run
 	// time, in a step that declares no effects.
-	RuleComputedTarget = "COMPUTED_TARGET"
+	RuleComputedTarget Rule = "COMPUTED_TARGET"
 	// RuleInvalidTarget: a literal target that does not read (a URL
 	// that is not http or https).
-	RuleInvalidTarget = "INVALID_TARGET"
+	RuleInvalidTarget Rule = "INVALID_TARGET"
 )
 
 // Derivation is what admission read from a literal argument of a call:

@@ -81,11 +81,11 @@ func TestLiteralTargets(t *testing.T) {
 	// At the controlled level under :wasm isolation, the isolation and
 	// the domain are both reported.
 	_, err = admit(DefaultContext(cfg), `(step "get" (call :ccos.network.http-fetch "https://evil.example.net/"))`)
-	var got []string
+	var got []Rule
 	for _, r := range rulesOf(t, err) {
 		got = append(got, r.Rule)
 	}
-	if !slices.Equal(got, []string{RuleIsolationRequired, RuleDomainNotAllowed}) {
+	if !slices.Equal(got, []Rule{RuleIsolationRequired, RuleDomainNotAllowed}) {
 		t.Errorf("every reason at once: %v", got)
 	}
 }
