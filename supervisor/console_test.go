@@ -112,14 +112,15 @@ func newConsoleHarness(t testing.TB) *consoleHarness {
 
 // egressPlan fetches from origin.test in step "get" (allowed) and from
 // other.test in step "denied", whose ACL does not name it (refused by the
-// proxy, caught by the plan).
+// proxy, caught by the plan; the URL is computed, so that admission, which
+// refuses a literal one, cannot).
 func (ch *consoleHarness) egressPlan() Submission {
 	return Submission{File: "egress.rtfs", Plan: fmt.Sprintf(`(plan "egress" :body [
   (step "get" [:effects [[:network {:domains ["origin.test"] :methods [:GET]}]]]
     (println "fetching")
     (get (call :ccos.network.http-fetch "http://origin.test:%s/data") :body))
   (step "denied" [:effects [[:network {:domains ["origin.test"] :methods [:GET]}]]]
-    (try (call :ccos.network.http-fetch "http://other.test:%s/") (catch e "refused")))])`, ch.port, ch.port)}
+    (try (call :ccos.network.http-fetch (str "http://other.test:" "%s/")) (catch e "refused")))])`, ch.port, ch.port)}
 }
 
 // run submits a plan and waits for its end.
