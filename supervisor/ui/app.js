@@ -593,8 +593,8 @@ async function runView(id) {
       }
       return h("tr", { "data-step": name },
         h("th", { scope: "row" }, name),
-        h("td", {}, s ? "+" + fmtMs(s.begin - t0) : ""),
-        h("td", {}, s && s.end !== undefined ? "+" + fmtMs(s.end - t0) : ""),
+        h("td", { class: "nowrap" }, s ? "+" + fmtMs(s.begin - t0) : ""),
+        h("td", { class: "nowrap" }, s && s.end !== undefined ? "+" + fmtMs(s.end - t0) : ""),
         h("td", { class: "num" }, s && s.ms !== undefined ? fmtMs(s.ms) : ""),
         h("td", { class: "num" }, s ? String(s.attempts) : ""),
         h("td", {}, result),
