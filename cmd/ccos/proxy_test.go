@@ -113,6 +113,12 @@ func TestProxyCommand(t *testing.T) {
 		t.Errorf("DLP: %d %q", status, body)
 	}
 	// The host programs a step through the control socket: only GET now.
+	// The proxy may announce its listeners before the control socket.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ctl); err == nil {
+			break
+		}
+	}
 	cc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", ctl)
