@@ -462,6 +462,7 @@ func FuzzRunChangesLastEventID(f *testing.F) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // the handler answers what it has, then sees the client gone
 		req := httptest.NewRequest("GET", "/v1/events", nil).WithContext(ctx)
+		req.Host = "localhost"
 		if id != "" {
 			req.Header.Set("Last-Event-ID", id)
 		}
