@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ccos-project/ccos/internal/atomicfile"
 	"github.com/ccos-project/ccos/rtfs"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -147,27 +148,12 @@ func VerifierOf(signer string) (string, error) {
 	return verifierFromSigner(strings.TrimRight(signer, " \t\r\n"))
 }
 
-// WriteKeyFile writes one key string to path with mode perm, through a
-// temporary file, fsync and rename.
+// WriteKeyFile writes one key string to path with mode perm, atomically
+// (atomicfile: a new temporary file, never a leftover or a planted link, so
+// the key gets exactly perm).
 func WriteKeyFile(path, key string, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
+	if err := atomicfile.Write(path, append([]byte(key), '\n'), perm); err != nil {
 		return fmt.Errorf("chain: %w", err)
-	}
-	_, err = f.Write(append([]byte(key), '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("chain: writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/internal/atomicfile"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/vmspec"
 	"github.com/digitalocean/go-qemu/qmp"
@@ -73,24 +74,16 @@ func (p *Provider) snapshot(ctx context.Context, sp sandbox.Spec, cfg *config.Co
 	if f, err := os.Open(path); err == nil {
 		return p.measureSnapshot(f, meas)
 	}
-	tmp, err := os.CreateTemp(p.o.SnapshotDir, ".tmp-*.vmstate")
+	tmp, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: snapshot: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := p.saveTemplate(ctx, sp, cfg, lim, files, meas, tmp); err != nil {
+	defer tmp.Abort()
+	if err := p.saveTemplate(ctx, sp, cfg, lim, files, meas, tmp.File); err != nil {
 		return nil, fmt.Errorf("qemu: making the snapshot: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return nil, err
-	}
-	if d, err := os.Open(p.o.SnapshotDir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := tmp.Commit(); err != nil {
+		return nil, fmt.Errorf("qemu: snapshot: %w", err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
