@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ccos-project/ccos/internal/atomicfile"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/rtfs"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -125,18 +126,19 @@ func ParseVerifier(text string) (note.Verifier, error) {
 	return v, nil
 }
 
-// ReadSignerFile reads a signer key file.
+// ReadSignerFile reads a signer key file (a regular file of at most 1 MiB).
 func ReadSignerFile(path string) (note.Signer, error) {
-	b, err := os.ReadFile(path)
+	b, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
 	}
 	return ParseSigner(string(b))
 }
 
-// ReadVerifierFile reads a verifier key file.
+// ReadVerifierFile reads a verifier key file (a regular file of at most 1
+// MiB).
 func ReadVerifierFile(path string) (note.Verifier, error) {
-	b, err := os.ReadFile(path)
+	b, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
 	}

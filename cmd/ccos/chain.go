@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
@@ -100,7 +101,7 @@ func checkExternalCheckpoint(tree *chain.Tree, path string, v note.Verifier) err
 	if v == nil {
 		return fmt.Errorf("--checkpoint: %w", chain.ErrNoVerifier)
 	}
-	msg, err := os.ReadFile(path)
+	msg, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return err
 	}
@@ -291,9 +292,9 @@ func chainCheckpointCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			b, err := os.ReadFile(key)
+			b, err := input.ReadFile(key, input.MaxSmall)
 			if err != nil {
-				return rejected(fmt.Sprintf("cannot read key: %v", err))
+				return rejected(err.Error())
 			}
 			signer, err := chain.ParseSigner(string(b))
 			if err != nil {
@@ -340,7 +341,7 @@ func chainCheckpointCmd() *cobra.Command {
 // one must hold the same key.
 func storeVerifierBeside(path, vkey string) error {
 	pub := path + ".pub"
-	b, err := os.ReadFile(pub)
+	b, err := input.ReadFile(pub, input.MaxSmall)
 	switch {
 	case err == nil:
 		if strings.TrimSpace(string(b)) != vkey {

@@ -21,12 +21,13 @@ func init() {
 	rootCmd.AddCommand(cmd)
 }
 
+// loadConfig loads the config at path, or from standard input for "-".
 func loadConfig(path string) (*config.Result, error) {
-	res, err := config.LoadFile(path, configEvaluator)
+	src, name, err := readInput(path)
 	if err != nil {
 		return nil, rejected("ccos config: " + err.Error())
 	}
-	return res, nil
+	return config.Load(src, name, configEvaluator), nil
 }
 
 func printDiags(w io.Writer, ds config.Diagnostics) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/egress"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -151,7 +152,7 @@ func policyFor(cfg *config.Config, f proxyFlags) (egress.Policy, *x509.CertPool,
 	}
 	var roots *x509.CertPool
 	if f.rootCA != "" {
-		pem, err := os.ReadFile(f.rootCA)
+		pem, err := input.ReadFile(f.rootCA, input.MaxSmall)
 		if err != nil {
 			return egress.Policy{}, nil, usageErr("--ca: %v", err)
 		}

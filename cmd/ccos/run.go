@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/governance"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/orchestrator"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/ccos-project/ccos/rtfs"
@@ -243,7 +243,7 @@ func admitPlan(stderr io.Writer, planPath string, af admitFlags) (*admitted, err
 	}
 	var approvals []governance.Approval
 	for _, f := range af.approvals {
-		text, err := os.ReadFile(f)
+		text, err := input.ReadFile(f, input.MaxSmall)
 		if err != nil {
 			return nil, rejected("ccos: cannot read approval: " + err.Error())
 		}
