@@ -230,7 +230,7 @@ func TestRecorderCheckpointInterval(t *testing.T) {
 func TestCheckpointFormat(t *testing.T) {
 	signer, verifier := testKey(t)
 	root := bytes.Repeat([]byte{7}, 32)
-	c, err := SignCheckpoint(signer, 5, root)
+	c, err := SignCheckpoint(signer, 5, root, Hash{})
 	if err != nil {
 		t.Fatal(err)
 	}
