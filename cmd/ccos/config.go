@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/internal/terminal"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +33,8 @@ func loadConfig(path string) (*config.Result, error) {
 
 func printDiags(w io.Writer, ds config.Diagnostics) {
 	for _, d := range ds {
-		fmt.Fprintln(w, d.String())
+		// w may be os.Stderr itself (ccos proxy): escape here too.
+		fmt.Fprintln(w, terminal.Escape(d.String()))
 	}
 }
 
