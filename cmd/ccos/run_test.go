@@ -7,6 +7,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/sandbox"
 )
 
 // The mock provider gives no isolation: ccos run uses it only when asked
@@ -313,5 +316,22 @@ func TestRunArchivesIntents(t *testing.T) {
 	}
 	if _, ok := bk.Intents["bad"]; ok || len(bk.Intents) != 2 {
 		t.Errorf("intents: %v", bk.Intents)
+	}
+}
+
+// TestNoMockProviderInNormalBuilds: this test binary is built like ccos
+// itself (without the ccos_mockprovider tag), and has no mock provider:
+// ccos.io.* can never run against the host's working directory through
+// --provider mock --allow-weaker.
+func TestNoMockProviderInNormalBuilds(t *testing.T) {
+	if p, err := sandbox.Lookup("mock"); err == nil {
+		t.Fatalf("a normal build registers the mock provider (%s)", p.Name())
+	}
+	cfg := config.Load([]byte(defaultConfig), "default", configEvaluator).Config
+	if cfg == nil {
+		t.Fatal("the default config does not load")
+	}
+	if _, err := chooseProvider(cfg, "mock", true); !errors.Is(err, sandbox.ErrUnknownProvider) {
+		t.Fatalf("--provider mock --allow-weaker: %v, want ErrUnknownProvider", err)
 	}
 }
