@@ -146,3 +146,24 @@ func BenchmarkLoadManyKeys(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadLargeAllowlist loads a config whose :http and :network
+// allowlists name 20,000 domains each: checking that one lies within the
+// other is linear (a domain.Set), not a product of the two lengths.
+func BenchmarkLoadLargeAllowlist(b *testing.B) {
+	var list []byte
+	for i := range 20_000 {
+		list = fmt.Appendf(list, ` "h%d.example.com"`, i)
+	}
+	src := fmt.Appendf(nil, `(agent.config :version "0.1" :agent-id "agent.big" :features [:network]
+  :capabilities {:http {:enabled true :egress {:allow-domains [%s]}}}
+  :network {:enabled true :egress {:via :proxy :allow-domains [%s "*.example.org"]}})`, list, list)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res := (&Loader{}).Load(src, "big.rtfs")
+		if res.Diags.HasErrors() {
+			b.Fatal(res.Diags)
+		}
+	}
+}

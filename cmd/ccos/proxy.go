@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/egress"
 	"github.com/ccos-project/ccos/internal/input"
 	"github.com/prometheus/client_golang/prometheus"
@@ -182,7 +183,7 @@ func proxyResolver(pins []string, dns string) (egress.Resolver, error) {
 	static := egress.StaticResolver{}
 	for _, kv := range pins {
 		name, ip, ok := strings.Cut(kv, "=")
-		host, err := egress.NormalizeHost(name)
+		host, err := domain.Normalize(name)
 		if !ok || err != nil {
 			return nil, usageErr("--resolve %q: want NAME=IP", kv)
 		}

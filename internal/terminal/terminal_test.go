@@ -11,10 +11,10 @@ import (
 func TestEscape(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"plain text, ünïcode and emoji 👍🏽\n\tindented", "plain text, ünïcode and emoji 👍🏽\n\tindented"},
-		{"\x1b]0;owned\x07", `\u001b]0;owned\u0007`},                                 // set the window title
+		{"\x1b]0;owned\x07", `\u001b]0;owned\u0007`},                               // set the window title
 		{"\x1b[2J\x1b[Hall steps approved", `\u001b[2J\u001b[Hall steps approved`}, // clear the screen, paint
 		{"done\rall steps approved", `done\u000dall steps approved`},
-		{"\u009b2J", `\u009b2J`},                      // the 8-bit CSI
+		{"\u009b2J", `\u009b2J`},                     // the 8-bit CSI
 		{"admin\u202egnp.exe", `admin\u202egnp.exe`}, // right-to-left override
 		{"\x00\x7f", `\u0000\u007f`},
 		{"bad \xff\xfe utf-8", `bad \xff\xfe utf-8`},
