@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/ccos-project/ccos/internal/groupcommit"
 	"golang.org/x/sys/unix"
 
 	"github.com/ccos-project/ccos/internal/atomicfile"
@@ -50,7 +51,7 @@ type FileStore struct {
 	f        *os.File
 	readOnly bool
 	recovery Recovery
-	commit   *committer
+	commit   *groupcommit.Committer[[]byte]
 	chunk    int
 
 	mu   sync.Mutex // guards size and n against Records during appends
@@ -87,7 +88,7 @@ func OpenFile(path string, opts FileOptions) (*FileStore, error) {
 		return nil, err
 	}
 	if !opts.ReadOnly {
-		s.commit = newCommitter(opts.MaxBatch, s.flush)
+		s.commit = groupcommit.New(opts.MaxBatch, ErrClosed, s.flush)
 	}
 	return s, nil
 }
@@ -193,7 +194,7 @@ func (s *FileStore) Append(data []byte) <-chan error {
 	if s.readOnly {
 		return errChan(ErrReadOnly)
 	}
-	return s.commit.append(data)
+	return s.commit.Append(data)
 }
 
 // flush writes a batch of records with one write and one fsync.
@@ -253,7 +254,7 @@ func (s *FileStore) Records(fn func(uint64, []byte) error) error {
 func (s *FileStore) Close() error {
 	var err error
 	if s.commit != nil {
-		err = s.commit.close()
+		err = s.commit.Close()
 	}
 	if cerr := s.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("chain: %w", cerr)

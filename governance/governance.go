@@ -9,6 +9,7 @@ package governance
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -174,6 +175,25 @@ type Admission struct {
 	Approvals []string `json:"approvals"`
 	// Level is the security level the plan was admitted at.
 	Level Level `json:"security_level"`
+	// Agent, ConfigDigest and Isolation identify the config the plan was
+	// admitted under: its :agent-id, ConfigDigest of it, and its
+	// :orchestrator :isolation :mode. Run receipts carry them.
+	Agent        string               `json:"agent"`
+	ConfigDigest string               `json:"config_digest"`
+	Isolation    config.IsolationMode `json:"isolation"`
+}
+
+// ConfigDigest returns "sha256:" and the hex SHA-256 of the JSON encoding
+// of a decoded config: it changes whenever anything admission and the run
+// read from the config changes, and not with its spelling or comments.
+func ConfigDigest(cfg *config.Config) string {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		// The config is plain data; this is a programming error.
+		panic("governance: encoding the config: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Profile returns the profile of the named step.
@@ -203,7 +223,8 @@ func Admit(p *plan.Plan, cfg *config.Config, caps *capability.Registry, approval
 // AdmitIn is Admit under an explicit runtime context.
 func AdmitIn(rc RuntimeContext, p *plan.Plan, cfg *config.Config, caps *capability.Registry, approvals []Approval) (*Admission, error) {
 	k := &kernel{p: p, cfg: cfg, caps: caps, rc: rc}
-	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level}
+	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level,
+		Agent: cfg.AgentID, ConfigDigest: ConfigDigest(cfg), Isolation: cfg.Orchestrator.Isolation.Mode}
 	for i := range p.Steps {
 		prof := k.profile(&p.Steps[i], a.PlanHash)
 		a.Profiles = append(a.Profiles, prof)

@@ -42,6 +42,12 @@ type Request struct {
 	// Recorder, when set, receives every fact of the run and the guest's
 	// claims (marked as such); a failure to record stops the run.
 	Recorder *chain.Recorder
+	// OnEvent, when set, is told of every event of the run as it is
+	// recorded (with or without a Recorder), and OnOutput of the plan's
+	// output as it arrives: the live view of a run. They are called from
+	// the run's goroutine and must not block.
+	OnEvent  func(chain.Event)
+	OnOutput func(text string)
 	// Calls is the host's record of the side-effecting calls it ran, by
 	// idempotency key (a new one if nil); a plan run again with the same
 	// record does not repeat them.
@@ -145,20 +151,20 @@ func runOnce(ctx context.Context, req Request) (*Report, error) {
 	if err != nil {
 		var ae *sandbox.AttestationError
 		if errors.As(err, &ae) {
-			s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("refused", ae.Measurements,
-				kw("artifact"), str(ae.Artifact), kw("expected"), str(ae.Expected), kw("actual"), str(ae.Actual)))
+			s.record(ctx, chain.OriginHost, "", &chain.Attestation{Verdict: "refused", Measurements: ae.Measurements,
+				Artifact: ae.Artifact, Expected: ae.Expected, Actual: ae.Actual})
 		}
-		s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("start-failed"),
-			kw("provider"), str(req.Provider.Name()), kw("error"), str(err.Error())))
+		s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "start-failed",
+			Provider: req.Provider.Name(), Error: err.Error()})
 		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
 	}
 	s.sb, s.c, s.start = sb, control.NewConn(sb.Control(), control.HostSide, 0), start
-	err = s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("started"),
-		kw("provider"), str(req.Provider.Name()), kw("sandbox"), str(req.Spec.ID)))
+	err = s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "started",
+		Provider: req.Provider.Name(), Sandbox: req.Spec.ID})
 	if a, ok := sb.(sandbox.Attested); ok && err == nil {
 		s.measured = a.Measurements()
 		s.rep.Measurements = s.measured
-		err = s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("measured", s.measured))
+		err = s.record(ctx, chain.OriginHost, "", attestationPayload("measured", s.measured))
 	}
 	if err != nil {
 		sb.Kill()
@@ -307,7 +313,7 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		if prof == nil {
 			return false, fmt.Errorf("%w: the guest asked to enter step %q, which was not admitted", control.ErrProtocol, b.Name)
 		}
-		if err := s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.Nil{}); err != nil {
+		if err := s.record(ctx, chain.OriginHost, b.Name, &chain.StepStarted{}); err != nil {
 			return false, err
 		}
 		if s.ran[b.Name] {
@@ -338,8 +344,8 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		s.rep.Steps = append(s.rep.Steps, StepRecord{Name: b.Name, OK: b.OK, Error: b.Error, Duration: time.Since(s.begun[n-1])})
 		// How the step went is the guest's claim; that it ended, when, is
 		// the host's observation.
-		if err := s.record(ctx, chain.TypeStepFinished, chain.OriginGuest, b.Name, rtfs.MapOf(kw("ok"), rtfs.Bool{V: b.OK},
-			kw("error"), str(b.Error), kw("duration-ms"), ms(time.Since(s.begun[n-1])))); err != nil {
+		if err := s.record(ctx, chain.OriginGuest, b.Name, &chain.StepFinished{OK: b.OK,
+			Error: b.Error, DurationMS: time.Since(s.begun[n-1]).Milliseconds()}); err != nil {
 			return false, err
 		}
 		if s.stepTimer != nil && s.req.Admission.Profile(b.Name).MaxTimeMS > 0 && n == s.timerDepth() {
@@ -364,24 +370,22 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		for i, a := range b.Args {
 			args[i] = str(a)
 		}
-		if err := s.record(ctx, chain.TypeCapabilityCall, chain.OriginHost, step, rtfs.MapOf(
-			kw("capability"), kw(b.Capability), kw("args"), rtfs.NewVector(args...))); err != nil {
+		if err := s.record(ctx, chain.OriginHost, step, &chain.CapabilityCall{
+			Capability: b.Capability, Args: args, Ordinal: int64(b.Ordinal), Key: b.Key}); err != nil {
 			return false, err
 		}
 		v, replayed, err := s.call(ctx, b)
 		if errors.Is(err, control.ErrProtocol) {
 			return false, err
 		}
-		result := rtfs.MapOf(kw("capability"), kw(b.Capability), kw("ok"), rtfs.Bool{V: err == nil})
+		result := &chain.CapabilityResult{Capability: b.Capability, OK: err == nil, Value: v}
 		if replayed {
-			result.Set(kw("replayed"), str(b.Key))
+			result.Replayed = b.Key
 		}
 		if err != nil {
-			result.Set(kw("error"), str(err.Error()))
-		} else {
-			result.Set(kw("value"), v)
+			result.Error = err.Error()
 		}
-		if rerr := s.record(ctx, chain.TypeCapabilityResult, chain.OriginHost, step, result); rerr != nil {
+		if rerr := s.record(ctx, chain.OriginHost, step, result); rerr != nil {
 			return false, rerr
 		}
 		if err != nil {
@@ -401,6 +405,9 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, fmt.Errorf("%w: output %d out of sequence (expected %d)", control.ErrProtocol, b.Seq, s.outSeq+1)
 		}
 		s.outSeq = b.Seq
+		if s.req.OnOutput != nil {
+			s.req.OnOutput(b.Text)
+		}
 		room := s.req.MaxOutput - len(s.rep.Output)
 		if len(b.Text) > room {
 			s.rep.Output += b.Text[:max(room, 0)]
@@ -419,15 +426,15 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 		}
 		if b.Error != nil {
 			s.rep.Error = b.Error
-			return true, s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("error"),
-				kw("type"), str(b.Error.Type), kw("message"), str(b.Error.Message), kw("where"), str(b.Error.Where)))
+			return true, s.record(ctx, chain.OriginGuest, "", &chain.GuestEvent{Done: "error",
+				ErrorType: b.Error.Type, Message: b.Error.Message, Where: b.Error.Where})
 		}
 		v, err := readValue(*b.Value)
 		if err != nil {
 			return false, fmt.Errorf("%w: the guest's result does not read: %w", control.ErrProtocol, err)
 		}
 		s.rep.Value = v
-		return true, s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("value"), kw("value"), v))
+		return true, s.record(ctx, chain.OriginGuest, "", &chain.GuestEvent{Done: "value", Value: v})
 	}
 	return false, fmt.Errorf("%w: unexpected %s from the guest", control.ErrProtocol, m.Type)
 }
@@ -498,8 +505,7 @@ func (s *session) retry(ctx context.Context, b *control.StepRetry) error {
 		delete(s.ran, inner)
 	}
 	s.order = s.order[:s.at[n-1]+1]
-	return s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.MapOf(kw("attempt"), rtfs.Int{V: int64(b.Attempt) + 1},
-		kw("cause"), str(b.Error)))
+	return s.record(ctx, chain.OriginHost, b.Name, &chain.StepStarted{Attempt: int64(b.Attempt) + 1, Cause: b.Error})
 }
 
 // readValue reads one value sent by the guest, with the reader's bounds.
@@ -531,19 +537,18 @@ func (s *session) recordEnd(ctx context.Context, serr, werr error) error {
 	// The run's own context may be spent (deadline); the record must still
 	// be written.
 	ctx = context.WithoutCancel(ctx)
-	reason := rtfs.Value(kw("exited"))
+	ended := &chain.SandboxLifecycle{Event: "ended", Exited: werr == nil, TotalMS: s.rep.Total.Milliseconds()}
 	if werr != nil {
-		reason = str(werr.Error())
+		ended.Reason = werr.Error()
 	}
-	if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("ended"),
-		kw("reason"), reason, kw("total-ms"), ms(s.rep.Total))); err != nil {
+	if err := s.record(ctx, chain.OriginHost, "", ended); err != nil {
 		return err
 	}
-	outcome := rtfs.MapOf(kw("ok"), rtfs.Bool{V: serr == nil && s.rep.Error == nil})
+	outcome := &chain.PlanFinished{OK: serr == nil && s.rep.Error == nil, ValueSHA256: chain.ValueDigest(s.rep.Value)}
 	if serr != nil {
-		outcome.Set(kw("failure"), str(serr.Error()))
+		outcome.Failure = serr.Error()
 	}
-	if err := s.record(ctx, chain.TypePlanFinished, chain.OriginHost, "", outcome); err != nil {
+	if err := s.record(ctx, chain.OriginHost, "", outcome); err != nil {
 		return err
 	}
 	if s.req.Recorder != nil && s.req.Recorder.CanCheckpoint() {

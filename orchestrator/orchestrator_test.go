@@ -242,8 +242,8 @@ func TestGuestEvents(t *testing.T) {
 			c.Send(&control.Done{Value: &v}, 0)
 		}
 	}
-	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo}"},
-		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:ok true}"}}
+	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo :args [1]}"},
+		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:capability :ccos.echo :ok true :value 1}"}}
 	if _, err := runPlan(t, `(step "s" 1)`, hostile(events(ok...))); err != nil {
 		t.Errorf("resent batch: %v", err)
 	}
@@ -255,6 +255,8 @@ func TestGuestEvents(t *testing.T) {
 		{[]control.EventItem{{Seq: 1, Type: "plan.admitted", Payload: "1"}}, `may not report events of type "plan.admitted"`},
 		{[]control.EventItem{{Seq: 1, Type: "guest.event", Step: "other", Payload: "1"}}, `names step "other"`},
 		{[]control.EventItem{{Seq: 1, Type: "guest.event", Payload: "(unclosed"}}, "payload does not read"},
+		{[]control.EventItem{{Seq: 1, Type: "guest.event", Payload: "1"}}, "guest.event payload: payload has the wrong shape"},
+		{[]control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :x :args [] :extra 1}"}}, "field :extra: unknown field"},
 	} {
 		if _, err := runPlan(t, `(step "s" 1)`, hostile(events(tc.items...))); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want %q", err, tc.want)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/control"
@@ -21,8 +20,6 @@ var ErrChain = errors.New("causal chain")
 // is recorded by its size and SHA-256.
 const maxPayloadText = 64 << 10
 
-func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
-
 func str(s string) rtfs.String { return rtfs.String{V: s} }
 
 // bounded returns v, or a summary of it when its text is too large.
@@ -35,20 +32,20 @@ func bounded(v rtfs.Value) rtfs.Value {
 		return v
 	}
 	sum := sha256.Sum256([]byte(text))
-	return rtfs.MapOf(kw("truncated"), rtfs.Bool{V: true}, kw("bytes"), rtfs.Int{V: int64(len(text))},
-		kw("sha256"), str(hex.EncodeToString(sum[:])))
+	return (&chain.Truncated{Bytes: int64(len(text)), SHA256: hex.EncodeToString(sum[:])}).Encode()
 }
 
 // record appends one event about this run, if a recorder is attached.
-func (s *session) record(ctx context.Context, typ chain.Type, origin chain.Origin, step string, payload rtfs.Value) error {
-	rec := s.req.Recorder
-	if rec == nil {
-		return nil
+func (s *session) record(ctx context.Context, origin chain.Origin, step string, p chain.Payload) error {
+	ev := chain.Event{Type: p.EventType(), Origin: origin, Session: s.req.Spec.ID,
+		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(p.Encode())}
+	if rec := s.req.Recorder; rec != nil {
+		if _, err := rec.Append(ctx, ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrChain, err)
+		}
 	}
-	_, err := rec.Append(ctx, chain.Event{Type: typ, Origin: origin, Session: s.req.Spec.ID,
-		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(payload)})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChain, err)
+	if s.req.OnEvent != nil {
+		s.req.OnEvent(ev)
 	}
 	return nil
 }
@@ -56,25 +53,15 @@ func (s *session) record(ctx context.Context, typ chain.Type, origin chain.Origi
 // recordAdmission records what was admitted, before anything starts.
 func (s *session) recordAdmission(ctx context.Context) error {
 	a := s.req.Admission
-	steps := make([]rtfs.Value, len(a.Profiles))
-	for i, p := range a.Profiles {
-		caps := make([]rtfs.Value, len(p.Capabilities))
-		for j, c := range p.Capabilities {
-			caps[j] = kw(c)
-		}
-		domains := make([]rtfs.Value, len(p.Network.Domains))
-		for j, d := range p.Network.Domains {
-			domains[j] = str(d)
-		}
-		steps[i] = rtfs.MapOf(kw("name"), str(p.Step), kw("capabilities"), rtfs.NewVector(caps...),
-			kw("domains"), rtfs.NewVector(domains...), kw("max-time-ms"), rtfs.Int{V: p.MaxTimeMS})
+	p := &chain.PlanAdmitted{Name: s.req.Plan.Name, PlanHash: a.PlanHash, RiskTier: string(a.Tier), Policy: a.Policy,
+		SecurityLevel: string(a.Level), Agent: a.Agent, ConfigDigest: a.ConfigDigest, Isolation: string(a.Isolation)}
+	for _, prof := range a.Profiles {
+		p.Steps = append(p.Steps, chain.AdmittedStep{Name: prof.Step, Capabilities: prof.Capabilities,
+			Domains: prof.Network.Domains, MaxTimeMS: prof.MaxTimeMS, Methods: prof.Network.Methods,
+			Retry: int64(prof.Retry), Seed: prof.Determinism.Seed, Dynamic: prof.Dynamic})
 	}
-	return s.record(ctx, chain.TypePlanAdmitted, chain.OriginHost, "", rtfs.MapOf(
-		kw("name"), str(s.req.Plan.Name), kw("plan-hash"), str(a.PlanHash), kw("risk-tier"), kw(string(a.Tier)),
-		kw("policy"), str(a.Policy), kw("security-level"), kw(string(a.Level)), kw("steps"), rtfs.NewVector(steps...)))
+	return s.record(ctx, chain.OriginHost, "", p)
 }
-
-func ms(d time.Duration) rtfs.Int { return rtfs.Int{V: d.Milliseconds()} }
 
 // guestEventTypes are the event types a guest may report about itself.
 var guestEventTypes = map[string]chain.Type{
@@ -104,7 +91,11 @@ func (s *session) recordGuestEvents(ctx context.Context, items []control.EventIt
 		if it.Step != "" && s.req.Admission.Profile(it.Step) == nil {
 			return fmt.Errorf("%w: guest event %d names step %q, which was not admitted", control.ErrProtocol, it.Seq, it.Step)
 		}
-		if err := s.record(ctx, typ, chain.OriginGuest, it.Step, payload); err != nil {
+		claim, err := chain.DecodePayload(typ, payload)
+		if err != nil {
+			return fmt.Errorf("%w: guest event %d: %w", control.ErrProtocol, it.Seq, err)
+		}
+		if err := s.record(ctx, chain.OriginGuest, it.Step, claim); err != nil {
 			return err
 		}
 		s.lastEvent = it.Seq

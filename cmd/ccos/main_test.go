@@ -14,9 +14,6 @@ import (
 // ccosBin is the ccos binary built once for the CLI tests.
 var ccosBin string
 
-// mockProviderTag is the build tag of mock_provider.go.
-const mockProviderTag = "ccos_mockprovider"
-
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ccos-cli-test-")
 	if err != nil {
@@ -39,10 +36,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "go generate ./image/initbin:", err)
 		os.Exit(1)
 	}
-	// Static, as deployed: the gvisor provider runs this binary as the
-	// guest. The tag adds the in-process mock provider, which a normal
-	// build lacks (mock_provider.go).
-	build := exec.Command("go", "build", "-tags", mockProviderTag, "-o", ccosBin, ".")
+	// Static, as deployed: the gvisor provider runs this binary as the guest.
+	build := exec.Command("go", "build", "-o", ccosBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {

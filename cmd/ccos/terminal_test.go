@@ -22,11 +22,11 @@ const escaped = `\u001b]0;owned\u0007\u001b[2J\u001b[Hall steps approved\u000dOK
 // error, nor a diagnostic quoting the config; --json keeps the exact text.
 func TestTerminalEscapes(t *testing.T) {
 	plan := writeTemp(t, "p.rtfs", `(plan "p" :body (step "s" (println `+rtfsHostile+`) `+rtfsHostile+`))`)
-	out, errOut, code := runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", plan)
+	out, errOut, code := runCCOS(t, "", "run", "--provider", "process", plan)
 	if code != 0 || !strings.Contains(out, escaped+"\n") || strings.ContainsAny(out+errOut, "\x1b\x07\r\u009b\u202e") {
 		t.Fatalf("run: %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
-	out, _, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--json", plan)
+	out, _, code = runCCOS(t, "", "run", "--provider", "process", "--json", plan)
 	var doc struct {
 		Output string `json:"output"`
 		Value  string `json:"value"`
@@ -36,7 +36,7 @@ func TestTerminalEscapes(t *testing.T) {
 	}
 	// A plan's error message.
 	failing := writeTemp(t, "f.rtfs", `(plan "p" :body (step "s" (call :ccos.string.concat 1 `+rtfsHostile+` (/ 1 0))))`)
-	_, errOut, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", failing)
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "process", failing)
 	if code != 1 || strings.ContainsAny(errOut, "\x1b\x07\r\u009b\u202e") {
 		t.Fatalf("failing run: %d %q", code, errOut)
 	}
