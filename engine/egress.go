@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/config"
@@ -169,11 +168,4 @@ func (eg *agentEgress) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		eg.proxy.ServeHTTP(w, r.WithContext(egress.WithAgent(r.Context(), eg.agent)))
 	})
-}
-
-// grants caches a run's egress grants, one per step: a step's rate
-// limiter lives as long as the step's grant.
-type grants struct {
-	mu sync.Mutex
-	m  map[string]*egress.Grant
 }
