@@ -84,6 +84,7 @@ func TestProxyCommand(t *testing.T) {
 	ou, _ := url.Parse(origin.URL)
 	cfg := writeTemp(t, "agent.rtfs", `(agent.config :version "0.1" :agent-id "agent.proxy" :features [:network]
   :orchestrator {:dlp {:enabled true :policy :strict}}
+  :capabilities {:http {:enabled true :egress {:allow-domains ["origin.example.com"]}}}
   :network {:enabled true :egress {:via :proxy :allow-domains ["origin.example.com"]}})`)
 	ctl := filepath.Join(t.TempDir(), "control.sock")
 	p := startProxy(t, "--config", cfg, "--allow-range", "127.0.0.0/8", "--resolve", "origin.example.com=127.0.0.1", "--methods", "GET,POST", "--control", "unix:"+ctl)
@@ -142,7 +143,9 @@ func TestProxyCommand(t *testing.T) {
 }
 
 func TestProxyCommandErrors(t *testing.T) {
+	// The network is on only with the :http capability (config.Config.Egress).
 	cfg := writeTemp(t, "agent.rtfs", `(agent.config :version "0.1" :agent-id "a" :features [:network]
+  :capabilities {:http {:enabled true :egress {:allow-domains ["api.example.com"]}}}
   :network {:enabled true :egress {:via :proxy :allow-domains ["api.example.com"] :mtls true}})`)
 	for _, c := range []struct {
 		args []string
