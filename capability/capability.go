@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ccos-project/ccos/rtfs"
@@ -260,14 +261,26 @@ func add(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
 	return rtfs.Int{V: isum}, nil
 }
 
-func concat(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
-	var s string
+// concat joins its string arguments in one pass, refusing a result over
+// MaxValueBytes before building it and stopping when its time is up.
+func concat(ctx context.Context, args []rtfs.Value) (rtfs.Value, error) {
+	n := 0
 	for i, a := range args {
 		x, ok := a.(rtfs.String)
 		if !ok {
 			return nil, fmt.Errorf("%w: ccos.string.concat: argument %d is %s, not a string", ErrArgs, i+1, rtfs.Describe(a))
 		}
-		s += x.V
+		if n += len(x.V); n > MaxValueBytes {
+			return nil, &rtfs.Error{Type: rtfs.ErrLimit, Message: fmt.Sprintf("ccos.string.concat: the result would be longer than %d bytes (capability.MaxValueBytes)", MaxValueBytes)}
+		}
 	}
-	return rtfs.String{V: s}, nil
+	var b strings.Builder
+	b.Grow(n)
+	for i, a := range args {
+		if i%256 == 0 && expired(ctx) {
+			return nil, context.DeadlineExceeded
+		}
+		b.WriteString(a.(rtfs.String).V)
+	}
+	return rtfs.String{V: b.String()}, nil
 }

@@ -103,7 +103,8 @@
 //	proxy.decision     ProxyDecision {:action :kw :kind "" :method "" :host "" :port N :rule "" :reason ""
 //	                     ?:addr "" ?:status N ?:dlp [""] ?:error ""}
 //	sandbox.lifecycle  SandboxLifecycle {:event :kw ?:provider "" ?:sandbox "" ?:error ""
-//	                     ?:reason (:exited | "") ?:total-ms N ?:detail ""}
+//	                     ?:reason (:exited | "") ?:total-ms N ?:detail ""
+//	                     ?:limit "" ?:value N ?:unit ""}
 //	guest.event        GuestEvent {:done :value :value v} | {:done :error :type "" :message "" :where ""}
 //	                     | {:replayed :kw :key ""}
 //	checkpoint         CheckpointNote "<signed note>"

@@ -151,17 +151,22 @@ type ProxyDecision struct {
 }
 
 // SandboxLifecycle is the payload of TypeSandboxLifecycle. Event is
-// started, start-failed, ended (orchestrator) or a supervisor event; Exited
-// says an ended sandbox exited cleanly, Reason why it did not.
+// started, start-failed, ended, limit-exceeded (orchestrator) or a
+// supervisor event; Exited says an ended sandbox exited cleanly, Reason
+// why it did not. A limit-exceeded event names the Limit the run went
+// past, its LimitValue and the Unit the value counts.
 type SandboxLifecycle struct {
-	Event    string // keyword
-	Provider string
-	Sandbox  string
-	Error    string
-	Exited   bool
-	Reason   string
-	TotalMS  int64
-	Detail   string
+	Event      string // keyword
+	Provider   string
+	Sandbox    string
+	Error      string
+	Exited     bool
+	Reason     string
+	TotalMS    int64
+	Detail     string
+	Limit      string
+	LimitValue int64
+	Unit       string
 }
 
 // GuestEvent is the payload of TypeGuestEvent: the guest's own account of
@@ -398,6 +403,9 @@ func (p *SandboxLifecycle) Encode() rtfs.Value {
 		b.num("total-ms", p.TotalMS)
 	}
 	b.optStr("detail", p.Detail)
+	b.optStr("limit", p.Limit)
+	b.optNum("value", p.LimitValue)
+	b.optStr("unit", p.Unit)
 	return b.m()
 }
 
@@ -760,7 +768,8 @@ func decodeLifecycle(v rtfs.Value) (*SandboxLifecycle, error) {
 		return nil, err
 	}
 	p := &SandboxLifecycle{Event: f.kw("event", true), Provider: f.str("provider", false), Sandbox: f.str("sandbox", false),
-		Error: f.str("error", false), TotalMS: f.num("total-ms", false), Detail: f.str("detail", false)}
+		Error: f.str("error", false), TotalMS: f.num("total-ms", false), Detail: f.str("detail", false),
+		Limit: f.str("limit", false), LimitValue: f.num("value", false), Unit: f.str("unit", false)}
 	switch r := f.value("reason", false).(type) {
 	case nil:
 	case rtfs.Keyword:

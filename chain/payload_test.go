@@ -46,6 +46,7 @@ func TestPayloadsRoundTrip(t *testing.T) {
 		&SandboxLifecycle{Event: "ended", Exited: true, TotalMS: 4},
 		&SandboxLifecycle{Event: "ended", Reason: "exit status 1", TotalMS: 4},
 		&SandboxLifecycle{Event: "crashed", Detail: "gone"},
+		&SandboxLifecycle{Event: "limit-exceeded", Limit: "event-bytes", LimitValue: 1 << 20, Unit: "bytes", Detail: "past it"},
 		&GuestEvent{Done: "value", Value: rtfs.Int{V: 3}},
 		&GuestEvent{Done: "error", ErrorType: "t", Message: "m", Where: "w"},
 		&GuestEvent{Replayed: "ccos.io.write", Key: "k"},

@@ -14,7 +14,7 @@ func TestNetworkAdmissionFollowsConfigEgress(t *testing.T) {
 	const step = `(step "s" [:effects [[:network {:domains ["api.example.com"]}]]] 1)`
 	for _, c := range []struct {
 		name, cfg, plan string
-		rule            string // "" = admitted
+		rule            Rule // "" = admitted
 	}{
 		{"http capability alone", `(agent.config :version "0.1" :agent-id "a" :features [:network]
   :capabilities {:http {:enabled true :egress {:allow-domains ["api.example.com"]}}})`, step, ""},

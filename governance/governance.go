@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -21,35 +22,47 @@ import (
 	"github.com/ccos-project/ccos/rtfs"
 )
 
+// Rule names the rule a rejection applies; it is the first word of the
+// rejection's message, for people and for tools.
+type Rule string
+
 // Rules a rejection can name.
 const (
-	RuleUnknownCapability  = "UNKNOWN_CAPABILITY"
-	RuleCapabilityDisabled = "CAPABILITY_DISABLED"
-	RuleDynamicCall        = "DYNAMIC_CALL"
-	RuleHostCallOutside    = "HOST_CALL_OUTSIDE_STEP"
-	RuleUndeclaredEffect   = "UNDECLARED_EFFECT"
-	RuleNetworkDisabled    = "NETWORK_DISABLED"
-	RuleDomainNotAllowed   = "DOMAIN_NOT_ALLOWED"
-	RuleMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	RuleFSDisabled         = "FS_DISABLED"
-	RulePathNotAllowed     = "PATH_NOT_ALLOWED"
-	RuleLLMDisabled        = "LLM_DISABLED"
-	RuleModelNotAllowed    = "MODEL_NOT_ALLOWED"
-	RuleGPUDisabled        = "GPU_DISABLED"
-	RuleEnvNotConfigured   = "ENV_NOT_CONFIGURED"
-	RuleEnvVarNotAllowed   = "ENV_VAR_NOT_ALLOWED"
-	RuleBudgetExceeded     = "BUDGET_EXCEEDED"
-	RuleApprovalsMissing   = "APPROVALS_MISSING"
-	RuleSecurityLevel      = "SECURITY_LEVEL"
-	RuleCapabilityDenied   = "CAPABILITY_DENIED"
-	RuleIsolationRequired  = "ISOLATION_REQUIRED"
+	RuleUnknownCapability  Rule = "UNKNOWN_CAPABILITY"
+	RuleCapabilityDisabled Rule = "CAPABILITY_DISABLED"
+	RuleDynamicCall        Rule = "DYNAMIC_CALL"
+	RuleHostCallOutside    Rule = "HOST_CALL_OUTSIDE_STEP"
+	RuleUndeclaredEffect   Rule = "UNDECLARED_EFFECT"
+	RuleNetworkDisabled    Rule = "NETWORK_DISABLED"
+	RuleDomainNotAllowed   Rule = "DOMAIN_NOT_ALLOWED"
+	RuleMethodNotAllowed   Rule = "METHOD_NOT_ALLOWED"
+	RuleFSDisabled         Rule = "FS_DISABLED"
+	RulePathNotAllowed     Rule = "PATH_NOT_ALLOWED"
+	RuleLLMDisabled        Rule = "LLM_DISABLED"
+	RuleModelNotAllowed    Rule = "MODEL_NOT_ALLOWED"
+	RuleGPUDisabled        Rule = "GPU_DISABLED"
+	RuleEnvNotConfigured   Rule = "ENV_NOT_CONFIGURED"
+	RuleEnvVarNotAllowed   Rule = "ENV_VAR_NOT_ALLOWED"
+	RuleBudgetExceeded     Rule = "BUDGET_EXCEEDED"
+	RuleApprovalsMissing   Rule = "APPROVALS_MISSING"
+	RuleSecurityLevel      Rule = "SECURITY_LEVEL"
+	RuleCapabilityDenied   Rule = "CAPABILITY_DENIED"
+	RuleIsolationRequired  Rule = "ISOLATION_REQUIRED"
+	// RuleOutsideProfile refuses, at run time, a call to a capability the
+	// step's profile does not name, in a step that did not declare its
+	// effects.
+	RuleOutsideProfile Rule = "OUTSIDE_PROFILE"
+	// RuleStepNotAdmitted refuses, at run time, a call in a step that was
+	// not admitted.
+	RuleStepNotAdmitted Rule = "STEP_NOT_ADMITTED"
 )
 
-// Rejection is one reason a plan is refused.
+// Rejection is one reason a plan, or at run time one capability call, is
+// refused.
 type Rejection struct {
 	// Step is the step concerned ("" for the plan as a whole).
 	Step string
-	Rule string
+	Rule Rule
 	// Value is the offending value (a capability, domain, amount...).
 	Value string
 	Msg   string
@@ -62,7 +75,7 @@ func (r *Rejection) Error() string {
 	if !r.Span.IsZero() {
 		b.WriteString(r.Span.String() + ": ")
 	}
-	b.WriteString(r.Rule + ": ")
+	b.WriteString(string(r.Rule) + ": ")
 	if r.Step != "" {
 		fmt.Fprintf(&b, "step %q: ", r.Step)
 	}
@@ -82,6 +95,16 @@ func (rs Rejections) Error() string {
 		parts[i] = r.Error()
 	}
 	return strings.Join(parts, "\n")
+}
+
+// Unwrap returns each reason, so that errors.As finds a *Rejection and
+// errors.Is compares with each.
+func (rs Rejections) Unwrap() []error {
+	out := make([]error, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
 }
 
 // NetworkACL is where a step may connect: nothing when Domains is empty.
@@ -142,15 +165,6 @@ type StepProfile struct {
 	timeBudget int64
 }
 
-// Allows reports whether the profile lets the step call a capability with
-// the given contract.
-func (p *StepProfile) Allows(id string, contract capability.Contract) bool {
-	if slices.Contains(p.Capabilities, id) {
-		return true
-	}
-	return p.Dynamic && effectsWithin(contract.Effects, p.Effects)
-}
-
 // Budget is what a plan may spend, summed over its capability calls (each
 // call site once: calls in loops are bounded by the step's time limit, not
 // counted).
@@ -181,6 +195,9 @@ type Admission struct {
 	Agent        string               `json:"agent"`
 	ConfigDigest string               `json:"config_digest"`
 	Isolation    config.IsolationMode `json:"isolation"`
+	// auth is the decision admission applied, kept for the calls made
+	// at run time (Authorize).
+	auth *Authorizer
 }
 
 // ConfigDigest returns "sha256:" and the hex SHA-256 of the JSON encoding
@@ -222,8 +239,8 @@ func Admit(p *plan.Plan, cfg *config.Config, caps *capability.Registry, approval
 
 // AdmitIn is Admit under an explicit runtime context.
 func AdmitIn(rc RuntimeContext, p *plan.Plan, cfg *config.Config, caps *capability.Registry, approvals []Approval) (*Admission, error) {
-	k := &kernel{p: p, cfg: cfg, caps: caps, rc: rc}
-	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level,
+	k := &kernel{p: p, cfg: cfg, caps: caps, rc: rc, auth: NewAuthorizer(rc, cfg, caps)}
+	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level, auth: k.auth,
 		Agent: cfg.AgentID, ConfigDigest: ConfigDigest(cfg), Isolation: cfg.Orchestrator.Isolation.Mode}
 	for i := range p.Steps {
 		prof := k.profile(&p.Steps[i], a.PlanHash)
@@ -243,6 +260,7 @@ func AdmitIn(rc RuntimeContext, p *plan.Plan, cfg *config.Config, caps *capabili
 
 type kernel struct {
 	rc   RuntimeContext
+	auth *Authorizer
 	p    *plan.Plan
 	cfg  *config.Config
 	caps *capability.Registry
@@ -250,7 +268,7 @@ type kernel struct {
 	cost Budget
 }
 
-func (k *kernel) reject(step string, sp rtfs.Span, rule, value, hint, format string, args ...any) {
+func (k *kernel) reject(step string, sp rtfs.Span, rule Rule, value, hint, format string, args ...any) {
 	k.rej = append(k.rej, &Rejection{Step: step, Rule: rule, Value: value, Span: sp, Hint: hint, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -284,6 +302,13 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 					"calls %s, whose contract needs %s, beyond the step's declared effects %s",
 					c.Capability, describeEffects(cp.Contract.Effects), describeEffects(s.Options.Effects))
 			}
+		}
+		// What the context would refuse in every capability that fits an
+		// effect is refused where the effect is declared.
+		var r *Rejection
+		if err := (SecurityAuthorizer{}).AuthorizeEffects(k.rc, s.Options.Effects); errors.As(err, &r) {
+			r.Step, r.Span = s.Name, s.Span
+			k.rej = append(k.rej, r)
 		}
 		prof.Effects = mergeEffects(s.Options.Effects)
 		prof.Dynamic = len(s.Dynamic) > 0
@@ -328,44 +353,16 @@ func (k *kernel) scopeEnv(effs []capability.Effect) []capability.Effect {
 	return out
 }
 
-// known looks up a capability and checks the config does not disable it.
+// known looks up a capability and applies the decision every call passes
+// (Authorizer), rejecting the call where it is written when it fails.
 func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) {
-	cp, err := k.caps.Lookup(c.Capability)
-	if err != nil {
-		via := ""
-		if len(c.Via) > 0 {
-			via = " (through " + strings.Join(c.Via, " -> ") + ")"
+	cp, r := k.auth.Capability(c.Capability)
+	if r != nil {
+		if r.Rule == RuleUnknownCapability && len(c.Via) > 0 {
+			r.Msg = fmt.Sprintf("calls :%s (through %s), which no capability provides", c.Capability, strings.Join(c.Via, " -> "))
 		}
-		k.reject(step, c.Span, RuleUnknownCapability, c.Capability, "the capabilities are: "+strings.Join(k.caps.IDs(), ", "),
-			"calls :%s%s, which no capability provides", c.Capability, via)
-		return nil, false
-	}
-	entered := false
-	for _, e := range k.cfg.Capabilities.Entries {
-		if e.Capability != c.Capability {
-			continue
-		}
-		entered = true
-		if !e.Enabled {
-			k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability, "enable it in :capabilities :entries, or remove the call",
-				"calls :%s, which the config disables", c.Capability)
-			return nil, false
-		}
-	}
-	if cp.ContractFile != "" && !entered {
-		k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability,
-			fmt.Sprintf(`add {:capability :%s :contract %q} to :capabilities :entries`, c.Capability, cp.ContractFile),
-			"calls :%s, whose contract is in the marketplace (%s), but no :capabilities :entries entry enables it", c.Capability, cp.ContractFile)
-		return nil, false
-	}
-	if cp.Contract.Sandbox == string(config.IsolationMicroVM) && k.rc.Isolation != config.IsolationMicroVM {
-		k.reject(step, c.Span, RuleIsolationRequired, c.Capability, "run the agent with :orchestrator :isolation :mode :microvm",
-			"calls :%s, whose contract needs :runtime {:sandbox :microvm}, and the plan would run under :%s isolation", c.Capability, k.rc.Isolation)
-		return nil, false
-	}
-	if _, err := (SecurityAuthorizer{}).AuthorizeCapability(k.rc, cp); err != nil {
-		rule, msg, _ := strings.Cut(err.Error(), ": ")
-		k.reject(step, c.Span, rule, c.Capability, "", "%s", msg)
+		r.Step, r.Span = step, c.Span
+		k.rej = append(k.rej, r)
 		return nil, false
 	}
 	return cp, true

@@ -21,7 +21,7 @@ import (
 )
 
 // admit reads and admits a plan under the minimal profile.
-func admit(t *testing.T, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
+func admit(t testing.TB, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
 	t.Helper()
 	p, err := plan.Read([]byte(src), "plan.rtfs")
 	if err != nil {
@@ -244,7 +244,7 @@ func TestGuestEvents(t *testing.T) {
 	}
 	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo :args [1]}"},
 		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:capability :ccos.echo :ok true :value 1}"}}
-	if _, err := runPlan(t, `(step "s" 1)`, hostile(events(ok...))); err != nil {
+	if _, err := runPlan(t, `(step "s" (call :ccos.echo 1))`, hostile(events(ok...))); err != nil {
 		t.Errorf("resent batch: %v", err)
 	}
 	for _, tc := range []struct {

@@ -221,6 +221,10 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 		}
 	}
 	if err != nil {
+		// What the host saw of a run that failed: the output it sent.
+		if res != nil && !rf.asJSON {
+			io.WriteString(stdout, res.Output)
+		}
 		return rejected("ccos run: " + err.Error())
 	}
 	if rf.asJSON {
@@ -240,6 +244,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 		msg := res.Error.Type + ": " + res.Error.Message
 		if res.Error.Where != "" {
 			msg = res.Error.Where + ": " + msg
+		}
+		if res.Error.Hint != "" {
+			msg += " (hint: " + res.Error.Hint + ")"
 		}
 		for _, f := range res.Error.Stack {
 			msg += "\n  at " + f
