@@ -99,6 +99,12 @@ type Capability struct {
 	// when a config entry enables it.
 	ContractFile string
 	Fn           Func
+	// Args describe the arguments, Returns the value, and Example is a
+	// call a plan can copy (for catalogs; admission reads literal Target
+	// arguments).
+	Args    []Arg
+	Returns string
+	Example string
 }
 
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
@@ -184,7 +190,7 @@ func BuiltinsWith(o Options) *Registry {
 	local := func(id, doc string, mutates bool, fn Func) *Capability {
 		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Mutates: mutates, Fn: fn}
 	}
-	return NewRegistry(
+	return describe(NewRegistry(
 		local("ccos.io.read-file", "reads a file of the step workdir", false, wd.readFile),
 		local("ccos.io.write-file", "writes a file of the step workdir", true, wd.writeFile),
 		local("ccos.io.list-dir", "lists a directory of the step workdir", false, wd.listDir),
@@ -225,7 +231,7 @@ func BuiltinsWith(o Options) *Registry {
 			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
 				return rtfs.Timestamp{T: now().UTC()}, nil
 			}},
-	)
+	))
 }
 
 func echo(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {

@@ -101,7 +101,7 @@
 //	capability.result  CapabilityResult {:capability :kw :ok true ?:replayed "" :value v}
 //	                     | {:capability :kw :ok false ?:replayed "" :error ""}
 //	proxy.decision     ProxyDecision {:action :kw :kind "" :method "" :host "" :port N :rule "" :reason ""
-//	                     ?:addr "" ?:status N ?:dlp [""] ?:error ""}
+//	                     ?:addr "" ?:status N ?:dlp [""] ?:error "" ?:secrets [""]}
 //	sandbox.lifecycle  SandboxLifecycle {:event :kw ?:provider "" ?:sandbox "" ?:error ""
 //	                     ?:reason (:exited | "") ?:total-ms N ?:detail ""
 //	                     ?:limit "" ?:value N ?:unit ""}

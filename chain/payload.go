@@ -148,6 +148,9 @@ type ProxyDecision struct {
 	Status int64
 	DLP    []string
 	Error  string
+	// Secrets are the names of the credentials the proxy added (never
+	// their values).
+	Secrets []string
 }
 
 // SandboxLifecycle is the payload of TypeSandboxLifecycle. Event is
@@ -383,6 +386,9 @@ func (p *ProxyDecision) Encode() rtfs.Value {
 		b.put("dlp", strVec(p.DLP))
 	}
 	b.optStr("error", p.Error)
+	if len(p.Secrets) > 0 {
+		b.put("secrets", strVec(p.Secrets))
+	}
 	return b.m()
 }
 
@@ -661,7 +667,8 @@ func DecodePayload(t Type, v rtfs.Value) (Payload, error) {
 		}
 		p := &ProxyDecision{Action: f.kw("action", true), Kind: f.str("kind", true), Method: f.str("method", true),
 			Host: f.str("host", true), Port: f.num("port", true), Rule: f.str("rule", true), Reason: f.str("reason", true),
-			Addr: f.str("addr", false), Status: f.num("status", false), DLP: f.strs("dlp", false, false), Error: f.str("error", false)}
+			Addr: f.str("addr", false), Status: f.num("status", false), DLP: f.strs("dlp", false, false), Error: f.str("error", false),
+			Secrets: f.strs("secrets", false, false)}
 		return p, f.done()
 	case TypeSandboxLifecycle:
 		return decodeLifecycle(v)

@@ -89,7 +89,7 @@ func TestOldEncodingsDecode(t *testing.T) {
 		{TypeCapabilityCall, `{:capability :ccos.math.add :args [1 2]}`},
 		{TypeCapabilityResult, `{:capability :ccos.echo :ok true :replayed "k1:00" :value "hi"}`},
 		{TypeCapabilityResult, `{:capability :ccos.echo :ok false :error "nope"}`},
-		{TypeProxyDecision, `{:action :deny :kind "http" :method "GET" :host "evil.test" :port 80 :rule "not-allowed" :reason "r" :addr "127.0.0.1" :status 403 :dlp ["aws"] :error "e"}`},
+		{TypeProxyDecision, `{:action :deny :kind "http" :method "GET" :host "evil.test" :port 80 :rule "not-allowed" :reason "r" :addr "127.0.0.1" :status 403 :dlp ["aws"] :error "e" :secrets ["api"]}`},
 		{TypeSandboxLifecycle, `{:event :start-failed :provider "qemu" :error "no kvm"}`},
 		{TypeSandboxLifecycle, `{:event :started :provider "process" :sandbox "ccos-1"}`},
 		{TypeSandboxLifecycle, `{:event :ended :reason :exited :total-ms 10}`},

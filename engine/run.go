@@ -353,7 +353,7 @@ func (a *Agent) recordDecision(d egress.Decision) {
 // decisionEvent is the chain event of an egress decision: a host fact.
 func decisionEvent(d egress.Decision) chain.Event {
 	p := &chain.ProxyDecision{Action: string(d.Action), Kind: d.Kind, Method: d.Method, Host: d.Host, Port: int64(d.Port),
-		Rule: string(d.Rule), Reason: d.Reason, Status: int64(d.Status), DLP: d.DLP, Error: d.Err}
+		Rule: string(d.Rule), Reason: d.Reason, Status: int64(d.Status), DLP: d.DLP, Error: d.Err, Secrets: d.Secrets}
 	if d.Addr.IsValid() {
 		p.Addr = d.Addr.String()
 	}

@@ -160,6 +160,10 @@ type StepProfile struct {
 	// MaxTimeMS bounds the step's wall-clock time when the step declares
 	// :resources {:max_time_ms N} (0: only the run's deadline applies).
 	MaxTimeMS int64 `json:"max_time_ms"`
+	// Derived is what admission read from the literal arguments of the
+	// step's calls (a URL's domain and method, a variable's name), and
+	// where.
+	Derived []Derivation `json:"derived,omitempty"`
 	// timeBudget is the declared limit, or the sum of the reached
 	// contracts' per-call limits.
 	timeBudget int64
@@ -276,14 +280,12 @@ func (k *kernel) reject(step string, sp rtfs.Span, rule Rule, value, hint, forma
 func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 	prof := &StepProfile{Step: s.Name, Capabilities: []string{}, Env: []string{}, FS: FSPolicy{Workdir: true, CapabilitiesRO: true, Paths: []string{}},
 		Network: NetworkACL{Domains: []string{}, Methods: []string{}}}
-	var needed []capability.Effect
 	for _, c := range s.Calls {
 		cp, ok := k.known(s.Name, c)
 		if !ok {
 			continue
 		}
 		prof.Capabilities = append(prof.Capabilities, c.Capability)
-		needed = append(needed, cp.Contract.Effects...)
 		// Each attempt of a retried step may call again (only recorded
 		// side-effecting calls are not repeated): the bounds count every
 		// attempt.
@@ -292,15 +294,22 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 		k.cost.CostUSD += float64(attempts) * cp.Contract.CostUSD
 		k.cost.Tokens += attempts * cp.Contract.Tokens
 	}
+	needed := k.deriveEffects(s, prof)
 	switch {
 	case s.Options.Declared:
 		// The step may do only what it declares: every statically known
-		// call must fit.
+		// call must fit, and so must every literal target.
 		for _, c := range s.Calls {
 			if cp, err := k.caps.Lookup(c.Capability); err == nil && !effectsWithin(cp.Contract.Effects, s.Options.Effects) {
 				k.reject(s.Name, c.Span, RuleUndeclaredEffect, c.Capability, "add the capability's effects to the step's :effects",
 					"calls %s, whose contract needs %s, beyond the step's declared effects %s",
 					c.Capability, describeEffects(cp.Contract.Effects), describeEffects(s.Options.Effects))
+			}
+		}
+		for _, d := range prof.Derived {
+			if !literalWithin(d.effect, s.Options.Effects) {
+				k.reject(s.Name, d.span, RuleUndeclaredEffect, derivedValue(d), "add it to the step's :effects, or call what the step declares",
+					"calls :%s with %s (%s), beyond the step's declared effects %s", d.Capability, d.Value, d.Effect, describeEffects(s.Options.Effects))
 			}
 		}
 		// What the context would refuse in every capability that fits an
@@ -363,9 +372,23 @@ func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) 
 		}
 		r.Step, r.Span = step, c.Span
 		k.rej = append(k.rej, r)
+		// A capability that exists and is enabled, refused by the
+		// isolation or the security context, still has its effects
+		// checked: a plan learns every reason at once.
+		if refusedByContext(r.Rule) {
+			if cp, err := k.caps.Lookup(c.Capability); err == nil {
+				return cp, true
+			}
+		}
 		return nil, false
 	}
 	return cp, true
+}
+
+// refusedByContext reports whether a rule refuses a capability that
+// exists and is enabled, for the isolation or the security context.
+func refusedByContext(r Rule) bool {
+	return r == RuleIsolationRequired || r == RuleSecurityLevel || r == RuleCapabilityDenied
 }
 
 // checkEffects checks a profile's effects against the config and fills in
@@ -383,10 +406,16 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 			}
 			allow := eg.AllowDomains
 			for _, d := range e.Domains {
-				if !domainAllowed(d, allow) {
-					k.reject(s.Name, s.Span, RuleDomainNotAllowed, d, "add it to :network :egress :allow-domains, or narrow the step",
-						"needs domain %s, which is not in the agent's allowlist %v", d, allow)
+				if domainAllowed(d, allow) {
+					continue
 				}
+				if sp, lit := derivedSpan(prof, capability.EffectNetwork, d); lit != nil {
+					k.reject(s.Name, sp, RuleDomainNotAllowed, d, "add it to :network :egress :allow-domains, or call a URL the agent may reach",
+						"calls :%s with a URL on %s, which is not in the agent's allowlist %v", lit.Capability, d, allow)
+					continue
+				}
+				k.reject(s.Name, s.Span, RuleDomainNotAllowed, d, "add it to :network :egress :allow-domains, or narrow the step",
+					"needs domain %s, which is not in the agent's allowlist %v", d, allow)
 			}
 			for _, m := range e.Methods {
 				if !slices.Contains(httpMethods, strings.ToUpper(m)) {
@@ -432,7 +461,11 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 			}
 			for _, v := range e.Vars {
 				if !slices.Contains(env.Vars, v) {
-					k.reject(s.Name, s.Span, RuleEnvVarNotAllowed, v, "add it to :capabilities :env :vars, or narrow the step",
+					sp := s.Span
+					if at, lit := derivedSpan(prof, capability.EffectEnv, v); lit != nil {
+						sp = at
+					}
+					k.reject(s.Name, sp, RuleEnvVarNotAllowed, v, "add it to :capabilities :env :vars, or narrow the step",
 						"reads environment variable %s, which is not in the config's :capabilities :env :vars %v", v, env.Vars)
 				}
 			}

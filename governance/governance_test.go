@@ -169,10 +169,12 @@ func TestStepProfiles(t *testing.T) {
 	}
 }
 
-// A step reaching ccos.system.get-env reads only the variables the config
-// names, or those its declared :env effect names.
+// A step reaching ccos.system.get-env reads only the variable its literal
+// argument names, or those its declared :env effect names, or (with a
+// computed name) those the config names.
 func TestEnvProfiles(t *testing.T) {
-	p := readPlan(t, `(do (step "any" (call :ccos.system.get-env "LANG"))
+	p := readPlan(t, `(do (step "any" (call :ccos.system.get-env (str "LA" "NG")))
+  (step "literal" (call :ccos.system.get-env "LANG"))
   (step "narrow" [:effects [[:env {:vars ["LANG"]}]]] (call :ccos.system.get-env "LANG"))
   (step "none" (call :ccos.echo 1))
   (step "both" (call :test.env) (call :ccos.system.get-env "LANG")))`)
@@ -180,7 +182,7 @@ func TestEnvProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for step, want := range map[string][]string{"any": {"LANG", "HOME"}, "narrow": {"LANG"}, "none": {}, "both": {"LANG", "HOME"}} {
+	for step, want := range map[string][]string{"any": {"LANG", "HOME"}, "literal": {"LANG"}, "narrow": {"LANG"}, "none": {}, "both": {"LANG", "HOME"}} {
 		prof := a.Profile(step)
 		if !slices.Equal(prof.Env, want) {
 			t.Errorf("step %s: env %v, want %v", step, prof.Env, want)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,7 @@ func startProxy(t *testing.T, args ...string) *proxyProc {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	p := &proxyProc{}
+	withControl := slices.Contains(args, "--control")
 	ready, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -60,6 +62,11 @@ func startProxy(t *testing.T, args ...string) *proxyProc {
 				p.addr = rec.Addr
 			case "ccos proxy metrics":
 				p.metrics = rec.Addr
+				if !withControl {
+					close(ready)
+				}
+			case "ccos proxy control":
+				// The control socket comes up after the metrics listener.
 				close(ready)
 			}
 			p.mu.Unlock()
