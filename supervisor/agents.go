@@ -23,6 +23,8 @@ type AgentInfo struct {
 	ReplayOnCrash bool           `json:"replay_on_crash"`
 	Config        string         `json:"config"`
 	Runs          map[Status]int `json:"runs"`
+	// Limits are the bounds its runs get.
+	Limits AgentLimits `json:"limits"`
 }
 
 // Agents describes every agent, by id.
@@ -39,6 +41,7 @@ func (s *Supervisor) Agents() []AgentInfo {
 		if p, err := a.Provider(""); err == nil {
 			info.Provider = p.Name()
 		}
+		info.Limits = s.agentLimits(a, info.Provider)
 		if eg := cfg.Egress(); eg.Enabled {
 			info.Network = true
 			info.AllowDomains = append(info.AllowDomains, eg.AllowDomains...)

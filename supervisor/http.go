@@ -334,11 +334,9 @@ func (s *Supervisor) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		fl.Flush()
 	}
-	s.mu.Lock()
-	h := s.hubs[run.ID]
-	s.mu.Unlock()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	h := s.awaitHub(ctx, run.ID, func() { io.WriteString(w, ": keep-alive\n\n"); fl.Flush() }, keepalive.C)
 	for h != nil {
 		seqs, data, done, changed := h.since(after)
 		for i := range seqs {

@@ -77,7 +77,7 @@ func chainVerifyCmd() *cobra.Command {
 				}
 				if verr != nil {
 					doc["error"] = verr.Error()
-					if seq, ok := badSeq(verr); ok {
+					if seq, ok := chain.BadSeq(verr); ok {
 						doc["bad_seq"] = seq
 					}
 				}
@@ -87,7 +87,7 @@ func chainVerifyCmd() *cobra.Command {
 			}
 			if verr != nil {
 				msg := fmt.Sprintf("%s: damaged: %v", path, verr)
-				if seq, ok := badSeq(verr); ok {
+				if seq, ok := chain.BadSeq(verr); ok {
 					msg = fmt.Sprintf("%s: first bad event: seq %d: %v", path, seq, errors.Unwrap(verr))
 				}
 				return rejected(msg)
@@ -261,28 +261,14 @@ func chainProveCmd() *cobra.Command {
 				return rejected(err.Error())
 			}
 			defer s.Close()
-			_, tree, rep, err := chain.Load(s, v)
-			if err != nil {
+			inc, err := chain.ProveInclusion(s, v, index)
+			switch {
+			case errors.Is(err, chain.ErrNotCovered):
+				return rejected(fmt.Sprintf("%s: %v; run ccos chain checkpoint", path, err))
+			case err != nil:
 				return rejected(fmt.Sprintf("%s: %v", path, err))
 			}
-			cp := rep.Last
-			switch {
-			case index >= rep.Events:
-				return rejected(fmt.Sprintf("%s: no event %d (%d events)", path, index, rep.Events))
-			case cp == nil || index >= cp.Size:
-				return rejected(fmt.Sprintf("%s: event %d is not covered by a checkpoint yet; run ccos chain checkpoint", path, index))
-			}
-			leaf, err := tree.LeafHashAt(index)
-			if err != nil {
-				return rejected(err.Error())
-			}
-			proof, err := tree.InclusionProof(index, cp.Size)
-			if err != nil {
-				return rejected(err.Error())
-			}
-			if err := chain.VerifyInclusion(index, cp.Size, leaf, proof, cp.Root); err != nil {
-				return rejected(fmt.Sprintf("%s: inclusion proof does not verify: %v", path, err))
-			}
+			cp, leaf, proof := inc.Checkpoint, inc.LeafHash, inc.Proof
 			hashes := make([]string, len(proof))
 			for i, h := range proof {
 				hashes[i] = b64(h)
@@ -450,20 +436,6 @@ func chainVerifier(path, key string) (note.Verifier, error) {
 		return nil, nil
 	}
 	return v, err
-}
-
-// badSeq returns the sequence number of the first bad event named by a
-// verification error.
-func badSeq(err error) (uint64, bool) {
-	var ve *chain.VerifyError
-	if errors.As(err, &ve) {
-		return ve.Seq, true
-	}
-	var re *chain.RecordError
-	if errors.As(err, &re) {
-		return re.Seq, true
-	}
-	return 0, false
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
