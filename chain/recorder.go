@@ -127,11 +127,20 @@ func (r *Recorder) checkpointDue() bool {
 }
 
 func (r *Recorder) appendLocked(e *Event) (uint64, <-chan error, error) {
+	if err := r.stampLocked(e); err != nil {
+		return 0, nil, err
+	}
+	return r.commitLocked(e)
+}
+
+// stampLocked sets the fields the recorder owns: Seq, Parent, Time, and
+// Origin and ID when unset.
+func (r *Recorder) stampLocked(e *Event) error {
 	switch {
 	case r.closed:
-		return 0, nil, ErrClosed
+		return ErrClosed
 	case r.failed != nil:
-		return 0, nil, fmt.Errorf("%w: %w", ErrFailed, r.failed)
+		return fmt.Errorf("%w: %w", ErrFailed, r.failed)
 	}
 	e.Seq = r.tree.Size()
 	e.Parent = r.head
@@ -142,6 +151,11 @@ func (r *Recorder) appendLocked(e *Event) (uint64, <-chan error, error) {
 	if e.ID == "" {
 		e.ID = newID()
 	}
+	return nil
+}
+
+// commitLocked encodes a stamped event and appends it.
+func (r *Recorder) commitLocked(e *Event) (uint64, <-chan error, error) {
 	data, err := Encode(e)
 	if err != nil {
 		return 0, nil, err
@@ -169,11 +183,22 @@ func (r *Recorder) checkpointLocked() (*Checkpoint, <-chan error, error) {
 	if r.signer == nil {
 		return nil, nil, ErrNoSigner
 	}
-	c, err := SignCheckpoint(r.signer, r.tree.Size(), r.tree.Root())
+	// The event is stamped first so that the signature can cover its own
+	// fields (EventBinding), then it gets the signed note as its payload.
+	e := &Event{Type: TypeCheckpoint}
+	if err := r.stampLocked(e); err != nil {
+		return nil, nil, err
+	}
+	binding, err := EventBinding(e)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, done, err := r.appendLocked(&Event{Type: TypeCheckpoint, Payload: rtfs.String{V: string(c.Note)}})
+	c, err := SignCheckpoint(r.signer, r.tree.Size(), r.tree.Root(), binding)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.Payload = rtfs.String{V: string(c.Note)}
+	_, done, err := r.commitLocked(e)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 
-	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/rtfs"
 )
 
@@ -43,9 +42,9 @@ func (s *Supervisor) Agents() []AgentInfo {
 			info.Provider = p.Name()
 		}
 		info.Limits = s.agentLimits(a, info.Provider)
-		if cfg.Capabilities.HTTP.Enabled && cfg.Network != nil && cfg.Network.Enabled && cfg.Network.Egress.Via == config.EgressProxy {
+		if eg := cfg.Egress(); eg.Enabled {
 			info.Network = true
-			info.AllowDomains = append(info.AllowDomains, cfg.Network.Egress.AllowDomains...)
+			info.AllowDomains = append(info.AllowDomains, eg.AllowDomains...)
 		}
 		info.Runs, _ = s.o.Store.agentCounts(context.Background(), a.ID())
 		out = append(out, info)
