@@ -11,6 +11,7 @@ import (
 
 	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/engine"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
@@ -97,7 +98,7 @@ func (f engineFlags) egressOptions() (engine.EgressOptions, error) {
 		o.ClientCert = &cert
 	}
 	if f.rootCA != "" {
-		pem, err := os.ReadFile(f.rootCA)
+		pem, err := input.ReadFile(f.rootCA, input.MaxSmall)
 		if err != nil {
 			return o, usageErr("--egress-ca: %v", err)
 		}
