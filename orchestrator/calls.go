@@ -26,8 +26,10 @@ var ErrInDoubt = errors.New("side-effecting call in doubt")
 // again either); a key reused for another capability or other arguments
 // is refused (ErrKeyConflict). It is safe for concurrent use.
 type CallRecord struct {
-	mu    sync.Mutex
-	calls map[string]*recordedCall
+	mu      sync.Mutex
+	calls   map[string]*recordedCall
+	journal CallJournal // nil: the record lives in memory only
+	inDoubt []string    // keys refused as in doubt
 }
 
 type recordedCall struct {
@@ -59,7 +61,11 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 	r.mu.Lock()
 	if prev, ok := r.calls[key]; ok {
 		defer r.mu.Unlock()
-		return prev.replay(key, capID, args)
+		v, replayed, err := prev.replay(key, capID, args)
+		if errors.Is(err, ErrInDoubt) {
+			r.inDoubt = append(r.inDoubt, key)
+		}
+		return v, replayed, err
 	}
 	if len(r.calls) >= MaxRecordedCalls {
 		r.mu.Unlock()
@@ -68,6 +74,12 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 	prev := &recordedCall{capability: capID, args: slices.Clone(args)}
 	r.calls[key] = prev
 	r.mu.Unlock()
+	if err := r.begin(key, capID, args); err != nil {
+		r.mu.Lock()
+		delete(r.calls, key)
+		r.mu.Unlock()
+		return nil, false, err
+	}
 	v, err = run()
 	r.mu.Lock()
 	prev.done, prev.value = true, v
@@ -75,6 +87,7 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 		prev.err = err.Error()
 	}
 	r.mu.Unlock()
+	r.finish(key, capID, args, v, err)
 	return v, false, err
 }
 
