@@ -54,6 +54,7 @@ func init() {
 	cmd.Flags().StringVar(&o.level, "security-level", "controlled", "pure, controlled or full")
 	o.egress.register(cmd)
 	o.vm.register(cmd.Flags())
+	o.kube.register(cmd.Flags())
 
 	var socket string
 	var approvals []string
@@ -86,9 +87,13 @@ type supervisorOptions struct {
 	replay, allowWeaker                                   bool
 	egress                                                egressFlags
 	vm                                                    vmOptions
+	kube                                                  kubeFlags // --kube: the Kubernetes node agent (k8s.go)
 }
 
 func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions) error {
+	if o.kube.enabled {
+		return serveKubeNode(ctx, stderr, o)
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
