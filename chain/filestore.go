@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/ccos-project/ccos/internal/groupcommit"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,7 @@ type FileStore struct {
 	f        *os.File
 	readOnly bool
 	recovery Recovery
-	commit   *committer
+	commit   *groupcommit.Committer[[]byte]
 	chunk    int
 
 	mu   sync.Mutex // guards size and n against Records during appends
@@ -84,7 +85,7 @@ func OpenFile(path string, opts FileOptions) (*FileStore, error) {
 		return nil, err
 	}
 	if !opts.ReadOnly {
-		s.commit = newCommitter(opts.MaxBatch, s.flush)
+		s.commit = groupcommit.New(opts.MaxBatch, ErrClosed, s.flush)
 	}
 	return s, nil
 }
@@ -190,7 +191,7 @@ func (s *FileStore) Append(data []byte) <-chan error {
 	if s.readOnly {
 		return errChan(ErrReadOnly)
 	}
-	return s.commit.append(data)
+	return s.commit.Append(data)
 }
 
 // flush writes a batch of records with one write and one fsync.
@@ -250,7 +251,7 @@ func (s *FileStore) Records(fn func(uint64, []byte) error) error {
 func (s *FileStore) Close() error {
 	var err error
 	if s.commit != nil {
-		err = s.commit.close()
+		err = s.commit.Close()
 	}
 	if cerr := s.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("chain: %w", cerr)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sync"
 
+	"github.com/ccos-project/ccos/internal/groupcommit"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -23,7 +24,7 @@ type SQLiteOptions struct {
 type SQLiteStore struct {
 	db       *sql.DB
 	readOnly bool
-	commit   *committer
+	commit   *groupcommit.Committer[[]byte]
 
 	mu   sync.Mutex
 	next uint64 // seq of the next record to write
@@ -57,7 +58,7 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	}
 	s.next = uint64(n.Int64)
 	if !opts.ReadOnly {
-		s.commit = newCommitter(opts.MaxBatch, s.flush)
+		s.commit = groupcommit.New(opts.MaxBatch, ErrClosed, s.flush)
 	}
 	return s, nil
 }
@@ -68,7 +69,7 @@ func (s *SQLiteStore) Append(data []byte) <-chan error {
 	if s.readOnly {
 		return errChan(ErrReadOnly)
 	}
-	return s.commit.append(data)
+	return s.commit.Append(data)
 }
 
 func (s *SQLiteStore) flush(batch [][]byte) error {
@@ -134,7 +135,7 @@ func (s *SQLiteStore) Records(fn func(uint64, []byte) error) error {
 func (s *SQLiteStore) Close() error {
 	var err error
 	if s.commit != nil {
-		err = s.commit.close()
+		err = s.commit.Close()
 	}
 	if cerr := s.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("chain: sqlite: %w", cerr)

@@ -63,10 +63,14 @@ type Request struct {
 // Decision is the outcome for one request or tunnel, logged once and handed
 // to the Recorder.
 type Decision struct {
-	Time   time.Time
-	Kind   string // "http" (forward proxy), "connect" (tunnel), "fetch" (RoundTrip), "decide"
-	Agent  string
-	Step   string
+	Time  time.Time
+	Kind  string // "http" (forward proxy), "connect" (tunnel), "fetch" (RoundTrip), "decide"
+	Agent string
+	Step  string
+	// Run and Plan tag a decision with the run and the plan hash of the
+	// request's Grant ("" for requests without one).
+	Run    string
+	Plan   string
 	Method string
 	Host   string
 	Port   int

@@ -169,24 +169,39 @@ func (p *Proxy) ClearStep(agent string) {
 // apply limits and DLP. Decide itself neither resolves, consumes rate
 // tokens nor logs.
 func (p *Proxy) Decide(req Request) Decision {
-	d, _ := p.evaluate(p.agent(req.Agent), req, "decide")
+	d, _ := p.evaluate(p.agent(req.Agent), nil, req, "decide")
 	return d
 }
 
 // evaluate is Decide for the agent state st (nil: unknown agent), also
-// returning the step it applied. The caller looks st up once, so that a
-// policy replaced by AddAgent mid-request is not half applied.
-func (p *Proxy) evaluate(st *agentState, req Request, kind string) (Decision, *stepState) {
+// returning the step it applied: the request's grant when it carries one,
+// else the step programmed with SetStep. The caller looks st up once, so
+// that a policy replaced by AddAgent mid-request is not half applied.
+func (p *Proxy) evaluate(st *agentState, g *Grant, req Request, kind string) (Decision, *stepState) {
 	d := Decision{
 		Time: p.opts.Clock(), Kind: kind, Agent: req.Agent, Step: req.Step, Method: req.Method,
 		Host: req.Host, Port: req.Port, Addr: req.Addr, Action: ActionAllow, Rule: RuleAllowed, Reason: "allowed by the ACL",
+	}
+	if g != nil {
+		d.Run, d.Plan = g.Run, g.Plan
 	}
 	if st == nil {
 		d.deny(RuleUnknownAgent, "no policy for agent %q", req.Agent)
 		return d, nil
 	}
 	pol := st.pol
-	step := st.step.Load()
+	var step *stepState
+	switch {
+	case g == nil:
+		step = st.step.Load()
+	case g.pol != pol:
+		// A grant compiled for another agent, or for a policy since
+		// replaced, is never applied to this one.
+		d.deny(RuleStepMismatch, "the request's step grant %q was not issued for agent %s's current policy", g.step.acl.name, pol.Agent)
+		return d, nil
+	default:
+		step = g.step
+	}
 	// soft applies an ACL refusal: a deny in enforce mode, a report (and
 	// the checks go on) in report mode. It reports whether to stop.
 	soft := func(r Rule, format string, args ...any) bool {
@@ -294,7 +309,7 @@ func (p *Proxy) checkAddrs(d *Decision, pol *compiled, addrs []netip.Addr) {
 // one resolution and the address rules, then the rate limits. The address
 // to dial is d.Addr.
 func (p *Proxy) admit(ctx context.Context, st *agentState, req Request, kind string) Decision {
-	d, step := p.evaluate(st, req, kind)
+	d, step := p.evaluate(st, grantFrom(ctx), req, kind)
 	if !d.Allowed() {
 		return d
 	}
@@ -386,6 +401,21 @@ func (p *Proxy) newTransport(c *compiled, t *compiledTLS) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
+	}
+}
+
+// RemoveAgent forgets an agent's policy; its requests are refused from
+// then on (RuleUnknownAgent).
+func (p *Proxy) RemoveAgent(agent string) {
+	p.mu.Lock()
+	st := p.agents[agent]
+	delete(p.agents, agent)
+	p.mu.Unlock()
+	if st != nil {
+		st.plain.CloseIdleConnections()
+		for _, t := range st.tls {
+			t.CloseIdleConnections()
+		}
 	}
 }
 

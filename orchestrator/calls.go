@@ -24,12 +24,16 @@ var ErrInDoubt = errors.New("side-effecting call in doubt")
 // outcome is answered with that outcome, success or error (whether a
 // failed side-effecting call took effect is unknown, so it is not tried
 // again either); a key reused for another capability or other arguments
-// is refused (ErrKeyConflict). It is safe for concurrent use.
+// is refused (ErrKeyConflict). With a CallJournal the record outlives the
+// process: every call is journalled as started before it runs and as done
+// after, so a run resumed elsewhere (after a supervisor crash, on another
+// cluster node) answers done calls from the journal and finds started but
+// unfinished ones in doubt. It is safe for concurrent use.
 type CallRecord struct {
 	mu      sync.Mutex
 	calls   map[string]*recordedCall
-	journal CallJournal // nil: the record lives in memory only
-	inDoubt []string    // keys refused as in doubt
+	journal CallJournal
+	inDoubt []string
 }
 
 type recordedCall struct {
@@ -40,18 +44,71 @@ type recordedCall struct {
 	err        string
 }
 
+// CallJournal keeps a CallRecord durable. Begin must be durable before it
+// returns: the call runs only after it. Implementations: the supervisor's
+// run store (SQLite), the Kubernetes node agent's (the API server).
+type CallJournal interface {
+	// Load returns every call journalled so far.
+	Load() ([]JournalEntry, error)
+	// Begin records that a call is about to run.
+	Begin(JournalEntry) error
+	// Finish records a call's outcome.
+	Finish(JournalEntry) error
+}
+
+// JournalEntry is one journalled call.
+type JournalEntry struct {
+	Key        string   `json:"key"`
+	Capability string   `json:"capability"`
+	Args       []string `json:"args"`
+	// Done is set once the outcome is known: Error, or Value (canonical
+	// RTFS text).
+	Done  bool   `json:"done"`
+	Value string `json:"value,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
 // MaxRecordedCalls bounds a record: a guest cannot make the host keep
 // more side-effecting calls than this.
 const MaxRecordedCalls = 1 << 16
 
-// NewCallRecord returns an empty record.
+// NewCallRecord returns an empty record that lives in memory.
 func NewCallRecord() *CallRecord { return &CallRecord{calls: map[string]*recordedCall{}} }
+
+// NewCallRecordWith returns a record kept in j, holding what j has
+// journalled so far.
+func NewCallRecordWith(j CallJournal) (*CallRecord, error) {
+	r := NewCallRecord()
+	r.journal = j
+	entries, err := j.Load()
+	if err != nil {
+		return nil, fmt.Errorf("loading the call journal: %w", err)
+	}
+	for _, e := range entries {
+		c := &recordedCall{capability: e.Capability, args: slices.Clone(e.Args), done: e.Done, err: e.Error}
+		if e.Done && e.Error == "" {
+			if c.value, err = readValue(e.Value); err != nil {
+				return nil, fmt.Errorf("the call journal's value of %s (key %s) does not read: %w", e.Capability, e.Key, err)
+			}
+		}
+		r.calls[e.Key] = c
+	}
+	return r, nil
+}
 
 // Len returns how many calls the record holds.
 func (r *CallRecord) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.calls)
+}
+
+// InDoubt returns the keys of the calls that were asked for again while
+// in doubt (started, outcome never recorded), in the order asked.
+func (r *CallRecord) InDoubt() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.inDoubt)
 }
 
 // Once runs the call with key at most once: the first time it records the
@@ -61,8 +118,8 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 	r.mu.Lock()
 	if prev, ok := r.calls[key]; ok {
 		defer r.mu.Unlock()
-		v, replayed, err := prev.replay(key, capID, args)
-		if errors.Is(err, ErrInDoubt) {
+		v, replayed, err = prev.replay(key, capID, args)
+		if errors.Is(err, ErrInDoubt) && !slices.Contains(r.inDoubt, key) {
 			r.inDoubt = append(r.inDoubt, key)
 		}
 		return v, replayed, err
@@ -72,14 +129,16 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 		return nil, false, fmt.Errorf("capability %s not run: the host's call record holds its maximum of %d calls", capID, MaxRecordedCalls)
 	}
 	prev := &recordedCall{capability: capID, args: slices.Clone(args)}
+	if r.journal != nil {
+		// Durably started before it runs: a crash from here on leaves
+		// the call in doubt, never forgotten.
+		if err := r.journal.Begin(JournalEntry{Key: key, Capability: capID, Args: prev.args}); err != nil {
+			r.mu.Unlock()
+			return nil, false, fmt.Errorf("capability %s not run: the call could not be journalled: %w", capID, err)
+		}
+	}
 	r.calls[key] = prev
 	r.mu.Unlock()
-	if err := r.begin(key, capID, args); err != nil {
-		r.mu.Lock()
-		delete(r.calls, key)
-		r.mu.Unlock()
-		return nil, false, err
-	}
 	v, err = run()
 	r.mu.Lock()
 	prev.done, prev.value = true, v
@@ -87,8 +146,29 @@ func (r *CallRecord) Once(key, capID string, args []string, run func() (rtfs.Val
 		prev.err = err.Error()
 	}
 	r.mu.Unlock()
-	r.finish(key, capID, args, v, err)
+	if r.journal != nil {
+		e := JournalEntry{Key: key, Capability: capID, Args: prev.args, Done: true, Error: prev.err}
+		if err == nil {
+			e.Value = rtfs.Print(orNil(v))
+		}
+		if jerr := r.journal.Finish(e); jerr != nil && err == nil {
+			// The call happened; only its record is missing. The journal
+			// keeps it started, so a resumed run finds it in doubt rather
+			// than repeating it.
+			err = fmt.Errorf("capability %s ran, but its outcome could not be journalled: %w", capID, jerr)
+			r.mu.Lock()
+			prev.err = err.Error()
+			r.mu.Unlock()
+		}
+	}
 	return v, false, err
+}
+
+func orNil(v rtfs.Value) rtfs.Value {
+	if v == nil {
+		return rtfs.Nil{}
+	}
+	return v
 }
 
 func (c *recordedCall) replay(key, capID string, args []string) (rtfs.Value, bool, error) {

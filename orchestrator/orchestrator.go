@@ -42,6 +42,12 @@ type Request struct {
 	// Recorder, when set, receives every fact of the run and the guest's
 	// claims (marked as such); a failure to record stops the run.
 	Recorder *chain.Recorder
+	// OnEvent, when set, is told of every event of the run as it is
+	// recorded (with or without a Recorder), and OnOutput of the plan's
+	// output as it arrives: the live view of a run. They are called from
+	// the run's goroutine and must not block.
+	OnEvent  func(chain.Event)
+	OnOutput func(text string)
 	// Calls is the host's record of the side-effecting calls it ran, by
 	// idempotency key (a new one if nil); a plan run again with the same
 	// record does not repeat them.
@@ -401,6 +407,9 @@ func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) 
 			return false, fmt.Errorf("%w: output %d out of sequence (expected %d)", control.ErrProtocol, b.Seq, s.outSeq+1)
 		}
 		s.outSeq = b.Seq
+		if s.req.OnOutput != nil {
+			s.req.OnOutput(b.Text)
+		}
 		room := s.req.MaxOutput - len(s.rep.Output)
 		if len(b.Text) > room {
 			s.rep.Output += b.Text[:max(room, 0)]

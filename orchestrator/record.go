@@ -41,14 +41,15 @@ func bounded(v rtfs.Value) rtfs.Value {
 
 // record appends one event about this run, if a recorder is attached.
 func (s *session) record(ctx context.Context, typ chain.Type, origin chain.Origin, step string, payload rtfs.Value) error {
-	rec := s.req.Recorder
-	if rec == nil {
-		return nil
+	ev := chain.Event{Type: typ, Origin: origin, Session: s.req.Spec.ID,
+		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(payload)}
+	if rec := s.req.Recorder; rec != nil {
+		if _, err := rec.Append(ctx, ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrChain, err)
+		}
 	}
-	_, err := rec.Append(ctx, chain.Event{Type: typ, Origin: origin, Session: s.req.Spec.ID,
-		Plan: s.req.Admission.PlanHash, Step: step, Payload: bounded(payload)})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChain, err)
+	if s.req.OnEvent != nil {
+		s.req.OnEvent(ev)
 	}
 	return nil
 }

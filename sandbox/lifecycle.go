@@ -46,6 +46,30 @@ func (l *Lifecycle) Arm(ctx context.Context, deadline time.Duration) {
 	})
 }
 
+// Rearm restarts the deadline: the sandbox now ends deadline from now. A
+// pool calls it when it hands a waiting sandbox to a run, so that the run
+// gets its whole deadline whatever time the sandbox spent waiting. It
+// reports false when the sandbox has already been stopped.
+func (l *Lifecycle) Rearm(deadline time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reason != "" || l.timer == nil {
+		return false
+	}
+	if !l.timer.Stop() {
+		return false // the deadline fired already
+	}
+	l.timer = time.AfterFunc(deadline, func() {
+		l.Stop(ExitDeadline, fmt.Sprintf("deadline of %v passed", deadline))
+	})
+	select {
+	case <-l.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Stop ends the sandbox once, remembering why; later calls do nothing.
 func (l *Lifecycle) Stop(reason ExitReason, detail string) {
 	l.once.Do(func() {

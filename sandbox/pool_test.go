@@ -87,3 +87,67 @@ func TestPoolClose(t *testing.T) {
 		t.Errorf("sandboxes left after Close: %+v", s)
 	}
 }
+
+// blockingGuest waits for its connection to close.
+func blockingGuest(rw io.ReadWriteCloser) int {
+	io.Copy(io.Discard, rw)
+	return 0
+}
+
+// TestPoolDeadlineStartsAtHandOut: a pool whose runs have a 100 ms
+// deadline, idle for far longer, still hands out a live sandbox, and that
+// sandbox's deadline counts from the hand-out.
+func TestPoolDeadlineStartsAtHandOut(t *testing.T) {
+	spec := sandbox.Spec{Limits: sandbox.Limits{Deadline: 100 * time.Millisecond}}
+	pl := sandbox.NewPool(&mock.Provider{Guest: blockingGuest}, spec, 1)
+	defer pl.Close()
+	waitReady(t, pl, 1)
+	time.Sleep(time.Second)
+	if st := pl.Stats(); st.Ready != 1 || st.Died != 0 {
+		t.Fatalf("after 1 s idle: %+v", st)
+	}
+	sb, err := pl.Start(context.Background(), sandbox.Spec{ID: "run", Limits: spec.Limits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Alive at hand-out; ended by its deadline soon after.
+	select {
+	case <-sb.(sandbox.Holdable).Done():
+		t.Fatal("the sandbox handed out had already ended")
+	default:
+	}
+	var ee *sandbox.ExitError
+	if err := sb.Wait(); !errors.As(err, &ee) || ee.Reason != sandbox.ExitDeadline {
+		t.Fatalf("Wait = %v, want the deadline", err)
+	}
+}
+
+// TestPoolReplacesDeadSandbox: a waiting sandbox that dies (its idle limit
+// passed) leaves the pool at once and is replaced, and none is ever handed
+// out dead.
+func TestPoolReplacesDeadSandbox(t *testing.T) {
+	var started atomic.Int32
+	pl := sandbox.NewPoolIdle(&mock.Provider{Guest: countingGuest(&started)}, sandbox.Spec{}, 1, 50*time.Millisecond)
+	defer pl.Close()
+	for i := 0; i < 400 && pl.Stats().Died < 3; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := pl.Stats(); st.Died < 3 {
+		t.Fatalf("idle sandboxes were not replaced: %+v", st)
+	}
+	waitReady(t, pl, 1)
+	for i := 0; i < 20; i++ {
+		sb, err := pl.Start(context.Background(), sandbox.Spec{ID: "run"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-sb.(sandbox.Holdable).Done():
+			t.Fatal("a dead sandbox was handed out")
+		default:
+		}
+		sb.Kill()
+		sb.Wait()
+		time.Sleep(10 * time.Millisecond)
+	}
+}

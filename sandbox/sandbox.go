@@ -98,6 +98,19 @@ type Sandbox interface {
 	Log() []byte
 }
 
+// Holdable is a sandbox that can wait, started, until a run takes it (in a
+// Pool): Rearm restarts its deadline at the hand-out, and Done is closed
+// when it has ended, so that a pool notices a sandbox that died while
+// waiting. Every provider's sandboxes implement it.
+type Holdable interface {
+	Sandbox
+	// Rearm makes the sandbox end deadline from now; false when it has
+	// ended or is ending.
+	Rearm(deadline time.Duration) bool
+	// Done is closed once the sandbox has ended.
+	Done() <-chan struct{}
+}
+
 // Provider starts sandboxes of one kind of isolation.
 type Provider interface {
 	// Name is the provider's name as used by --provider and ccos doctor.

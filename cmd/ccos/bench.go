@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
-	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/orchestrator"
 	"github.com/ccos-project/ccos/plan"
@@ -90,19 +90,21 @@ func benchSandboxes(n int, only []string, snapshots bool) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := config.Load([]byte(defaultConfig), "<default config>", configEvaluator)
-	if err := res.Err(); err != nil {
-		return nil, err
-	}
-	adm, err := governance.Admit(p, res.Config, capability.Builtins(nil), nil)
+	eng, err := engine.New(engine.Options{VMSnapshots: snapshots, Logger: cliLogger()})
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareProviders(io.Discard, res, "", nil, vmOptions{snapshots: snapshots}); err != nil {
+	defer eng.Close()
+	agent, err := eng.LoadAgent([]byte(defaultConfig), "<default config>", engine.AgentOptions{})
+	if err != nil {
+		return nil, err
+	}
+	adm, err := governance.Admit(p, agent.Config().Config, capability.Builtins(nil), nil)
+	if err != nil {
 		return nil, err
 	}
 	providers := []sandbox.Provider{}
-	for _, prov := range sandbox.Providers() {
+	for _, prov := range agent.SandboxProviders() {
 		if len(only) > 0 && !slices.Contains(only, prov.Name()) {
 			continue
 		}

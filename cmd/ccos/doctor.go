@@ -2,10 +2,9 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"text/tabwriter"
 
-	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -17,27 +16,16 @@ func init() {
 		Short: "Report which sandbox providers can run on this host, and why not",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			type entry struct {
-				Provider  string `json:"provider"`
-				Available bool   `json:"available"`
-				Reason    string `json:"reason"`
+			eng, err := engine.New(engine.Options{Logger: cliLogger()})
+			if err != nil {
+				return rejected("ccos doctor: " + err.Error())
 			}
-			res, err := loadRunConfig(cfgPath)
+			defer eng.Close()
+			a, err := openAgent(eng, cmd.ErrOrStderr(), admitFlags{cfgPath: cfgPath, level: "controlled"}, agentFlags{})
 			if err != nil {
 				return err
 			}
-			if res.Diags.HasErrors() {
-				printDiags(cmd.ErrOrStderr(), res.Diags)
-				return rejected(fmt.Sprintf("ccos doctor: the agent config %s is invalid", res.File))
-			}
-			if err := prepareProviders(io.Discard, res, cfgPath, nil, vmOptions{}); err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "ccos doctor: %v\n", err)
-			}
-			var entries []entry
-			for _, p := range sandbox.Providers() {
-				ok, reason := p.Available()
-				entries = append(entries, entry{p.Name(), ok, reason})
-			}
+			entries := a.Providers()
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"providers": entries})
 			}

@@ -1,37 +1,32 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
-	"net/http"
+	"net/netip"
 	"os"
-	"sync"
+	"strings"
 
-	"github.com/ccos-project/ccos/capability"
-	"github.com/ccos-project/ccos/chain"
-	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/egress"
-	"github.com/ccos-project/ccos/rtfs"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
-// egressFlags are the operator's additions to the egress policy of a run
-// (the agent config has no keys for them): the same meaning as ccos
-// proxy's flags of the same names without "egress-".
-type egressFlags struct {
+// engineFlags are the operator's settings of the run engine: the egress
+// proxy's additions (the agent config has no keys for them) and the VM
+// providers' options.
+type engineFlags struct {
 	allowRanges, resolve          []string
 	clientCert, clientKey, rootCA string
 	logFile                       string
+	// snapshots makes qemu restore guests from a snapshot of a booted one.
+	snapshots bool
 }
 
-func (f *egressFlags) register(cmd *cobra.Command) {
+func (f *engineFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.allowRanges, "egress-allow-range", nil, "CIDR the agent may reach despite its address class, e.g. an internal service (repeatable)")
 	fl.StringArrayVar(&f.resolve, "egress-resolve", nil, "pin NAME=IP in the egress proxy instead of asking DNS (repeatable)")
@@ -39,184 +34,82 @@ func (f *egressFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clientKey, "egress-client-key", "", "its private key")
 	fl.StringVar(&f.rootCA, "egress-ca", "", "CA certificates (PEM) the egress proxy verifies origins with (default: the system's)")
 	fl.StringVar(&f.logFile, "egress-log", "", "append the egress proxy's decisions as JSON lines to this file")
+	fl.BoolVar(&f.snapshots, "vm-snapshots", false, "start QEMU guests from a snapshot of a booted, warmed-up guest (a fraction of a TCG boot; every copy gets fresh entropy, but copies share the memory layout of the snapshot)")
 }
 
-// runEgress is the egress proxy of one ccos run or supervisor: the only way
-// out for the agent's plans. ccos.network.http-fetch goes through it (with
-// the step's admitted ACL programmed for each request), a microVM's NIC
-// ends at it, and every decision goes to the causal chain.
-type runEgress struct {
-	proxy *egress.Proxy
-	agent string
-	log   io.Closer
-
-	mu     sync.Mutex // serialises step programming with the request
-	record func(egress.Decision)
-	// missingCert refuses every request: the config wants mTLS and no
-	// client certificate was given.
-	missingCert error
-}
-
-// networkEnabled says whether the config lets an agent reach the network
-// at all.
-func networkEnabled(cfg *config.Config) bool {
-	if !cfg.Capabilities.HTTP.Enabled {
-		return false
-	}
-	return cfg.Network == nil || (cfg.Network.Enabled && cfg.Network.Egress.Via == config.EgressProxy)
-}
-
-// newRunEgress starts the egress proxy for cfg, or returns nil when the
-// config gives the agent no network.
-func newRunEgress(cfg *config.Config, f egressFlags, metrics prometheus.Registerer) (*runEgress, error) {
-	if !networkEnabled(cfg) {
-		return nil, nil
-	}
-	pol, roots, err := policyFor(cfg, proxyFlags{allowRanges: f.allowRanges, clientCert: f.clientCert, clientKey: f.clientKey, rootCA: f.rootCA, deferCertCheck: true})
+// open builds the engine of the flags; close releases it and the
+// decision log.
+func (f engineFlags) open(metrics prometheus.Registerer) (*engine.Engine, func(), error) {
+	eo, err := f.egressOptions()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var missing error
-	if pol.NeedsClientCert() {
-		// Nothing goes out without the certificate the config asks for;
-		// plans that do not use the network still run.
-		missing = errors.New("the agent config sets :mtls true, and the egress proxy has no client certificate to present (give --egress-client-cert and --egress-client-key)")
-	}
-	res, err := proxyResolver(f.resolve, "")
-	if err != nil {
-		return nil, err
-	}
-	e := &runEgress{agent: pol.Agent, missingCert: missing}
-	logger := slog.New(slog.DiscardHandler)
+	var logFile io.Closer
 	if f.logFile != "" {
 		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("--egress-log: %w", err)
+			return nil, nil, usageErr("--egress-log: %v", err)
 		}
-		e.log = lf
-		logger = slog.New(slog.NewJSONHandler(lf, nil))
+		eo.DecisionLog, logFile = lf, lf
 	}
-	if e.proxy, err = egress.New(pol, egress.Options{Logger: logger, Resolver: res, RootCAs: roots, Recorder: e.decided, Metrics: metrics}); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-func (e *runEgress) decided(d egress.Decision) {
-	if rec := e.record; rec != nil {
-		rec(d)
-	}
-}
-
-// fetch is ccos.network.http-fetch's way out: the proxy's round trip with
-// the calling step's admitted ACL (which can only narrow the agent's).
-func (e *runEgress) fetch(ctx context.Context, fr capability.FetchRequest) (*capability.FetchResponse, error) {
-	if e == nil {
-		return nil, capability.ErrNoEgressProxy
-	}
-	if e.missingCert != nil {
-		return nil, e.missingCert
-	}
-	req, err := http.NewRequestWithContext(egress.WithAgent(ctx, e.agent), fr.Method, fr.URL, bytes.NewReader(fr.Body))
+	eng, err := engine.New(engine.Options{VMSnapshots: f.snapshots, Egress: eo, Metrics: metrics, Logger: cliLogger()})
 	if err != nil {
-		return nil, err
+		return nil, nil, rejected("ccos: " + err.Error())
 	}
-	if len(fr.Body) == 0 {
-		req.Body, req.ContentLength = http.NoBody, 0
-	}
-	for k, vs := range fr.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
+	return eng, func() {
+		eng.Close()
+		if logFile != nil {
+			logFile.Close()
 		}
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if sc, ok := capability.ScopeFrom(ctx); ok && sc.Step != "" {
-		if err := e.proxy.SetStep(e.agent, sc.Step, egress.StepACL{Domains: sc.NetDomains, Methods: sc.NetMethods}); err != nil {
-			return nil, err
-		}
-		defer e.proxy.ClearStep(e.agent)
-	}
-	resp, err := e.proxy.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, capability.MaxFetchBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the response: %w", err)
-	}
-	return &capability.FetchResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	}, nil
 }
 
-// handler is what a microVM's NIC ends at (nil without a proxy).
-func (e *runEgress) handler() http.Handler {
-	if e == nil {
-		return nil
-	}
-	if e.missingCert != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "ccos egress: "+e.missingCert.Error(), http.StatusBadGateway)
-		})
-	}
-	return e.proxy
-}
-
-// recordTo sends every decision to the causal chain as a host fact.
-func (e *runEgress) recordTo(rec *chain.Recorder, session, planHash string, stderr io.Writer) {
-	if e == nil || rec == nil {
-		return
-	}
-	e.record = func(d egress.Decision) {
-		kvs := []rtfs.Value{kw("action"), kw(string(d.Action)), kw("kind"), str(d.Kind), kw("method"), str(d.Method),
-			kw("host"), str(d.Host), kw("port"), rtfs.Int{V: int64(d.Port)}, kw("rule"), str(string(d.Rule)), kw("reason"), str(d.Reason)}
-		if d.Addr.IsValid() {
-			kvs = append(kvs, kw("addr"), str(d.Addr.String()))
-		}
-		if d.Status != 0 {
-			kvs = append(kvs, kw("status"), rtfs.Int{V: int64(d.Status)})
-		}
-		if len(d.DLP) > 0 {
-			dl := make([]rtfs.Value, len(d.DLP))
-			for i, r := range d.DLP {
-				dl[i] = str(r)
-			}
-			kvs = append(kvs, kw("dlp"), rtfs.NewVector(dl...))
-		}
-		if d.Err != "" {
-			kvs = append(kvs, kw("error"), str(d.Err))
-		}
-		_, err := rec.Append(context.Background(), chain.Event{Type: chain.TypeProxyDecision, Origin: chain.OriginHost,
-			Session: session, Plan: planHash, Step: d.Step, Payload: rtfs.MapOf(kvs...)})
+// egressOptions parses the egress flags.
+func (f engineFlags) egressOptions() (engine.EgressOptions, error) {
+	var o engine.EgressOptions
+	for _, r := range f.allowRanges {
+		pr, err := netip.ParsePrefix(r)
 		if err != nil {
-			fmt.Fprintln(stderr, "ccos: recording an egress decision in the causal chain:", err)
+			return o, usageErr("--egress-allow-range %q: %v", r, err)
+		}
+		o.AllowRanges = append(o.AllowRanges, pr.Masked())
+	}
+	for _, kv := range f.resolve {
+		name, ip, ok := strings.Cut(kv, "=")
+		host, err := egress.NormalizeHost(name)
+		if !ok || err != nil {
+			return o, usageErr("--egress-resolve %q: want NAME=IP", kv)
+		}
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return o, usageErr("--egress-resolve %q: %v", kv, err)
+		}
+		if o.Resolve == nil {
+			o.Resolve = map[string][]netip.Addr{}
+		}
+		o.Resolve[host] = append(o.Resolve[host], a)
+	}
+	if f.clientCert != "" || f.clientKey != "" {
+		cert, err := tls.LoadX509KeyPair(f.clientCert, f.clientKey)
+		if err != nil {
+			return o, usageErr("--egress-client-cert/--egress-client-key: %v", err)
+		}
+		o.ClientCert = &cert
+	}
+	if f.rootCA != "" {
+		pem, err := os.ReadFile(f.rootCA)
+		if err != nil {
+			return o, usageErr("--egress-ca: %v", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pem) {
+			return o, usageErr("--egress-ca %s: no PEM certificate", f.rootCA)
 		}
 	}
+	return o, nil
 }
 
-func (e *runEgress) Close() {
-	if e == nil {
-		return
-	}
-	e.proxy.Close()
-	if e.log != nil {
-		e.log.Close()
-	}
-}
-
-func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
-func str(s string) rtfs.String    { return rtfs.String{V: s} }
-
-func newSessionID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return "ccos-" + hex.EncodeToString(b[:])
-}
-
-// egressSlot lets the capabilities be built before the run's egress proxy
-// exists (admission needs them first).
-type egressSlot struct{ e *runEgress }
-
-func (s *egressSlot) fetch(ctx context.Context, req capability.FetchRequest) (*capability.FetchResponse, error) {
-	return s.e.fetch(ctx, req)
+// cliLogger prints the engine's warnings on standard error.
+func cliLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/ccos-project/ccos/guest"
 	"github.com/ccos-project/ccos/sandbox"
-	"github.com/ccos-project/ccos/sandbox/mock"
 	// The providers register themselves. gvisor runs this binary as the
 	// guest, so ccos must be built static (CGO_ENABLED=0); firecracker is
 	// contract-tested and needs /dev/kvm and the firecracker binary; wasm
@@ -21,7 +20,6 @@ import (
 func init() {
 	// Every sandbox runs this same binary's guest agent.
 	sandbox.GuestMain = guest.Run
-	sandbox.Register(&mock.Provider{Guest: guest.Run})
 	rootCmd.AddCommand(&cobra.Command{
 		Use:    "guest",
 		Short:  "Serve the guest side of the control protocol on standard input and output",

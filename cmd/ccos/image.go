@@ -8,9 +8,9 @@ import (
 	"os"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/image"
 	"github.com/ccos-project/ccos/image/initbin"
-	"github.com/ccos-project/ccos/rtfs"
 	"github.com/spf13/cobra"
 )
 
@@ -103,7 +103,7 @@ func runImageBuild(ctx context.Context, stdout, stderr io.Writer, f imageBuildFl
 		NIC:             f.nic || (res.Config.MicroVM != nil && res.Config.MicroVM.Devices.NIC.Enabled),
 		Vsock:           res.Config.MicroVM != nil && res.Config.MicroVM.Devices.Vsock.Enabled,
 		ConfigFile:      f.config,
-		ConfigData:      guestConfig(res),
+		ConfigData:      engine.GuestConfig(res),
 		CapabilitiesDir: f.capabilities,
 		Epoch:           f.epoch,
 	}
@@ -131,27 +131,6 @@ func printMeasurements(w io.Writer, img *image.Image) {
 	fmt.Fprintf(w, "kernel     %s  %s\n", img.Measurements.Kernel, img.Kernel)
 	fmt.Fprintf(w, "initramfs  %s  %s\n", img.Measurements.Initramfs, img.Initramfs)
 	fmt.Fprintf(w, "rootfs     %s  %s\n", img.Measurements.Rootfs, img.Rootfs)
-}
-
-// guestConfig is the guest's copy of the config, put into the rootfs: the
-// complete (expanded, canonical) config without
-// :microvm :attestation :expect_rootfs_hash. A rootfs cannot hold its own
-// hash; leaving the value out makes the image the same whatever hash the
-// host's config expects, so writing the measured hash into the config does
-// not change what is measured.
-func guestConfig(res *config.Result) []byte {
-	m := res.Expanded
-	if vm, ok := m.GetKeyword("microvm"); ok {
-		if vmm, ok := vm.(*rtfs.Map); ok {
-			if att, ok := vmm.GetKeyword("attestation"); ok {
-				if am, ok := att.(*rtfs.Map); ok {
-					am = am.Dissoc(rtfs.Keyword{Name: "expect_rootfs_hash"})
-					m = m.Assoc(rtfs.Keyword{Name: "microvm"}, vmm.Assoc(rtfs.Keyword{Name: "attestation"}, am))
-				}
-			}
-		}
-	}
-	return []byte(";; The guest's copy of the agent config (expanded; the rootfs hash the host\n;; expects is left out, as a rootfs cannot hold its own hash).\n" + config.Canonical(m) + "\n")
 }
 
 // noteExpectedHash tells the user, when the config enables attestation but

@@ -9,23 +9,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ccos-project/ccos/chain"
-	"github.com/ccos-project/ccos/config"
 	k8sdeploy "github.com/ccos-project/ccos/deploy/k8s"
-	"github.com/ccos-project/ccos/governance"
-	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/k8s/configcheck"
 	"github.com/ccos-project/ccos/k8s/nodeagent"
-	"github.com/ccos-project/ccos/orchestrator"
-	"github.com/ccos-project/ccos/plan"
-	"github.com/ccos-project/ccos/rtfs"
-	"github.com/ccos-project/ccos/sandbox"
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -72,25 +64,28 @@ func init() {
 	rootCmd.AddCommand(k8sCmd)
 }
 
-// kubeFlags are `ccos supervisor --kube`'s flags: the node agent.
+// kubeFlags are `ccos supervisor --kube`'s own flags: the node agent. It
+// also reads --state, --security-level, --chain-key, --drain-timeout, the
+// egress flags and --vm-snapshots of the supervisor.
 type kubeFlags struct {
-	enabled                             bool
-	kubeconfig, node, namespace         string
-	leaseNamespace, stateDir, providers string
-	leaseDuration, drainTimeout         time.Duration
-	capacity                            int
+	enabled                     bool
+	kubeconfig, node, namespace string
+	leaseNamespace, providers   string
+	leaseDuration               time.Duration
+	capacity                    int
 }
 
+// defaultNodeState is the node agent's state directory without --state.
+const defaultNodeState = "/var/lib/ccos/node"
+
 func (k *kubeFlags) register(fl *pflag.FlagSet) {
-	fl.BoolVar(&k.enabled, "kube", false, "run as a Kubernetes node agent: claim AgentRuns and run them here (the socket, --config and --provider are not used)")
+	fl.BoolVar(&k.enabled, "kube", false, "run as a Kubernetes node agent: claim AgentRuns and run them here (the configs come from AgentConfigs; no socket; --state defaults to "+defaultNodeState+")")
 	fl.StringVar(&k.kubeconfig, "kubeconfig", "", "with --kube: kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&k.node, "node", "", "with --kube: this node's name (required; names its Lease)")
 	fl.StringVar(&k.namespace, "namespace", "", "with --kube: run only the AgentRuns of this namespace (default: all)")
 	fl.StringVar(&k.leaseNamespace, "lease-namespace", "ccos-system", "with --kube: the namespace of the node agents' Leases")
 	fl.DurationVar(&k.leaseDuration, "lease-duration", 15*time.Second, "with --kube: how long the node's Lease lasts unrenewed; other nodes reclaim its runs after it")
-	fl.DurationVar(&k.drainTimeout, "drain-timeout", 60*time.Second, "with --kube: on SIGTERM, how long to let held runs finish before stopping them")
 	fl.IntVar(&k.capacity, "capacity", 0, "with --kube: runs held at once (default: the number of CPUs)")
-	fl.StringVar(&k.stateDir, "state-dir", "/var/lib/ccos/node", "with --kube: the node's state: its chain key and the causal chains of its runs")
 	fl.StringVar(&k.providers, "providers", "", "with --kube: the providers this node may use, comma-separated (default: every available one)")
 }
 
@@ -133,36 +128,75 @@ func runConfigController(ctx context.Context, stderr io.Writer, kubeconfig, name
 	return nil
 }
 
-// serveKubeNode is `ccos supervisor --kube`: the node agent.
-func serveKubeNode(ctx context.Context, stderr io.Writer, o supervisorOptions) error {
+// serveKubeNode is `ccos supervisor --kube`: the node agent, running
+// AgentRuns through the engine and recording them in the node's chain.
+func serveKubeNode(ctx context.Context, stderr io.Writer, f supervisorFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	k := o.kube
+	k := f.kube
 	if k.node == "" {
 		return &exitError{code: exitUsage, msg: "ccos supervisor --kube: --node is required"}
 	}
-	level, err := governance.ParseLevel(o.level)
+	level, err := (admitFlags{level: f.level}).securityLevel()
 	if err != nil {
-		return &exitError{code: exitUsage, msg: "ccos supervisor: --security-level: " + err.Error()}
+		return err
+	}
+	eo, err := f.eng.egressOptions()
+	if err != nil {
+		return err
 	}
 	cfg, err := kubeRESTConfig(k.kubeconfig)
 	if err != nil {
 		return rejected("ccos supervisor --kube: " + err.Error())
 	}
+	state := f.state
+	if state == "" {
+		state = defaultNodeState
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return rejected("ccos supervisor --kube: " + err.Error())
+	}
 	logger := kubeLogger(stderr)
-	r, err := newNodeRunner(stderr, o, level)
+	signer, verifier, err := nodeChainKey(f.agent.chainKey, state, k.node)
 	if err != nil {
 		return rejected("ccos supervisor --kube: " + err.Error())
+	}
+	store, err := chain.Open(chain.StorageAppendFile, filepath.Join(state, "chain"))
+	if err != nil {
+		return rejected("ccos supervisor --kube: opening the node's causal chain: " + err.Error())
+	}
+	rec, err := chain.NewRecorder(store, signer, chain.Options{})
+	if err != nil {
+		store.Close()
+		return rejected("ccos supervisor --kube: " + err.Error())
+	}
+	defer rec.Close()
+	if r := rec.Recovered(); r.DroppedBytes > 0 {
+		logger.Warn("the node's causal chain had a torn tail", "dropped_bytes", r.DroppedBytes, "offset", r.TruncatedFrom, "records", r.Records)
+	}
+	var allowed []string
+	if k.providers != "" {
+		allowed = strings.Split(k.providers, ",")
+	}
+	runner, err := nodeagent.NewEngineRunner(nodeagent.EngineOptions{
+		Engine:   engine.Options{VMSnapshots: f.eng.snapshots, Egress: eo, Logger: logger},
+		Allowed:  allowed,
+		Agent:    engine.AgentOptions{Level: level},
+		Recorder: rec,
+	})
+	if err != nil {
+		return rejected("ccos supervisor --kube: " + err.Error())
+	}
+	defer runner.Close()
+	if len(runner.Offers().Isolation) == 0 {
+		return rejected("ccos supervisor --kube: no sandbox provider is available to this node; `ccos doctor` says why")
 	}
 	agent, err := nodeagent.New(cfg, nodeagent.Options{Node: k.node, Namespace: k.namespace, LeaseNamespace: k.leaseNamespace,
-		LeaseDuration: k.leaseDuration, Capacity: k.capacity, DrainTimeout: k.drainTimeout, Runner: r,
-		ChainVerifier: r.verifier, Logger: logger})
+		LeaseDuration: k.leaseDuration, Capacity: k.capacity, DrainTimeout: f.drain, Runner: runner,
+		ChainVerifier: verifier, Logger: logger})
 	if err != nil {
 		return rejected("ccos supervisor --kube: " + err.Error())
-	}
-	if len(agent.Offers().Isolation) == 0 {
-		return rejected(fmt.Sprintf("ccos supervisor --kube: no provider is available to this node (%s); `ccos doctor` says why", r.why))
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -172,196 +206,29 @@ func serveKubeNode(ctx context.Context, stderr io.Writer, o supervisorOptions) e
 	return nil
 }
 
-// nodeRunner runs AgentRuns' plans on this node with the same steps as
-// ccos run: config, admission, egress proxy, provider (never weaker),
-// causal chain, orchestrator. It is the node agent's bridge to the run
-// engine until the engine package serves every front end.
-type nodeRunner struct {
-	stderr   io.Writer
-	o        supervisorOptions
-	level    governance.Level
-	offers   nodeagent.Offers
-	why      string // why providers are missing, for the error
-	signer   note.Signer
-	verifier string
-	chains   string // directory of the runs' causal chains
-	// vmMu serialises runs on the VM providers, which are configured per
-	// config in place.
-	vmMu sync.Mutex
-}
-
-func newNodeRunner(stderr io.Writer, o supervisorOptions, level governance.Level) (*nodeRunner, error) {
-	r := &nodeRunner{stderr: stderr, o: o, level: level, chains: filepath.Join(o.kube.stateDir, "chains")}
-	if err := os.MkdirAll(r.chains, 0o700); err != nil {
-		return nil, err
-	}
-	if err := r.loadKey(); err != nil {
-		return nil, err
-	}
-	// The VM providers learn where guest images come from; the default
-	// config gives them the installed kernel.
-	def := config.Load([]byte(defaultConfig), "<default config>", configEvaluator)
-	if err := prepareProviders(stderr, def, "", nil, o.vm); err != nil {
-		return nil, err
-	}
-	r.offers, r.why = nodeOffers(o.kube.providers)
-	return r, nil
-}
-
-// loadKey reads the key that signs the runs' checkpoints: --chain-key, or
-// the node's own key in the state directory, made on first start.
-func (r *nodeRunner) loadKey() error {
-	path := r.o.chainKey
-	if path == "" {
-		path = filepath.Join(r.o.kube.stateDir, "chain.key")
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			skey, _, err := chain.GenerateKey("ccos-node-" + r.o.kube.node)
+// nodeChainKey reads the key that signs the node's checkpoints: --chain-key,
+// or the node's own key in the state directory, made on first start.
+func nodeChainKey(keyPath, state, node string) (note.Signer, string, error) {
+	if keyPath == "" {
+		keyPath = filepath.Join(state, "chain.key")
+		if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
+			skey, _, err := chain.GenerateKey("ccos-node-" + node)
 			if err != nil {
-				return err
+				return nil, "", err
 			}
-			if err := chain.WriteKeyFile(path, skey, 0o600); err != nil {
-				return err
-			}
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("reading the chain key: %w", err)
-	}
-	if r.signer, err = chain.ParseSigner(string(b)); err != nil {
-		return fmt.Errorf("the chain key %s: %w", path, err)
-	}
-	r.verifier, err = chain.VerifierOf(strings.TrimSpace(string(b)))
-	return err
-}
-
-// nodeOffers lists what this node can give: for each isolation mode the
-// best available provider that implements it, among those allowed.
-func nodeOffers(allowed string) (nodeagent.Offers, string) {
-	var allow []string
-	if allowed != "" {
-		allow = strings.Split(allowed, ",")
-	}
-	ok := func(name string) bool { return allow == nil || slices.Contains(allow, name) }
-	offers := nodeagent.Offers{Isolation: map[v1alpha1.Isolation]string{}}
-	var why []string
-	for mode, names := range providersFor {
-		for _, n := range names {
-			if !ok(n) {
-				continue
-			}
-			p, err := sandbox.Lookup(n)
-			if err != nil {
-				continue
-			}
-			if avail, reason := p.Available(); !avail {
-				why = append(why, n+": "+reason)
-				continue
-			}
-			if _, have := offers.Isolation[v1alpha1.Isolation(mode)]; !have {
-				offers.Isolation[v1alpha1.Isolation(mode)] = n
-			}
-			if !slices.Contains(offers.Providers, n) {
-				offers.Providers = append(offers.Providers, n)
+			if err := chain.WriteKeyFile(keyPath, skey, 0o600); err != nil {
+				return nil, "", err
 			}
 		}
 	}
-	slices.SortStableFunc(offers.Providers, func(a, b string) int { return isolationStrength[b] - isolationStrength[a] })
-	slices.Sort(why)
-	return offers, strings.Join(why, "; ")
-}
-
-func (r *nodeRunner) Offers() nodeagent.Offers { return r.offers }
-
-// Run runs one attempt of an AgentRun.
-func (r *nodeRunner) Run(ctx context.Context, job nodeagent.Job) (*nodeagent.Outcome, error) {
-	res := config.Load(job.Config, job.ConfigFile, configEvaluator)
-	if res.Diags.HasErrors() {
-		return nil, &nodeagent.ConfigError{File: job.ConfigFile, Diagnostics: nodeagent.DiagnosticLines(res.Diags)}
-	}
-	cfg := res.Config
-	if job.Isolation != "" {
-		cfg.Orchestrator.Isolation.Mode = config.IsolationMode(job.Isolation)
-	}
-	out := &egressSlot{}
-	caps, err := governance.Capabilities(cfg, r.o.kube.stateDir, hostCapabilities(cfg, out.fetch))
+	b, err := os.ReadFile(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("the capabilities of %s: %w", job.ConfigFile, err)
+		return nil, "", fmt.Errorf("reading the chain key: %w", err)
 	}
-	p, err := plan.Read(job.Plan, job.PlanFile)
+	signer, err := chain.ParseSigner(string(b))
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("the chain key %s: %w", keyPath, err)
 	}
-	var approvals []governance.Approval
-	for i, text := range job.Approvals {
-		a, err := governance.ParseApproval(text)
-		if err != nil {
-			return nil, fmt.Errorf("approval %d: %w", i+1, err)
-		}
-		approvals = append(approvals, a)
-	}
-	rc := governance.DefaultContext(cfg)
-	rc.Level = r.level
-	adm, err := governance.AdmitIn(rc, p, cfg, caps, approvals)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s was not admitted:\n%w", job.PlanFile, err)
-	}
-	eg, err := newRunEgress(cfg, r.o.egress, nil)
-	if err != nil {
-		return nil, fmt.Errorf("egress proxy: %w", err)
-	}
-	defer eg.Close()
-	out.e = eg
-	if cfg.Orchestrator.Isolation.Mode == config.IsolationMicroVM {
-		r.vmMu.Lock()
-		defer r.vmMu.Unlock()
-		if err := prepareProviders(r.stderr, res, "", eg.handler(), r.o.vm); err != nil {
-			return nil, err
-		}
-	}
-	name := r.offers.Isolation[job.Isolation]
-	if name == "" {
-		return nil, fmt.Errorf("this node gives no :%s isolation, and ccos does not fall back to weaker isolation", job.Isolation)
-	}
-	prov, err := sandbox.Lookup(name)
-	if err != nil {
-		return nil, err
-	}
-	store, err := chain.Open(chain.StorageAppendFile, filepath.Join(r.chains, job.ID+".chain"))
-	if err != nil {
-		return nil, fmt.Errorf("opening the run's causal chain: %w", err)
-	}
-	rec, err := chain.NewRecorder(store, r.signer, chain.Options{})
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	calls, err := orchestrator.NewCallRecordWith(job.Calls)
-	if err != nil {
-		rec.Close()
-		return nil, err
-	}
-	eg.recordTo(rec, job.ID, adm.PlanHash, r.stderr)
-	rep, err := orchestrator.Run(ctx, orchestrator.Request{Plan: p, Admission: adm, Provider: prov,
-		Spec: sandbox.Spec{ID: job.ID}, Caps: caps, Recorder: rec, Calls: calls})
-	if cerr := rec.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("closing the causal chain: %w", cerr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	o := &nodeagent.Outcome{Output: rep.Output, OutputTruncated: rep.Truncated, Provider: rep.Provider,
-		PlanHash: adm.PlanHash, Checkpoint: rep.Checkpoint, InDoubt: calls.InDoubt()}
-	for _, s := range rep.Steps {
-		o.Steps = append(o.Steps, v1alpha1.StepSummary{Name: s.Name, OK: s.OK, Error: nodeagent.Bound(s.Error, 1024), DurationMillis: s.Duration.Milliseconds()})
-	}
-	if rep.Error != nil {
-		o.Error = rep.Error.Type + ": " + rep.Error.Message
-		if rep.Error.Where != "" {
-			o.Error = rep.Error.Where + ": " + o.Error
-		}
-	} else if rep.Value != nil {
-		o.Value = rtfs.Print(rep.Value)
-	}
-	return o, nil
+	verifier, err := chain.VerifierOf(strings.TrimSpace(string(b)))
+	return signer, verifier, err
 }

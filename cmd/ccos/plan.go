@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/spf13/cobra"
@@ -20,11 +22,10 @@ func init() {
 		Short: "Admit PLAN under the config and print each step's profile; runs nothing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := admitPlan(cmd.ErrOrStderr(), args[0], af)
+			adm, err := checkPlan(cmd.ErrOrStderr(), args[0], af)
 			if err != nil {
 				return err
 			}
-			adm := a.adm
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), adm)
 			}
@@ -108,4 +109,27 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// checkPlan admits a plan without running it: the engine's admission, with
+// no sandbox, chain or archive opened.
+func checkPlan(stderr io.Writer, planPath string, af admitFlags) (*governance.Admission, error) {
+	eng, err := engine.New(engine.Options{Logger: cliLogger()})
+	if err != nil {
+		return nil, rejected("ccos: " + err.Error())
+	}
+	defer eng.Close()
+	a, err := openAgent(eng, stderr, af, agentFlags{})
+	if err != nil {
+		return nil, err
+	}
+	in, err := planInput(planPath, af.approvals)
+	if err != nil {
+		return nil, err
+	}
+	ad, err := a.Admit(in)
+	if err != nil {
+		return nil, admissionError(err)
+	}
+	return ad.Admission, nil
 }

@@ -102,7 +102,7 @@ func TestPlanCheckMarketplace(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "com.collaboration.slack-post  slack.com POST") || !strings.Contains(out, "/ 3000 ms") {
 		t.Fatalf("exit %d, stdout %s, stderr %s", code, out, errOut)
 	}
-	_, errOut, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--security-level", "full", "--config", cfg, notify)
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "process", "--security-level", "full", "--config", cfg, notify)
 	if code != 1 || !strings.Contains(errOut, "has a contract but no implementation") {
 		t.Errorf("run: exit %d, stderr %s", code, errOut)
 	}

@@ -9,15 +9,22 @@ import (
 	"testing"
 )
 
-// The mock provider gives no isolation: ccos run uses it only when asked
-// by name with --allow-weaker. The real providers are tested in their
-// packages and by the examples test below them.
-func TestRunWithMock(t *testing.T) {
-	out, errOut, code := runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "../../examples/plans/hello.rtfs")
+// The in-process provider of the tests gives no isolation: the CLI cannot
+// reach it at all (--provider mock is an unknown provider), even with
+// --allow-weaker.
+func TestRunMockUnreachable(t *testing.T) {
+	_, errOut, code := runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "../../examples/plans/hello.rtfs")
+	if code != 1 || !strings.Contains(errOut, `unknown sandbox provider "mock"`) {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	out, errOut, code := runCCOS(t, "", "run", "--provider", "process", "../../examples/plans/hello.rtfs")
 	if code != 0 || out != "greeting the world from inside the sandbox\n\"Hello, world\"\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	out, _, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--json", "../../examples/plans/multi-step.rtfs")
+	out, _, code = runCCOS(t, "", "run", "--provider", "process", "--json", "../../examples/plans/multi-step.rtfs")
 	var doc struct {
 		Plan, Provider, Value string
 		OK                    bool
@@ -36,7 +43,7 @@ func TestRunRejections(t *testing.T) {
 	fails := writeTemp(t, "fails.rtfs", `(step "s" (/ 1 0))`)
 	badCfg := writeTemp(t, "cfg.rtfs", `(agent.config :version "0.1" :agent-id "a.b" :orchestrator {:isolation {:mode :vm}})`)
 	vmCfg := writeTemp(t, "vm.rtfs", `(assoc-in (profile:microvm-min "agent.vm") [:microvm :attestation :expect_rootfs_hash] "sha256:32c1e93f492092af1ca282d02427ba535f453598fd276c28b842d7325e03615a")`)
-	mock := []string{"--provider", "mock", "--allow-weaker"}
+	mock := []string{"--provider", "process"}
 	tests := []struct {
 		name string
 		args []string
@@ -46,7 +53,7 @@ func TestRunRejections(t *testing.T) {
 		{"duplicate step", append(append([]string{"run"}, mock...), bad), 1, `step "a" is written twice`},
 		{"plan error", append(append([]string{"run"}, mock...), fails), 1, "DivisionByZero"},
 		{"invalid config", []string{"run", "--config", badCfg, bad}, 1, "INVALID_VALUE: expected one of :wasm, :container, :microvm, found keyword :vm"},
-		{"weaker provider refused", []string{"run", "--provider", "mock", fails}, 1, "pass --allow-weaker"},
+		{"weaker provider refused", []string{"run", "--config", vmCfg, "--provider", "process", fails}, 1, "allow weaker isolation explicitly (--allow-weaker)"},
 		{"unknown provider", []string{"run", "--provider", "nope", fails}, 1, `unknown sandbox provider "nope"`},
 		{"attestation mismatch refuses to boot", []string{"run", "--config", vmCfg, fails}, 1, "but the config expects sha256:32c1e93f492092af1ca282d02427ba535f453598fd276c28b842d7325e03615a; refusing to boot"},
 		{"missing plan", []string{"run", "/nonexistent.rtfs"}, 1, "cannot read /nonexistent.rtfs"},
@@ -81,7 +88,10 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("provider %s is unavailable and does not say why", p.Provider)
 		}
 	}
-	for _, want := range []string{"process", "wasm", "mock"} {
+	if names["mock"] {
+		t.Error("doctor lists the tests' in-process provider")
+	}
+	for _, want := range []string{"process", "wasm", "gvisor", "qemu", "firecracker"} {
 		if !names[want] {
 			t.Errorf("doctor does not list %s", want)
 		}
@@ -234,7 +244,7 @@ func TestRunGetEnv(t *testing.T) {
 	ok := writeTemp(t, "ok.rtfs", `(step "s" [(call :ccos.system.get-env "CCOS_TEST_LANG") (call :ccos.system.get-env "CCOS_TEST_UNSET")])`)
 	hidden := writeTemp(t, "hidden.rtfs", `(step "s" [:effects [[:env {:vars ["CCOS_TEST_LANG"]}]]] (call (keyword "ccos.system.get-env") "CCOS_TEST_HIDDEN"))`)
 	narrowed := writeTemp(t, "narrow.rtfs", `(step "s" [:effects [[:env {:vars ["CCOS_TEST_LANG"]}]]] (call :ccos.system.get-env "CCOS_TEST_UNSET"))`)
-	run := []string{"run", "--provider", "mock", "--allow-weaker", "--security-level", "full", "--config", cfg}
+	run := []string{"run", "--provider", "process", "--security-level", "full", "--config", cfg}
 	out, errOut, code := runCCOS(t, "", append(run, ok)...)
 	if code != 0 || out != "[\"eo.UTF-8\" nil]\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
@@ -247,7 +257,7 @@ func TestRunGetEnv(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "not in the step's admitted effect") {
 		t.Errorf("variable outside the step's effect: exit %d, stderr %q", code, errOut)
 	}
-	_, errOut, code = runCCOS(t, "", "run", "--provider", "mock", "--allow-weaker", "--security-level", "full", ok)
+	_, errOut, code = runCCOS(t, "", "run", "--provider", "process", "--security-level", "full", ok)
 	if code != 1 || !strings.Contains(errOut, "ENV_NOT_CONFIGURED") {
 		t.Errorf("no :env in the config: exit %d, stderr %q", code, errOut)
 	}

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +13,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/ccos-project/ccos/governance"
-	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,161 +29,240 @@ import (
 // defaultSupervisorSocket is where the supervisor listens without --socket.
 const defaultSupervisorSocket = "/run/ccos/supervisor.sock"
 
+// supervisorFlags are ccos supervisor's flags.
+type supervisorFlags struct {
+	cfgPath, agentsDir, socket, state, level string
+	pool                                     int
+	replay                                   bool
+	queue                                    int
+	limits                                   []string
+	drain                                    time.Duration
+	listen, tlsCert, tlsKey, clientCA        string
+	agent                                    agentFlags
+	eng                                      engineFlags
+	kube                                     kubeFlags // --kube: the Kubernetes node agent (k8s.go)
+}
+
 func init() {
-	var o supervisorOptions
+	var f supervisorFlags
 	cmd := &cobra.Command{
 		Use:   "supervisor",
-		Short: "Run long-lived: keep a guest ready, admit and run submitted plans, restart crashed guests",
-		Long: "ccos supervisor serves the control plane on a Unix socket: POST /v1/plans\n" +
-			"(admit and run a plan), GET /v1/health, GET /metrics. Each plan runs in a\n" +
-			"fresh guest from the clean image; a warm pool boots the next one while a\n" +
-			"plan runs. A guest that crashes is counted and recorded, and the plan is\n" +
-			"replayed once in a fresh guest only when the config's\n" +
-			":orchestrator :replay_on_crash allows it (or --replay).",
+		Short: "Serve agents as a long-lived service: concurrent, durable runs through an HTTP API",
+		Long: "ccos supervisor serves one agent (--config) or every agent config of a\n" +
+			"directory (--agents DIR) through an HTTP API on a Unix socket (and, with\n" +
+			"--listen, HTTPS with client certificates that name agents). Runs are\n" +
+			"admitted at submission, recorded in a SQLite run store before they are\n" +
+			"acknowledged, and executed in parallel up to per-provider limits; a full\n" +
+			"queue answers 429. After a crash the next supervisor resumes the runs\n" +
+			"that were queued or running, without repeating a host side effect.\n" +
+			"SIGTERM drains: no new runs, running ones finish, queued ones stay\n" +
+			"queued for the next start.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serveSupervisor(cmd.Context(), cmd.ErrOrStderr(), o)
+			return serveSupervisor(cmd.Context(), cmd.ErrOrStderr(), f)
 		},
 	}
-	cmd.Flags().StringVar(&o.cfgPath, "config", "", "agent config file (default: "+defaultConfig+")")
-	cmd.Flags().StringVar(&o.socket, "socket", defaultSupervisorSocket, "Unix socket of the control plane")
-	cmd.Flags().StringVar(&o.provider, "provider", "auto", "sandbox provider (as for ccos run)")
-	cmd.Flags().BoolVar(&o.allowWeaker, "allow-weaker", false, "allow --provider to give weaker isolation than the config asks for")
-	cmd.Flags().IntVar(&o.pool, "pool", 1, "guests kept booted and ready (0: boot one per plan)")
-	cmd.Flags().StringVar(&o.chainPath, "chain", "", "causal chain file (default: the config's :causal_chain :storage)")
-	cmd.Flags().StringVar(&o.chainKey, "chain-key", "", "note signing key for chain checkpoints (ccos chain keygen)")
-	cmd.Flags().BoolVar(&o.replay, "replay", false, "replay a plan once in a fresh guest after a crash, whatever the config says")
-	cmd.Flags().StringVar(&o.level, "security-level", "controlled", "pure, controlled or full")
-	o.egress.register(cmd)
-	o.vm.register(cmd.Flags())
-	o.kube.register(cmd.Flags())
-
-	var socket string
-	var approvals []string
-	submit := &cobra.Command{
-		Use:   "submit PLAN",
-		Short: "Submit a plan to a running supervisor and print its result",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return submitPlan(cmd.OutOrStdout(), socket, args[0], approvals)
-		},
-	}
-	submit.Flags().StringVar(&socket, "socket", defaultSupervisorSocket, "the supervisor's Unix socket")
-	submit.Flags().StringArrayVar(&approvals, "approval", nil, "an approval file from `ccos plan approve` (repeatable)")
-	health := &cobra.Command{
-		Use:   "health",
-		Short: "Print a running supervisor's health; exit 1 unless it is ok",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return supervisorHealth(cmd.OutOrStdout(), socket)
-		},
-	}
-	health.Flags().StringVar(&socket, "socket", defaultSupervisorSocket, "the supervisor's Unix socket")
-	cmd.AddCommand(submit, health)
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfgPath, "config", "", "one agent's config file (default: "+defaultConfig+" unless --agents)")
+	fl.StringVar(&f.agentsDir, "agents", "", "serve every agent config (*.rtfs) in this directory, one agent each")
+	fl.StringVar(&f.socket, "socket", defaultSupervisorSocket, "Unix socket of the API (mode 0600: the operator's)")
+	fl.StringVar(&f.state, "state", "", "directory of the run store and the agents' causal chains (default: beside the socket)")
+	fl.StringVar(&f.level, "security-level", "controlled", "pure, controlled or full")
+	fl.IntVar(&f.pool, "pool", 1, "sandboxes kept started and waiting per agent (0: start one per run)")
+	fl.BoolVar(&f.replay, "replay", false, "replay a run once in a fresh guest after its guest crashed, whatever the config says")
+	fl.IntVar(&f.queue, "queue", 256, "runs that may wait per provider; more are answered 429")
+	fl.StringArrayVar(&f.limits, "max-runs", nil, "PROVIDER=N: runs executing at once with that provider (repeatable; defaults sized from the host's CPUs and memory)")
+	fl.DurationVar(&f.drain, "drain-timeout", time.Minute, "on SIGTERM, how long running runs may take to finish before they are left to the next start")
+	fl.StringVar(&f.listen, "listen", "", "also serve HTTPS on this address, with client certificates (mTLS)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "the HTTPS listener's certificate")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "its key")
+	fl.StringVar(&f.clientCA, "client-ca", "", "CA certificates that sign client certificates; a client certificate's subject CN names the agent it may act for")
+	f.agent.register(cmd, "ccos supervisor")
+	f.eng.register(cmd)
+	f.kube.register(fl)
+	cmd.AddCommand(supervisorClientCmds()...)
 	rootCmd.AddCommand(cmd)
 }
 
-type supervisorOptions struct {
-	cfgPath, socket, provider, chainPath, chainKey, level string
-	pool                                                  int
-	replay, allowWeaker                                   bool
-	egress                                                egressFlags
-	vm                                                    vmOptions
-	kube                                                  kubeFlags // --kube: the Kubernetes node agent (k8s.go)
-}
-
-func serveSupervisor(ctx context.Context, stderr io.Writer, o supervisorOptions) error {
-	if o.kube.enabled {
-		return serveKubeNode(ctx, stderr, o)
+func serveSupervisor(ctx context.Context, stderr io.Writer, f supervisorFlags) error {
+	if f.kube.enabled {
+		return serveKubeNode(ctx, stderr, f)
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	level, err := governance.ParseLevel(o.level)
-	if err != nil {
-		return &exitError{code: exitUsage, msg: "ccos supervisor: --security-level: " + err.Error()}
-	}
-	res, err := loadRunConfig(o.cfgPath)
-	if err != nil {
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if _, err := (admitFlags{level: f.level}).securityLevel(); err != nil {
 		return err
 	}
-	if res.Diags.HasErrors() {
-		printDiags(stderr, res.Diags)
-		return rejected(fmt.Sprintf("ccos supervisor: the agent config %s is invalid", res.File))
+	limits := map[string]int{}
+	for _, kv := range f.limits {
+		name, n, ok := strings.Cut(kv, "=")
+		v, err := strconv.Atoi(n)
+		if !ok || err != nil || v < 1 {
+			return usageErr("--max-runs %q: want PROVIDER=N with N ≥ 1", kv)
+		}
+		limits[name] = v
+	}
+	if f.state == "" {
+		f.state = filepath.Join(filepath.Dir(f.socket), "state")
+	}
+	if err := os.MkdirAll(filepath.Join(f.state, "chains"), 0o700); err != nil {
+		return rejected("ccos supervisor: " + err.Error())
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eg, err := newRunEgress(res.Config, o.egress, reg)
+	eng, closeEng, err := f.eng.open(reg)
 	if err != nil {
-		return rejected("ccos supervisor: egress proxy: " + err.Error())
+		return err
 	}
-	defer eg.Close()
-	if err := prepareProviders(stderr, res, o.cfgPath, eg.handler(), o.vm); err != nil {
-		return rejected("ccos supervisor: " + err.Error())
+	defer closeEng()
+	if err := loadAgents(eng, stderr, f); err != nil {
+		return err
 	}
-	prov, err := chooseProvider(res.Config, o.provider, o.allowWeaker)
-	if err != nil {
-		return rejected("ccos supervisor: " + err.Error())
-	}
-	var pool *sandbox.Pool
-	if o.pool > 0 {
-		pool = sandbox.NewPool(prov, sandbox.Spec{}, o.pool)
-		prov = pool
-	}
-	rec, err := openRunChain(stderr, res.Config, o.chainPath, o.chainKey)
+	store, err := supervisor.OpenStore(filepath.Join(f.state, "runs.db"))
 	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
-	defer rec.Close()
-	rc := governance.DefaultContext(res.Config)
-	rc.Level = level
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	eg.recordTo(rec, "supervisor", "", stderr)
-	caps, err := governance.Capabilities(res.Config, governance.ConfigDir(res.File), hostCapabilities(res.Config, (&egressSlot{e: eg}).fetch))
+	defer store.Close()
+	sup, err := supervisor.New(supervisor.Options{Engine: eng, Store: store, Limits: limits, QueueSize: f.queue,
+		Replay: f.replay, Registerer: reg, Logger: logger})
 	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
-	sup, err := supervisor.New(supervisor.Options{Config: res.Config, Provider: prov, Caps: caps,
-		Context: &rc, Recorder: rec, Replay: o.replay || res.Config.Orchestrator.ReplayOnCrash, Registerer: reg, Logger: logger})
+	handler := sup.Handler(reg)
+	ln, err := listenSocket(f.socket)
 	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
-	if err := os.MkdirAll(filepath.Dir(o.socket), 0o700); err != nil {
-		return rejected("ccos supervisor: " + err.Error())
+	servers := []*http.Server{{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
+	listeners := []net.Listener{ln}
+	if f.listen != "" {
+		tln, err := listenTLS(f)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		servers = append(servers, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
+		listeners = append(listeners, tln)
 	}
-	if err := removeStaleSocket(o.socket); err != nil {
-		return rejected("ccos supervisor: " + err.Error())
-	}
-	ln, err := net.Listen("unix", o.socket)
-	if err != nil {
-		return rejected("ccos supervisor: " + err.Error())
-	}
-	// Only the owner (root, normally) may talk to the control plane.
-	if err := os.Chmod(o.socket, 0o600); err != nil {
-		ln.Close()
-		return rejected("ccos supervisor: " + err.Error())
-	}
-	srv := &http.Server{Handler: sup.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	logger.Info("supervisor listening", "socket", o.socket, "provider", prov.Name(), "pool", o.pool,
-		"agent", res.Config.AgentID)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	var names []string
+	for _, a := range eng.Agents() {
+		names = append(names, a.ID())
+	}
+	sort.Strings(names)
+	logger.Info("supervisor listening", "socket", f.socket, "https", f.listen, "agents", strings.Join(names, ","), "state", f.state)
+	errc := make(chan error, len(servers))
+	for i := range servers {
+		go func() { errc <- servers[i].Serve(listeners[i]) }()
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		logger.Info("supervisor stopping")
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = srv.Shutdown(sctx)
+		logger.Info("supervisor draining: no new runs; running runs finish; queued runs stay queued", "timeout", f.drain)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
+	sup.Drain(dctx)
+	cancel()
+	for _, srv := range servers {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(sctx)
 		cancel()
 	}
-	sup.Stop()
-	os.Remove(o.socket)
+	os.Remove(f.socket)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	return nil
+}
+
+// loadAgents loads --config (one agent) or every config of --agents into
+// the engine, each with its own chain in the state directory and its own
+// pool, and prepares them (provider, pool, chain).
+func loadAgents(eng *engine.Engine, stderr io.Writer, f supervisorFlags) error {
+	var files []string
+	switch {
+	case f.agentsDir != "" && f.cfgPath != "":
+		return usageErr("give --config (one agent) or --agents DIR, not both")
+	case f.agentsDir != "":
+		matches, err := filepath.Glob(filepath.Join(f.agentsDir, "*.rtfs"))
+		if err != nil {
+			return usageErr("--agents: %v", err)
+		}
+		if len(matches) == 0 {
+			return rejected(fmt.Sprintf("ccos supervisor: no agent config (*.rtfs) in %s", f.agentsDir))
+		}
+		files = matches
+	default:
+		files = []string{f.cfgPath}
+	}
+	for _, file := range files {
+		af := admitFlags{cfgPath: file, level: f.level}
+		ag := f.agent
+		if ag.chainPath == "" || len(files) > 1 {
+			base := "agent.default"
+			if file != "" {
+				base = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+			}
+			ag.chainPath = filepath.Join(f.state, "chains", base+".chain")
+		}
+		a, err := openAgent(eng, stderr, af, ag, func(o *engine.AgentOptions) { o.Pool = f.pool })
+		if err != nil {
+			return err
+		}
+		if err := a.Prepare(); err != nil {
+			return rejected(fmt.Sprintf("ccos supervisor: agent %s: %v", a.ID(), err))
+		}
+	}
+	return nil
+}
+
+// listenSocket listens on the API's Unix socket (mode 0600), replacing a
+// stale socket and refusing to start beside a live supervisor.
+func listenSocket(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// listenTLS listens for HTTPS clients that present a certificate signed
+// by --client-ca.
+func listenTLS(f supervisorFlags) (net.Listener, error) {
+	if f.tlsCert == "" || f.tlsKey == "" || f.clientCA == "" {
+		return nil, usageErr("--listen needs --tls-cert, --tls-key and --client-ca (clients authenticate with certificates naming their agent)")
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, usageErr("--tls-cert/--tls-key: %v", err)
+	}
+	pem, err := os.ReadFile(f.clientCA)
+	if err != nil {
+		return nil, usageErr("--client-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usageErr("--client-ca %s: no PEM certificate", f.clientCA)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+	ln, err := tls.Listen("tcp", f.listen, cfg)
+	if err != nil {
+		return nil, rejected("ccos supervisor: " + err.Error())
+	}
+	return ln, nil
 }
 
 // removeStaleSocket removes a socket left by a supervisor that is gone, and
@@ -202,58 +283,4 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("a supervisor is already listening on %s", path)
 	}
 	return os.Remove(path)
-}
-
-func unixClient(socket string) *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
-}
-
-func submitPlan(stdout io.Writer, socket, planPath string, approvalFiles []string) error {
-	src, name, err := readInput(planPath)
-	if err != nil {
-		return rejected(err.Error())
-	}
-	sub := supervisor.Submission{Plan: string(src), File: name}
-	for _, f := range approvalFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return rejected("ccos supervisor submit: " + err.Error())
-		}
-		sub.Approvals = append(sub.Approvals, string(b))
-	}
-	body, _ := json.Marshal(sub)
-	resp, err := unixClient(socket).Post("http://ccos/v1/plans", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return rejected("ccos supervisor submit: " + err.Error())
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return rejected("ccos supervisor submit: " + err.Error())
-	}
-	stdout.Write(out)
-	if resp.StatusCode != http.StatusOK {
-		return rejected(fmt.Sprintf("ccos supervisor submit: %s", resp.Status))
-	}
-	var res supervisor.Result
-	if json.Unmarshal(out, &res) == nil && res.Error != nil {
-		return rejected("ccos supervisor submit: the plan failed: " + res.Error.Message)
-	}
-	return nil
-}
-
-func supervisorHealth(stdout io.Writer, socket string) error {
-	resp, err := unixClient(socket).Get("http://ccos/v1/health")
-	if err != nil {
-		return rejected("ccos supervisor health: " + err.Error())
-	}
-	defer resp.Body.Close()
-	io.Copy(stdout, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return rejected("ccos supervisor health: " + resp.Status)
-	}
-	return nil
 }

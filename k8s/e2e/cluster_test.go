@@ -250,7 +250,7 @@ func tail(b []byte, n int) string {
 func (k *cluster) nodeAgent(node, kubeconfig string, extra ...string) *proc {
 	args := append([]string{"supervisor", "--kube", "--kubeconfig", kubeconfig, "--node", node,
 		"--lease-namespace", "ccos-system", "--lease-duration", "3s", "--drain-timeout", "10s",
-		"--state-dir", filepath.Join(k.dir, node), "--security-level", "full",
+		"--state", filepath.Join(k.dir, node), "--security-level", "full",
 		"--egress-resolve", "origin.test=127.0.0.1", "--egress-allow-range", "127.0.0.1/32"}, extra...)
 	return k.start(node, args...)
 }

@@ -46,6 +46,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -488,7 +489,7 @@ func (a *Agent) claim(ctx context.Context, run *v1alpha1.AgentRun, reason, msg s
 	a.events.Eventf(claimed, nil, corev1.EventTypeNormal, reason, "Claim", "%s", msg)
 	a.log.Info("claimed", "run", h.key.String(), "reason", reason, "attempt", h.attempt, "isolation", iso)
 	a.runsGroup.Add(1)
-	go a.execute(rctx, h, iso)
+	go a.execute(rctx, h)
 	return reconcile.Result{}, nil
 }
 
@@ -586,7 +587,7 @@ func (a *Agent) update(ctx context.Context, h *held, mutate func(*v1alpha1.Agent
 }
 
 // execute runs a claimed run and writes its outcome.
-func (a *Agent) execute(ctx context.Context, h *held, iso v1alpha1.Isolation) {
+func (a *Agent) execute(ctx context.Context, h *held) {
 	defer a.runsGroup.Done()
 	defer func() {
 		h.cancel()
@@ -596,7 +597,7 @@ func (a *Agent) execute(ctx context.Context, h *held, iso v1alpha1.Isolation) {
 		a.wakePending()
 	}()
 	run := h.current()
-	out, err := a.runOne(ctx, h, run, iso)
+	out, err := a.runOne(ctx, h, run)
 	if h.isLost() {
 		a.log.Warn("lost the run to another node; its outcome here is dropped", "run", h.key.String(), "attempt", h.attempt)
 		return
@@ -641,7 +642,7 @@ func (a *Agent) execute(ctx context.Context, h *held, iso v1alpha1.Isolation) {
 	a.log.Info("finished", "run", h.key.String(), "phase", phase, "attempt", h.attempt)
 }
 
-func (a *Agent) runOne(ctx context.Context, h *held, run *v1alpha1.AgentRun, iso v1alpha1.Isolation) (*Outcome, error) {
+func (a *Agent) runOne(ctx context.Context, h *held, run *v1alpha1.AgentRun) (*Outcome, error) {
 	var ac v1alpha1.AgentConfig
 	if err := a.c.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.AgentConfig}, &ac); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -649,16 +650,19 @@ func (a *Agent) runOne(ctx context.Context, h *held, run *v1alpha1.AgentRun, iso
 		}
 		return nil, fmt.Errorf("reading AgentConfig %q: %w", run.Spec.AgentConfig, err)
 	}
-	if cfg, diags := configOf(&ac); cfg == nil {
-		return nil, &ConfigError{File: ConfigFile(ac.Namespace, ac.Name), Diagnostics: diags}
-	}
-	if a.offers.Isolation[iso] == "" {
-		return nil, fmt.Errorf("node %s cannot give the run's isolation :%s, and ccos does not fall back to weaker isolation", a.o.Node, iso)
+	iso := run.Spec.Isolation
+	if cfg, _ := configOf(&ac); cfg != nil {
+		// The config may have changed since the claim.
+		iso = effectiveIsolation(run.Spec.Isolation, v1alpha1.Isolation(cfg.Orchestrator.Isolation.Mode))
+		if a.offers.Isolation[iso] == "" {
+			return nil, fmt.Errorf("node %s cannot give the run's isolation :%s, and ccos does not fall back to weaker isolation", a.o.Node, iso)
+		}
 	}
 	return a.o.Runner.Run(ctx, Job{
 		ID:         fmt.Sprintf("%s_%s_%d", run.Namespace, run.Name, h.attempt),
 		Config:     []byte(ac.Spec.Config),
 		ConfigFile: ConfigFile(ac.Namespace, ac.Name),
+		ConfigKey:  string(ac.UID) + "/" + ac.ResourceVersion,
 		Isolation:  iso,
 		Plan:       []byte(run.Spec.Plan),
 		PlanFile:   PlanFile(run.Namespace, run.Name),
@@ -670,10 +674,13 @@ func (a *Agent) runOne(ctx context.Context, h *held, run *v1alpha1.AgentRun, iso
 // verdict turns a run's result into its final phase, the condition reason
 // and the error text.
 func verdict(out *Outcome, err error) (v1alpha1.Phase, string, string) {
-	var ce *ConfigError
+	var ce *engine.ConfigError
+	var ae *engine.AdmissionError
 	switch {
 	case errors.As(err, &ce):
 		return v1alpha1.PhaseFailed, "ConfigInvalid", ce.Error()
+	case errors.As(err, &ae):
+		return v1alpha1.PhaseFailed, "NotAdmitted", err.Error()
 	case err != nil:
 		return v1alpha1.PhaseFailed, "Error", err.Error()
 	case len(out.InDoubt) > 0:

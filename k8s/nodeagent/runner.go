@@ -2,10 +2,9 @@ package nodeagent
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
 	"github.com/ccos-project/ccos/orchestrator"
 )
@@ -17,8 +16,9 @@ type Runner interface {
 	Offers() Offers
 	// Run runs one job to its end. It returns an Outcome when the plan ran
 	// (successfully or with a plan error) and an error when it could not
-	// run: a *ConfigError for an invalid config, any other error for a
-	// refused admission or a failed sandbox.
+	// run: an *engine.ConfigError for an invalid config, an
+	// *engine.AdmissionError for a plan not admitted, any other error for
+	// a failed sandbox.
 	Run(ctx context.Context, job Job) (*Outcome, error)
 }
 
@@ -37,9 +37,11 @@ type Job struct {
 	// holds "_"): the sandbox, the causal chain's session and file.
 	ID string
 	// Config is the AgentConfig's text; ConfigFile names it in diagnostics
-	// (agentconfig/NAMESPACE/NAME).
+	// (agentconfig/NAMESPACE/NAME); ConfigKey identifies this version of
+	// it (UID/resourceVersion).
 	Config     []byte
 	ConfigFile string
+	ConfigKey  string
 	// Isolation is the mode the run gets: the config's, or the AgentRun's
 	// when that is stronger.
 	Isolation v1alpha1.Isolation
@@ -70,27 +72,11 @@ type Outcome struct {
 	InDoubt []string
 }
 
-// ConfigError is returned by Runner.Run for an AgentConfig that does not
-// validate; Diagnostics are its file:line:col: CODE lines.
-type ConfigError struct {
-	File        string
-	Diagnostics []string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("the agent config %s is invalid:\n%s", e.File, strings.Join(e.Diagnostics, "\n"))
-}
-
-// modeRank orders isolation modes: a run may be given a mode of at least
-// its config's rank, never less.
-var modeRank = map[v1alpha1.Isolation]int{
-	v1alpha1.IsolationWasm: 1, v1alpha1.IsolationContainer: 1, v1alpha1.IsolationMicroVM: 2,
-}
-
 // effectiveIsolation is the mode a run gets: the AgentRun's when it is at
-// least as strong as the config's, else the config's.
+// least as strong as the config's (the engine's order), else the
+// config's.
 func effectiveIsolation(asked, configured v1alpha1.Isolation) v1alpha1.Isolation {
-	if asked != "" && modeRank[asked] >= modeRank[configured] {
+	if asked != "" && engine.ModeStrength(config.IsolationMode(asked)) >= engine.ModeStrength(config.IsolationMode(configured)) {
 		return asked
 	}
 	return configured

@@ -29,7 +29,9 @@ func (b *box) Control() io.ReadWriteCloser { return b.l.conn }
 // (reboot=k) ends it with status 0.
 func (b *box) Wait() error {
 	<-b.l.done
+	b.mu.Lock()
 	b.timer.Stop()
+	b.mu.Unlock()
 	b.once.Do(b.l.cleanup)
 	b.mu.Lock()
 	reason := b.reason
@@ -60,6 +62,20 @@ func (b *box) kill(reason sandbox.ExitReason) {
 	<-b.l.done
 	b.once.Do(b.l.cleanup)
 }
+
+// Rearm restarts the deadline (see sandbox.Holdable).
+func (b *box) Rearm(d time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.reason != "" || !b.timer.Stop() {
+		return false
+	}
+	b.timer = time.AfterFunc(d, func() { b.kill(sandbox.ExitDeadline) })
+	return true
+}
+
+// Done is closed once the Firecracker process has ended.
+func (b *box) Done() <-chan struct{} { return b.l.done }
 
 // Log returns the jailer's output and Firecracker's log.
 func (b *box) Log() []byte { return b.l.readLog() }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
 )
@@ -36,9 +37,13 @@ func (p *Provider) Available() (bool, string) {
 func (p *Provider) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
 	host, guest := net.Pipe()
 	s := &box{host: host, guest: guest, done: make(chan struct{})}
+	s.timer = time.AfterFunc(spec.Limits.WithDefaults().Deadline, func() { s.stop(sandbox.ExitDeadline) })
 	go func() {
 		defer close(s.done)
 		s.status = p.Guest(guest)
+		s.mu.Lock()
+		s.timer.Stop()
+		s.mu.Unlock()
 	}()
 	return s, nil
 }
@@ -48,15 +53,20 @@ type box struct {
 	done        chan struct{}
 	status      int
 	once        sync.Once
-	killed      bool
+	mu          sync.Mutex
+	reason      sandbox.ExitReason
+	timer       *time.Timer
 }
 
 func (b *box) Control() io.ReadWriteCloser { return b.host }
 
 func (b *box) Wait() error {
 	<-b.done
-	if b.killed {
-		return &sandbox.ExitError{Reason: sandbox.ExitKilled}
+	b.mu.Lock()
+	reason := b.reason
+	b.mu.Unlock()
+	if reason != "" {
+		return &sandbox.ExitError{Reason: reason}
 	}
 	if b.status != 0 {
 		return &sandbox.ExitError{Reason: sandbox.ExitStatus, Status: b.status}
@@ -65,12 +75,32 @@ func (b *box) Wait() error {
 }
 
 func (b *box) Kill() error {
+	b.stop(sandbox.ExitKilled)
+	return nil
+}
+
+func (b *box) stop(reason sandbox.ExitReason) {
 	b.once.Do(func() {
-		b.killed = true
+		b.mu.Lock()
+		b.reason = reason
+		b.mu.Unlock()
 		b.host.Close()
 		b.guest.Close()
 	})
-	return nil
 }
+
+// Rearm restarts the deadline (see sandbox.Holdable).
+func (b *box) Rearm(d time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.reason != "" || !b.timer.Stop() {
+		return false
+	}
+	b.timer = time.AfterFunc(d, func() { b.stop(sandbox.ExitDeadline) })
+	return true
+}
+
+// Done is closed once the guest function has returned.
+func (b *box) Done() <-chan struct{} { return b.done }
 
 func (b *box) Log() []byte { return nil }

@@ -40,9 +40,12 @@ type guestSandbox struct {
 
 	// ctx ends at the deadline, on Kill (cause errKilled) or with the
 	// context given to Start.
-	ctx          context.Context
-	cancel       context.CancelCauseFunc
-	stopDeadline context.CancelFunc
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// deadline ends ctx with context.DeadlineExceeded; Rearm moves it.
+	deadlineMu sync.Mutex
+	deadline   *time.Timer
+	deadlineD  time.Duration
 
 	stopOnce sync.Once
 	done     chan struct{}
@@ -74,9 +77,9 @@ func start(ctx context.Context, prep *prepared, spec sandbox.Spec, limits sandbo
 	s.stdin, s.stdout = guestIn, guestOut
 	s.control = &hostEnd{r: hostOut, w: hostIn}
 
-	runCtx, cancel := context.WithCancelCause(ctx)
-	s.ctx, s.stopDeadline = context.WithDeadline(runCtx, time.Now().Add(limits.Deadline))
-	s.cancel = cancel
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	s.deadlineD = limits.Deadline
+	s.deadline = time.AfterFunc(limits.Deadline, func() { s.cancel(context.DeadlineExceeded) })
 	// Guest code stops at the next function call or loop iteration when
 	// the context ends (WithCloseOnContextDone), but a guest blocked in a
 	// host call (reading its stdin, sleeping) is released by closing its
@@ -115,6 +118,21 @@ func guestFS(work, capabilities string, workdirBytes int64) (wazero.FSConfig, er
 	return config.WithReadOnlyDirMount(capabilities, "/capabilities"), nil
 }
 
+// Rearm restarts the deadline (see sandbox.Holdable).
+func (s *guestSandbox) Rearm(d time.Duration) bool {
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	if !s.deadline.Stop() || s.ctx.Err() != nil {
+		return false
+	}
+	s.deadlineD = d
+	s.deadline = time.AfterFunc(d, func() { s.cancel(context.DeadlineExceeded) })
+	return true
+}
+
+// Done is closed once the guest has ended and the sandbox is cleaned up.
+func (s *guestSandbox) Done() <-chan struct{} { return s.done }
+
 // run instantiates the module, which runs _start to the guest's exit, then
 // classifies the end and cleans up.
 func (s *guestSandbox) run(ctx context.Context, prep *prepared, config wazero.ModuleConfig) {
@@ -124,7 +142,9 @@ func (s *guestSandbox) run(ctx context.Context, prep *prepared, config wazero.Mo
 		mod.Close(context.Background())
 	}
 	s.err = s.classify(err, cause)
-	s.stopDeadline()
+	s.deadlineMu.Lock()
+	s.deadline.Stop()
+	s.deadlineMu.Unlock()
 	s.cancel(nil)
 	s.stopIO()
 	if rmErr := removeWorkdir(s.work); rmErr != nil {
@@ -141,7 +161,10 @@ func (s *guestSandbox) classify(err, cause error) error {
 	isExit := errors.As(err, &exit)
 	switch {
 	case errors.Is(cause, context.DeadlineExceeded):
-		return &sandbox.ExitError{Reason: sandbox.ExitDeadline, Detail: fmt.Sprintf("deadline of %s passed", s.limits.Deadline)}
+		s.deadlineMu.Lock()
+		d := s.deadlineD
+		s.deadlineMu.Unlock()
+		return &sandbox.ExitError{Reason: sandbox.ExitDeadline, Detail: fmt.Sprintf("deadline of %s passed", d)}
 	case errors.Is(cause, errKilled):
 		return &sandbox.ExitError{Reason: sandbox.ExitKilled}
 	case cause != nil:

@@ -1,6 +1,8 @@
-package main
+package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -115,4 +117,9 @@ func archiveIntent(arc *archive.Archive, p *plan.Plan, planHash string) (func(st
 		return err
 	}
 	return update, update("active")
+}
+
+func planHashOf(src []byte) string {
+	sum := sha256.Sum256(src)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

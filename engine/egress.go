@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/egress"
+)
+
+// agentEgress is one agent's way out to the network: its policy in the
+// engine's egress proxy. ccos.network.http-fetch goes through it with the
+// calling step's admitted ACL carried by the request (an egress.Grant), a
+// microVM's NIC ends at it, and every decision is recorded in the causal
+// chain of the run it belongs to.
+type agentEgress struct {
+	proxy *egress.Proxy
+	agent string
+	// missingCert refuses every request: the config wants mTLS and the
+	// operator gave no client certificate.
+	missingCert error
+}
+
+// addEgress adds cfg's egress policy to the engine's proxy (starting the
+// proxy with the first networked agent); nil when the config gives the
+// agent no network.
+func (e *Engine) addEgress(cfg *config.Config) (*agentEgress, error) {
+	if !networkEnabled(cfg) {
+		return nil, nil
+	}
+	pol, err := egress.PolicyFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pol.AllowRanges = append(pol.AllowRanges, e.o.Egress.AllowRanges...)
+	if e.o.Egress.ClientCert != nil {
+		pol.SetClientCert(e.o.Egress.ClientCert)
+	}
+	ae := &agentEgress{agent: pol.Agent}
+	if pol.NeedsClientCert() {
+		// Nothing goes out without the certificate the config asks for;
+		// plans that do not use the network still run.
+		ae.missingCert = errors.New("the agent config sets :mtls true, and the egress proxy has no client certificate to present (the operator gives one: --egress-client-cert and --egress-client-key)")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proxy == nil {
+		logger := slog.New(slog.DiscardHandler)
+		if e.o.Egress.DecisionLog != nil {
+			logger = slog.New(slog.NewJSONHandler(e.o.Egress.DecisionLog, nil))
+		}
+		var res egress.Resolver = net.DefaultResolver
+		if len(e.o.Egress.Resolve) > 0 {
+			res = egress.PinnedResolver{Static: egress.StaticResolver(e.o.Egress.Resolve), Next: net.DefaultResolver}
+		}
+		px, err := egress.New(pol, egress.Options{Logger: logger, Resolver: res, RootCAs: e.o.Egress.RootCAs,
+			Recorder: e.decided, Metrics: e.o.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		e.proxy = px
+	} else if err := e.proxy.AddAgent(pol); err != nil {
+		return nil, err
+	}
+	ae.proxy = e.proxy
+	return ae, nil
+}
+
+func (e *Engine) removeEgress(agent string) {
+	e.mu.Lock()
+	px := e.proxy
+	e.mu.Unlock()
+	if px != nil {
+		px.RemoveAgent(agent)
+	}
+}
+
+// networkEnabled says whether the config lets an agent reach the network
+// at all.
+func networkEnabled(cfg *config.Config) bool {
+	if !cfg.Capabilities.HTTP.Enabled {
+		return false
+	}
+	return cfg.Network == nil || (cfg.Network.Enabled && cfg.Network.Egress.Via == config.EgressProxy)
+}
+
+// decided routes an egress decision to the run it belongs to (its grant's
+// run), or to its agent's chain for requests no run's grant carried (a
+// microVM NIC's).
+func (e *Engine) decided(d egress.Decision) {
+	e.mu.Lock()
+	rs := e.runs[d.Run]
+	a := e.agents[d.Agent]
+	e.mu.Unlock()
+	switch {
+	case rs != nil:
+		rs.decision(d)
+	case a != nil:
+		a.recordDecision(d)
+	}
+}
+
+// fetch is ccos.network.http-fetch's way out: the proxy's round trip with
+// the calling step's admitted ACL (which can only narrow the agent's).
+func (a *Agent) fetch(ctx context.Context, fr capability.FetchRequest) (*capability.FetchResponse, error) {
+	eg := a.egress
+	if eg == nil {
+		return nil, capability.ErrNoEgressProxy
+	}
+	if eg.missingCert != nil {
+		return nil, eg.missingCert
+	}
+	sc, ok := capability.ScopeFrom(ctx)
+	if !ok || sc.Step == "" {
+		return nil, errors.New("ccos.network.http-fetch runs only inside an admitted step")
+	}
+	acl := egress.StepACL{Domains: sc.NetDomains, Methods: sc.NetMethods}
+	var g *egress.Grant
+	var err error
+	if rs := runFrom(ctx); rs != nil {
+		g, err = rs.grant(eg, sc.Step, acl)
+	} else {
+		g, err = eg.proxy.Grant(eg.agent, sc.Step, "", "", acl)
+	}
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(egress.WithGrant(egress.WithAgent(ctx, eg.agent), g), fr.Method, fr.URL, bytes.NewReader(fr.Body))
+	if err != nil {
+		return nil, err
+	}
+	if len(fr.Body) == 0 {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	for k, vs := range fr.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := eg.proxy.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, capability.MaxFetchBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the response: %w", err)
+	}
+	return &capability.FetchResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// handler is what a microVM's NIC ends at: the proxy acting for this
+// agent. Its requests carry no run's grant: the agent's own ACL applies,
+// and their decisions go to the agent's chain.
+func (eg *agentEgress) handler() http.Handler {
+	if eg.missingCert != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "ccos egress: "+eg.missingCert.Error(), http.StatusBadGateway)
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		eg.proxy.ServeHTTP(w, r.WithContext(egress.WithAgent(r.Context(), eg.agent)))
+	})
+}
+
+// grants caches a run's egress grants, one per step: a step's rate
+// limiter lives as long as the step's grant.
+type grants struct {
+	mu sync.Mutex
+	m  map[string]*egress.Grant
+}
