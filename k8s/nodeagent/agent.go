@@ -131,6 +131,7 @@ type Agent struct {
 	keeper *leaseKeeper
 	leases *leaseWatch
 	wake   chan event.GenericEvent
+	ready  chan struct{} // closed once the agent watches and claims
 
 	runCtx    context.Context // parent of every run; cancelled to stop them
 	stopRuns  context.CancelFunc
@@ -228,7 +229,8 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 	}
 	a := &Agent{o: o, offers: o.Runner.Offers(), log: o.Logger.With("node", o.Node), mgr: mgr, c: mgr.GetClient(),
 		api: mgr.GetAPIReader(), events: mgr.GetEventRecorder("ccos-node/" + o.Node),
-		held: map[types.UID]*held{}, firstSeen: map[types.UID]time.Time{}, wake: make(chan event.GenericEvent, 1024)}
+		held: map[types.UID]*held{}, firstSeen: map[types.UID]time.Time{}, wake: make(chan event.GenericEvent, 1024),
+		ready: make(chan struct{})}
 	a.keeper = &leaseKeeper{c: direct, key: types.NamespacedName{Namespace: o.LeaseNamespace, Name: LeaseName(o.Node)},
 		node: o.Node, duration: o.LeaseDuration}
 	a.leases = newLeaseWatch(mgr.GetCache(), o.LeaseNamespace, o.LeaseDuration)
@@ -259,6 +261,10 @@ const indexNode = "status.node"
 
 func ptr[T any](v T) *T { return &v }
 
+// Ready is closed once the agent's caches are in sync: it sees every run
+// and claims what it can.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
 // Offers returns what this node advertises.
 func (a *Agent) Offers() Offers { return a.offers }
 
@@ -279,6 +285,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- a.mgr.Start(mctx) }()
 	go a.keepLease(mctx)
+	go func() {
+		if a.mgr.GetCache().WaitForCacheSync(mctx) {
+			close(a.ready)
+		}
+	}()
 
 	select {
 	case err := <-mgrDone:
