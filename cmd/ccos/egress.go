@@ -21,7 +21,7 @@ import (
 type engineFlags struct {
 	allowRanges, resolve          []string
 	clientCert, clientKey, rootCA string
-	logFile                       string
+	logFile, upstream             string
 	// snapshots makes qemu restore guests from a snapshot of a booted one.
 	snapshots bool
 }
@@ -34,6 +34,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clientKey, "egress-client-key", "", "its private key")
 	fl.StringVar(&f.rootCA, "egress-ca", "", "CA certificates (PEM) the egress proxy verifies origins with (default: the system's)")
 	fl.StringVar(&f.logFile, "egress-log", "", "append the egress proxy's decisions as JSON lines to this file")
+	fl.StringVar(&f.upstream, "egress-upstream", "", "reach every origin through this forward proxy (http://HOST:PORT, e.g. a cluster's egress proxy), by name, after the egress proxy's own decision")
 	fl.BoolVar(&f.snapshots, "vm-snapshots", false, "start QEMU guests from a snapshot of a booted, warmed-up guest (a fraction of a TCG boot; every copy gets fresh entropy, but copies share the memory layout of the snapshot)")
 }
 
@@ -95,6 +96,13 @@ func (f engineFlags) egressOptions() (engine.EgressOptions, error) {
 			return o, usageErr("--egress-client-cert/--egress-client-key: %v", err)
 		}
 		o.ClientCert = &cert
+	}
+	if f.upstream != "" {
+		u, err := egress.ParseUpstream(f.upstream)
+		if err != nil {
+			return o, usageErr("--egress-upstream: %v", err)
+		}
+		o.Upstream = u
 	}
 	if f.rootCA != "" {
 		pem, err := os.ReadFile(f.rootCA)

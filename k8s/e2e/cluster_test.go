@@ -209,7 +209,7 @@ func (k *cluster) start(name string, args ...string) *proc {
 	go func() { p.cmd.Wait(); lf.Close(); close(p.done) }()
 	k.t.Cleanup(func() {
 		p.stop(20 * time.Second)
-		if k.t.Failed() {
+		if k.t.Failed() || os.Getenv("CCOS_E2E_LOGS") != "" {
 			b, _ := os.ReadFile(p.log)
 			k.t.Logf("=== %s log (last 16 KiB)\n%s", name, tail(b, 16<<10))
 		}
@@ -258,10 +258,11 @@ func (k *cluster) nodeAgent(node, kubeconfig string, extra ...string) *proc {
 // origin is a loopback HTTP server that counts the POSTs it receives, by
 // body: the host side effect that must never be repeated.
 type origin struct {
-	srv  *http.Server
-	port int
-	mu   sync.Mutex
-	hits map[string]int
+	srv   *http.Server
+	port  int
+	mu    sync.Mutex
+	hits  map[string]int
+	conns int // connections accepted
 }
 
 func startOrigin(t testing.TB) *origin {
@@ -281,10 +282,22 @@ func startOrigin(t testing.TB) *origin {
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, "recorded")
-	})}
+	}), ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			o.mu.Lock()
+			o.conns++
+			o.mu.Unlock()
+		}
+	}}
 	go o.srv.Serve(ln)
 	t.Cleanup(func() { o.srv.Close() })
 	return o
+}
+
+func (o *origin) connections() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.conns
 }
 
 func (o *origin) count(body string) int {
@@ -323,4 +336,57 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func execOutput(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).Output()
 	return string(out), err
+}
+
+// gateway is the cluster's egress proxy (`ccos proxy`, as deploy/k8s runs
+// it), on loopback: the node agents reach origins only through it.
+type gateway struct {
+	p   *proc
+	url string
+}
+
+// gatewayConfig is deploy/k8s's egress proxy config with the test origin.
+const gatewayConfig = `(-> (profile:networked "cluster.egress" ["origin.test"])
+    (assoc-in [:network :egress :mtls] false)
+    (assoc-in [:capabilities :http :egress :mtls] false))`
+
+func (k *cluster) egressGateway() *gateway {
+	k.t.Helper()
+	cfg := filepath.Join(k.dir, "egress.config.rtfs")
+	if err := os.WriteFile(cfg, []byte(gatewayConfig), 0o600); err != nil {
+		k.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	g := &gateway{url: "http://" + addr}
+	g.p = k.start("egress-proxy", "proxy", "--config", cfg, "--listen", addr,
+		"--resolve", "origin.test=127.0.0.1", "--allow-range", "127.0.0.1/32")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return g
+		}
+		if time.Now().After(deadline) {
+			k.t.Fatal("the egress proxy did not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// allowed counts the tunnels the egress proxy allowed to host, from its
+// decision log (one JSON line per decision on its standard error).
+func (g *gateway) allowed(host string) int {
+	b, _ := os.ReadFile(g.p.log)
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"host":"`+host+`"`) && strings.Contains(l, `"action":"allow"`) && strings.Contains(l, `"kind":"connect"`) {
+			n++
+		}
+	}
+	return n
 }

@@ -108,6 +108,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	})
 
 	k.mustKubectl("", "create", "namespace", ns)
+	gateway := k.egressGateway()
 	k.start("config-controller", "k8s", "controller", "--kubeconfig", ctrlKC, "--leader-elect-namespace", "ccos-system")
 	org := startOrigin(t)
 	k.mustKubectl(agentConfigYAML(ns, "net", netConfig), "apply", "-f", "-")
@@ -123,7 +124,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	k.mustKubectl(agentRunYAML(ns, "needs-microvm", "net", `(plan "vm" :body (+ 1 2))`, v1alpha1.IsolationMicroVM), "create", "-f", "-")
 	nodes := map[string]*proc{}
 	for _, n := range []string{"node-1", "node-2", "node-3"} {
-		nodes[n] = k.nodeAgent(n, nodeKC, "--providers", "process", "--capacity", "3")
+		nodes[n] = k.nodeAgent(n, nodeKC, "--providers", "process", "--capacity", "3", "--egress-upstream", gateway.url)
 	}
 	waitFor(t, 60*time.Second, "three node agents' Leases", func() (bool, string) {
 		var ls coordinationv1.LeaseList
@@ -293,6 +294,18 @@ func TestKubernetesEndToEnd(t *testing.T) {
 				t.Errorf("kubectl get agentruns lacks %q:\n%s", want, out)
 			}
 		}
+	})
+
+	// Every connection to the origin came through the cluster's egress
+	// proxy: once the node agents are gone (their kept-alive tunnels
+	// closed, each logged as it ends), it logged one allowed tunnel per
+	// connection the origin accepted.
+	for _, p := range nodes {
+		p.stop(20 * time.Second)
+	}
+	waitFor(t, 30*time.Second, "one egress proxy tunnel per origin connection", func() (bool, string) {
+		tunnels, conns := gateway.allowed("origin.test"), org.connections()
+		return conns > 0 && tunnels == conns, fmt.Sprintf("%d tunnels, %d connections", tunnels, conns)
 	})
 }
 

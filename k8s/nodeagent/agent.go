@@ -600,13 +600,17 @@ func (a *Agent) update(ctx context.Context, h *held, mutate func(*v1alpha1.Agent
 // execute runs a claimed run and writes its outcome.
 func (a *Agent) execute(ctx context.Context, h *held) {
 	defer a.runsGroup.Done()
-	defer func() {
-		h.cancel()
-		a.mu.Lock()
-		delete(a.held, h.uid)
-		a.mu.Unlock()
-		a.wakePending()
-	}()
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			h.cancel()
+			a.mu.Lock()
+			delete(a.held, h.uid)
+			a.mu.Unlock()
+			a.wakePending()
+		})
+	}
+	defer release()
 	run := h.current()
 	out, err := a.runOne(ctx, h, run)
 	if h.isLost() {
@@ -645,6 +649,7 @@ func (a *Agent) execute(ctx context.Context, h *held) {
 		a.log.Error("writing the outcome", "run", h.key.String(), "err", werr)
 		return
 	}
+	release() // the slot is free as soon as the outcome is written
 	typ := corev1.EventTypeNormal
 	if phase != v1alpha1.PhaseSucceeded {
 		typ = corev1.EventTypeWarning
