@@ -82,3 +82,19 @@ func TestParseUpstream(t *testing.T) {
 		}
 	}
 }
+
+// Whatever ParseUpstream accepts is a plain http://HOST:PORT.
+func FuzzParseUpstream(f *testing.F) {
+	for _, s := range []string{"http://p:3128", "http://[::1]:3128/", "https://p:1", "http://p", "http://u@p:1", "%zz", "http://p:1#f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseUpstream(s)
+		if err != nil {
+			return
+		}
+		if u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || u.User != nil || u.RawQuery != "" || (u.Path != "" && u.Path != "/") {
+			t.Fatalf("%q parsed as %#v", s, u)
+		}
+	})
+}

@@ -85,6 +85,10 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		mo.LeaderElection, mo.LeaderElectionID, mo.LeaderElectionNamespace = true, LeaderElectionID, o.LeaderElectionNamespace
 		mo.LeaderElectionReleaseOnCancel = true
 	}
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
+	}
 	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		return nil, fmt.Errorf("configcheck: %w", err)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,9 +17,9 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
+	"github.com/ccos-project/ccos/k8s/internal/kubetest"
 	"github.com/ccos-project/ccos/k8s/nodeagent"
 	"github.com/ccos-project/ccos/sandbox/process"
-	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -29,39 +28,13 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// repoRoot is the module's root, two directories up from this package.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+func repoRoot(testing.TB) string { return kubetest.RepoRoot() }
 
-// missing skips the test saying how to get what is missing, or fails it
-// under CI, where everything must be there.
 func missing(t testing.TB, msg string) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// kubeAssets finds the kube-apiserver and etcd binaries: KUBEBUILDER_ASSETS,
-// else the cache scripts/kube-assets builds.
-func kubeAssets(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d
-	}
-	out, err := exec.Command(filepath.Join(repoRoot(t), "scripts", "kube-assets"), "--cached").Output()
-	if err == nil {
-		return strings.TrimSpace(string(out))
-	}
-	missing(t, "kube-apiserver and etcd are not built: run scripts/kube-assets (it builds them from the Go module proxy, about 15 minutes, and caches them) or set KUBEBUILDER_ASSETS to a directory holding them")
-	return ""
+	kubetest.Missing(t, msg)
 }
 
 // cluster is a real API server (kube-apiserver and etcd, RBAC on) with the
@@ -88,9 +61,10 @@ func startCluster(t testing.TB) *cluster {
 	if ok, why := (&process.Provider{}).Available(); !ok {
 		missing(t, "the process provider cannot run here: "+why)
 	}
-	assets := kubeAssets(t)
+	if kubetest.Assets() == "" {
+		missing(t, kubetest.HowToGet)
+	}
 	root := repoRoot(t)
-	crlog.SetLogger(logr.Discard())
 	k := &cluster{t: t, dir: t.TempDir(), kubectlBin: kubectl}
 	// Build the binary first: it takes longer than the API server's start.
 	k.ccos = filepath.Join(k.dir, "ccos")
@@ -103,21 +77,17 @@ func startCluster(t testing.TB) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.env = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "deploy", "k8s", "crd")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	if k.admin, err = k.env.Start(); err != nil {
-		t.Fatalf("starting the API server from %s: %v", assets, err)
+	var ok bool
+	if k.env, k.admin, ok, err = kubetest.Start(scheme); err != nil {
+		t.Fatal(err)
+	} else if !ok {
+		missing(t, kubetest.HowToGet)
 	}
 	t.Cleanup(func() {
 		if err := k.env.Stop(); err != nil {
 			t.Logf("stopping the API server: %v", err)
 		}
 	})
-	k.admin.QPS, k.admin.Burst = 200, 400
 	if k.c, err = client.New(k.admin, client.Options{Scheme: scheme}); err != nil {
 		t.Fatal(err)
 	}

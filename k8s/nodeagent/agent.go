@@ -203,6 +203,7 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg = clientRate(cfg)
 	copts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.LeaseNamespace: {}}},
 	}}
@@ -258,6 +259,28 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 }
 
 const indexNode = "status.node"
+
+// Client-side rate limits of a node agent's API requests when the config
+// sets none: client-go's default (5 requests per second, bursts of 10)
+// would make every claim and status write wait for a token once a few
+// runs are going (a claim, journal entries, the outcome and Events per
+// run, Lease renewals); the API server's own priority and fairness
+// protects it.
+const (
+	DefaultQPS   = 100
+	DefaultBurst = 200
+)
+
+// clientRate returns cfg with DefaultQPS and DefaultBurst when it sets no
+// rate limit.
+func clientRate(cfg *rest.Config) *rest.Config {
+	if cfg.QPS != 0 || cfg.RateLimiter != nil {
+		return cfg
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = DefaultQPS, DefaultBurst
+	return cfg
+}
 
 func ptr[T any](v T) *T { return &v }
 

@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -22,9 +19,9 @@ import (
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/guest"
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
+	"github.com/ccos-project/ccos/k8s/internal/kubetest"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/process"
-	"github.com/go-logr/logr"
 	"golang.org/x/mod/sumdb/note"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +29,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // The tests share one real API server (kube-apiserver and etcd, see
@@ -48,7 +44,6 @@ var (
 func TestMain(m *testing.M) {
 	sandbox.GuestMain = guest.Run
 	process.InitIfChild()
-	crlog.SetLogger(logr.Discard())
 	env, err := startAPIServer()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -62,27 +57,16 @@ func TestMain(m *testing.M) {
 }
 
 func startAPIServer() (*envtest.Environment, error) {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		out, err := exec.Command(filepath.Join(root, "scripts", "kube-assets"), "--cached").Output()
-		if err != nil {
-			skipMsg = "kube-apiserver and etcd are not built: run scripts/kube-assets (it builds them from the Go module proxy, about 15 minutes, and caches them) or set KUBEBUILDER_ASSETS"
-			return nil, nil
-		}
-		assets = strings.TrimSpace(string(out))
-	}
 	scheme, err := Scheme()
 	if err != nil {
 		return nil, err
 	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, Scheme: scheme, ErrorIfCRDPathMissing: true,
-		CRDDirectoryPaths: []string{filepath.Join(root, "deploy", "k8s", "crd")}}
-	if apiCfg, err = env.Start(); err != nil {
-		return nil, fmt.Errorf("starting the API server from %s: %w", assets, err)
+	env, cfg, ok, err := kubetest.Start(scheme)
+	if !ok || err != nil {
+		skipMsg = kubetest.HowToGet
+		return nil, err
 	}
-	apiCfg.QPS, apiCfg.Burst = 200, 400
+	apiCfg = cfg
 	if admin, err = client.New(apiCfg, client.Options{Scheme: scheme}); err != nil {
 		env.Stop()
 		return nil, err
@@ -100,13 +84,9 @@ func needAPI(t *testing.T) {
 			msg = "the process provider cannot run here: " + why
 		}
 	}
-	if msg == "" {
-		return
+	if msg != "" {
+		kubetest.Missing(t, msg)
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 // namespace creates a namespace for one test.
