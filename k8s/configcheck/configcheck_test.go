@@ -66,7 +66,9 @@ func TestVerdicts(t *testing.T) {
 	create("good", `(assoc-in (profile:minimal "agent.good") [:orchestrator :isolation :mode] :container)`)
 	create("bad", "(-> (profile:minimal \"agent.bad\")\n  (assoc-in [:orchestrator :isolation :mode] :teleport))")
 
-	good := wait(t, c, ns, "good", func(ac *v1alpha1.AgentConfig) bool { return meta.IsStatusConditionTrue(ac.Status.Conditions, ConditionValid) })
+	good := wait(t, c, ns, "good", func(ac *v1alpha1.AgentConfig) bool {
+		return meta.IsStatusConditionTrue(ac.Status.Conditions, ConditionValid)
+	})
 	if good.Status.AgentID != "agent.good" || good.Status.Isolation != "container" || len(good.Status.Diagnostics) != 0 {
 		t.Errorf("valid config's status %+v", good.Status)
 	}
@@ -126,4 +128,3 @@ func wait(t *testing.T, c client.Client, ns, name string, cond func(*v1alpha1.Ag
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
