@@ -222,6 +222,14 @@ func TestTypedObjects(t *testing.T) {
 	if _, err := a.GetPlan(ch); !errors.Is(err, ErrWrongKind) {
 		t.Errorf("GetPlan of a checkpoint = %v, want ErrWrongKind", err)
 	}
+	env := `{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"keyid":"k","sig":"AA=="}]}`
+	rh, err := a.PutReceipt(Receipt{Envelope: env, Run: "ccos-1", Plan: ph})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.GetReceipt(rh); err != nil || r.Envelope != env || r.Run != "ccos-1" {
+		t.Fatalf("GetReceipt = %+v, %v", r, err)
+	}
 	list, _ := a.List()
 	kinds := map[string]string{}
 	for _, o := range list {
@@ -233,6 +241,7 @@ func TestTypedObjects(t *testing.T) {
 	for _, bad := range []error{
 		func() error { _, err := a.PutPlan(Plan{Name: "x"}); return err }(),
 		func() error { _, err := a.PutCheckpoint(Checkpoint{}); return err }(),
+		func() error { _, err := a.PutReceipt(Receipt{Run: "r"}); return err }(),
 		func() error { _, err := a.PutIntent(&Intent{}); return err }(),
 	} {
 		if !errors.Is(bad, ErrInvalid) {

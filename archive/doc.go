@@ -69,8 +69,9 @@
 //
 // # Typed objects and the intent graph
 //
-// Plan, Checkpoint and Intent are stored with a "kind" member (KindPlan,
-// KindCheckpoint, KindIntent, the intent wrapped as {"kind":..,"intent":..}
+// Plan, Checkpoint, Receipt and Intent are stored with a "kind" member
+// (KindPlan, KindCheckpoint, KindReceipt, KindIntent, the intent wrapped as
+// {"kind":..,"intent":..}
 // so its own members never collide). The intent graph is a KindIntentGraph
 // object {"kind":..,"intents":{id: intent hash},"edges":[...]} named by the
 // ref GraphRef.

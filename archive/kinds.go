@@ -12,6 +12,7 @@ const (
 	KindCheckpoint  = "ccos.checkpoint"
 	KindIntent      = "ccos.intent"
 	KindIntentGraph = "ccos.intent-graph"
+	KindReceipt     = "ccos.receipt"
 )
 
 // ErrWrongKind is a typed Get of an object of another kind.
@@ -87,6 +88,41 @@ func (a *Archive) GetCheckpoint(h string) (*Checkpoint, error) {
 		return nil, err
 	}
 	return &r.Checkpoint, nil
+}
+
+// Receipt is a run's signed receipt (a DSSE envelope, kept as its exact
+// text), with the run id and the hash of the archived plan (optional).
+// Stored as {"kind":"ccos.receipt","envelope":...,"run":...,"plan":...}.
+type Receipt struct {
+	Envelope string `json:"envelope"`
+	Run      string `json:"run"`
+	Plan     string `json:"plan,omitempty"`
+}
+
+type receiptRecord struct {
+	Kind string `json:"kind"`
+	Receipt
+}
+
+// PutReceipt stores r and returns its hash. The envelope and run are
+// required; Plan, if set, must be a hash.
+func (a *Archive) PutReceipt(r Receipt) (string, error) {
+	if r.Envelope == "" || r.Run == "" {
+		return "", fmt.Errorf("%w: receipt without envelope or run", ErrInvalid)
+	}
+	if r.Plan != "" && !ValidHash(r.Plan) {
+		return "", fmt.Errorf("%w: receipt plan %q", ErrBadHash, r.Plan)
+	}
+	return a.PutValue(receiptRecord{Kind: KindReceipt, Receipt: r})
+}
+
+// GetReceipt returns the receipt stored as h.
+func (a *Archive) GetReceipt(h string) (*Receipt, error) {
+	var r receiptRecord
+	if err := a.getKind(h, KindReceipt, &r); err != nil {
+		return nil, err
+	}
+	return &r.Receipt, nil
 }
 
 func (a *Archive) getKind(h, kind string, v any) error {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ccos-project/ccos/rtfs"
@@ -98,6 +99,12 @@ type Capability struct {
 	// when a config entry enables it.
 	ContractFile string
 	Fn           Func
+	// Args describe the arguments, Returns the value, and Example is a
+	// call a plan can copy (for catalogs; admission reads literal Target
+	// arguments).
+	Args    []Arg
+	Returns string
+	Example string
 }
 
 // ErrUnknown is wrapped by the error for a capability id nobody provides.
@@ -183,7 +190,7 @@ func BuiltinsWith(o Options) *Registry {
 	local := func(id, doc string, mutates bool, fn Func) *Capability {
 		return &Capability{ID: id, Class: Local, Doc: doc, Contract: Contract{MaxTimeMS: 1000}, Mutates: mutates, Fn: fn}
 	}
-	return NewRegistry(
+	return describe(NewRegistry(
 		local("ccos.io.read-file", "reads a file of the step workdir", false, wd.readFile),
 		local("ccos.io.write-file", "writes a file of the step workdir", true, wd.writeFile),
 		local("ccos.io.list-dir", "lists a directory of the step workdir", false, wd.listDir),
@@ -224,7 +231,7 @@ func BuiltinsWith(o Options) *Registry {
 			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
 				return rtfs.Timestamp{T: now().UTC()}, nil
 			}},
-	)
+	))
 }
 
 func echo(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
@@ -260,14 +267,26 @@ func add(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
 	return rtfs.Int{V: isum}, nil
 }
 
-func concat(_ context.Context, args []rtfs.Value) (rtfs.Value, error) {
-	var s string
+// concat joins its string arguments in one pass, refusing a result over
+// MaxValueBytes before building it and stopping when its time is up.
+func concat(ctx context.Context, args []rtfs.Value) (rtfs.Value, error) {
+	n := 0
 	for i, a := range args {
 		x, ok := a.(rtfs.String)
 		if !ok {
 			return nil, fmt.Errorf("%w: ccos.string.concat: argument %d is %s, not a string", ErrArgs, i+1, rtfs.Describe(a))
 		}
-		s += x.V
+		if n += len(x.V); n > MaxValueBytes {
+			return nil, &rtfs.Error{Type: rtfs.ErrLimit, Message: fmt.Sprintf("ccos.string.concat: the result would be longer than %d bytes (capability.MaxValueBytes)", MaxValueBytes)}
+		}
 	}
-	return rtfs.String{V: s}, nil
+	var b strings.Builder
+	b.Grow(n)
+	for i, a := range args {
+		if i%256 == 0 && expired(ctx) {
+			return nil, context.DeadlineExceeded
+		}
+		b.WriteString(a.(rtfs.String).V)
+	}
+	return rtfs.String{V: b.String()}, nil
 }

@@ -366,6 +366,29 @@ func (e *BroadeningError) Error() string {
 		e.Span, e.What, e.Capability, e.Of, strings.ReplaceAll(e.Field, ".", " :"), e.Detail, e.What)
 }
 
+// HiddenEffectError is a contract or config entry that leaves out an
+// effect kind of what it refines. A contract states what its capability
+// can do: the implementation behind a built-in id keeps every effect it
+// has, so dropping one would not narrow it but hide a privilege from
+// admission (the isolation a dangerous capability needs, the approvals of
+// its risk tier).
+type HiddenEffectError struct {
+	// Span is where the effects are written (the contract or entry when
+	// it writes none).
+	Span       rtfs.Span
+	Capability string
+	// Effect is the kind left out (EffectEnv...).
+	Effect string
+	// What is the refining side ("contract", "config entry") and Of what it
+	// refines ("the built-in capability", "its contract in FILE").
+	What, Of string
+}
+
+func (e *HiddenEffectError) Error() string {
+	return fmt.Sprintf("%s: the %s for :%s leaves out the :%s effect of %s, which its implementation has: dropping an effect hides a privilege, it does not narrow one (hint: keep :%s in :effects and narrow its scope instead)",
+		e.Span, e.What, e.Capability, e.Effect, e.Of, e.Effect)
+}
+
 // Install adds the marketplace's contracts to the registry and applies the
 // config's entries. A contract for a built-in capability narrows it; any
 // other contract adds a capability that the host refuses to run
@@ -376,6 +399,11 @@ func (r *Registry) Install(listings []*Listing, entries []Entry) error {
 	var errs []error
 	for _, l := range listings {
 		if b, ok := r.caps[l.ID]; ok {
+			if k := hiddenEffect(b.Contract, l.Contract); k != "" {
+				errs = append(errs, &HiddenEffectError{Span: l.FieldSpan("effects"), Capability: l.ID, Effect: k,
+					What: "contract", Of: "the built-in capability"})
+				continue
+			}
 			if f := broadening(b.Contract, l.Contract); f != nil {
 				errs = append(errs, &BroadeningError{Span: l.FieldSpan(f.field), Capability: l.ID, Field: f.field,
 					What: "contract", Of: "the built-in capability", Detail: f.detail})
@@ -435,6 +463,9 @@ func (r *Registry) applyEntry(listings []*Listing, e Entry) error {
 	if e.Sandbox != "" {
 		narrowed.Sandbox = e.Sandbox
 	}
+	if k := hiddenEffect(c.Contract, narrowed); k != "" {
+		return &HiddenEffectError{Span: e.Span("effects"), Capability: e.Capability, Effect: k, What: "config entry", Of: of}
+	}
 	if f := broadening(c.Contract, narrowed); f != nil {
 		return &BroadeningError{Span: e.Span(f.field), Capability: e.Capability, Field: f.field, What: "config entry", Of: of, Detail: f.detail}
 	}
@@ -451,6 +482,17 @@ func unimplemented(l *Listing) Func {
 }
 
 type finding struct{ field, detail string }
+
+// hiddenEffect returns the first effect kind of parent that child leaves
+// out, or "".
+func hiddenEffect(parent, child Contract) string {
+	for _, pe := range parent.Effects {
+		if _, ok := mergedKind(child.Effects, pe.Kind); !ok {
+			return pe.Kind
+		}
+	}
+	return ""
+}
 
 // broadening returns the first way child asks for more than parent, or
 // nil when child is within parent.
@@ -501,20 +543,31 @@ func broadening(parent, child Contract) *finding {
 	return nil
 }
 
-// mergedKind returns the union of the effects of one kind.
+// mergedKind returns the union of the effects of one kind. A scope list
+// that one of them leaves empty (unscoped: the step and the config bound
+// it) stays empty in the union.
 func mergedKind(effs []Effect, kind string) (Effect, bool) {
 	out := Effect{Kind: kind}
 	found := false
+	var open [5]bool
 	for _, e := range effs {
 		if e.Kind != kind {
 			continue
 		}
 		found = true
-		out.Domains = append(out.Domains, e.Domains...)
-		out.Methods = append(out.Methods, e.Methods...)
-		out.Paths = append(out.Paths, e.Paths...)
-		out.Models = append(out.Models, e.Models...)
-		out.Vars = append(out.Vars, e.Vars...)
+		for i, l := range []struct {
+			dst *[]string
+			src []string
+		}{{&out.Domains, e.Domains}, {&out.Methods, e.Methods}, {&out.Paths, e.Paths}, {&out.Models, e.Models}, {&out.Vars, e.Vars}} {
+			if len(l.src) == 0 {
+				open[i] = true
+			}
+			if open[i] {
+				*l.dst = nil
+			} else {
+				*l.dst = append(*l.dst, l.src...)
+			}
+		}
 	}
 	return out, found
 }

@@ -208,6 +208,35 @@ func TestContractBroadensBuiltin(t *testing.T) {
 	}
 }
 
+// A contract for a built-in id that leaves out one of the built-in's
+// effects would hide a privilege (get-env without :env would skip the
+// isolation and approvals reading the environment needs): refused, naming
+// the contract's :effects (or the contract, when it writes none) and the
+// effect.
+func TestContractHidesBuiltinEffect(t *testing.T) {
+	tests := []struct{ src, where, effect string }{
+		{`{:id :ccos.system.get-env :effects [] :resources {:max_time_ms 100}}`, "reg/c.rtfs:1:36", EffectEnv},
+		{`{:id :ccos.system.get-env :resources {:max_time_ms 100}}`, "reg/c.rtfs:1:1", EffectEnv},
+		{`{:id :ccos.network.http-fetch :effects [:time] :resources {:max_time_ms 100}}`, "reg/c.rtfs:1:40", EffectNetwork},
+	}
+	for _, tc := range tests {
+		err := Builtins(nil).Install([]*Listing{listing(t, tc.src)}, nil)
+		var he *HiddenEffectError
+		if !errors.As(err, &he) || he.Effect != tc.effect || he.Span.String() != tc.where || he.What != "contract" {
+			t.Errorf("%s: %v, want the :%s effect left out at %s", tc.src, err, tc.effect, tc.where)
+			continue
+		}
+		want := tc.where + ": the contract for :" + he.Capability + " leaves out the :" + tc.effect + " effect of the built-in capability"
+		if !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("message %q, want it to start with %q", err, want)
+		}
+	}
+	// Narrowing the effect's scope is what a contract may do.
+	if err := Builtins(nil).Install([]*Listing{listing(t, `{:id :ccos.system.get-env :effects [[:env {:vars ["TZ"]}]] :resources {:max_time_ms 100}}`)}, nil); err != nil {
+		t.Errorf("narrowed get-env: %v", err)
+	}
+}
+
 // Every way a config entry can broaden its contract is refused, naming
 // the entry's field.
 func TestEntryBroadensContract(t *testing.T) {
@@ -223,8 +252,11 @@ func TestEntryBroadensContract(t *testing.T) {
 		mod(&e)
 		return e
 	}
+	// net narrows the network effect and keeps the env effect (an entry
+	// may narrow an effect's scope, never leave it out).
+	tz := Effect{Kind: EffectEnv, Vars: []string{"TZ"}}
 	net := func(domains []string, methods ...string) []Effect {
-		return []Effect{{Kind: EffectNetwork, Domains: domains, Methods: methods}}
+		return []Effect{{Kind: EffectNetwork, Domains: domains, Methods: methods}, tz}
 	}
 	tests := []struct {
 		name  string
@@ -235,8 +267,12 @@ func TestEntryBroadensContract(t *testing.T) {
 		{"wider wildcard", entry(func(e *Entry) { e.Effects = net([]string{"*.com"}, "POST") }), "effects.network.domains"},
 		{"unscoped domains", entry(func(e *Entry) { e.Effects = net(nil, "POST") }), "effects.network.domains"},
 		{"more methods", entry(func(e *Entry) { e.Effects = net([]string{"a.example.com"}, "post", "DELETE") }), "effects.network.methods"},
-		{"another effect", entry(func(e *Entry) { e.Effects = []Effect{{Kind: EffectFS, Paths: []string{"/"}}} }), "effects"},
-		{"more vars", entry(func(e *Entry) { e.Effects = []Effect{{Kind: EffectEnv, Vars: []string{"TZ", "HOME"}}} }), "effects.env.vars"},
+		{"another effect", entry(func(e *Entry) {
+			e.Effects = append(net([]string{"a.example.com"}, "POST"), Effect{Kind: EffectFS, Paths: []string{"/"}})
+		}), "effects"},
+		{"more vars", entry(func(e *Entry) {
+			e.Effects = []Effect{net([]string{"a.example.com"}, "POST")[0], {Kind: EffectEnv, Vars: []string{"TZ", "HOME"}}}
+		}), "effects.env.vars"},
 		{"longer calls", entry(func(e *Entry) { e.Resources = map[string]float64{"max_time_ms": 6000} }), "resources.max_time_ms"},
 		{"no time limit", entry(func(e *Entry) { e.Resources = map[string]float64{"max_time_ms": 0} }), "resources.max_time_ms"},
 		{"costlier", entry(func(e *Entry) { e.Resources = map[string]float64{"cost_usd": 0.02} }), "resources.cost_usd"},
@@ -266,8 +302,16 @@ func TestEntryBroadensContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := r.Lookup("vendor.post")
-	if c.Contract.MaxTimeMS != 2000 || c.Contract.CostUSD != 0.01 || len(c.Contract.Effects) != 1 || c.Contract.Effects[0].Domains[0] != "hooks.example.com" {
+	if c.Contract.MaxTimeMS != 2000 || c.Contract.CostUSD != 0.01 || len(c.Contract.Effects) != 2 || c.Contract.Effects[0].Domains[0] != "hooks.example.com" {
 		t.Errorf("narrowed contract %+v", c.Contract)
+	}
+	// An entry that leaves an effect out hides it: refused, naming the
+	// entry's effects and the effect.
+	hiding := entry(func(e *Entry) { e.Effects = net([]string{"hooks.example.com"}, "POST")[:1] })
+	err := Builtins(nil).Install([]*Listing{listing(t, contract)}, []Entry{hiding})
+	var he *HiddenEffectError
+	if !errors.As(err, &he) || he.Effect != EffectEnv || he.Span != sp("effects") || !strings.Contains(err.Error(), "agent.rtfs:3:8: the config entry for :vendor.post leaves out the :env effect") {
+		t.Errorf("entry leaving :env out: %v", err)
 	}
 	// An entry must point at the registry's file, and name a capability
 	// that exists.

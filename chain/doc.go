@@ -65,6 +65,47 @@
 // and a verifier "<name>+<hash>+<base64>" (GenerateKey). A key file holds
 // one such string and optional trailing white space.
 //
+// # Payloads
+//
+// Each event type has one payload type in this package (payload.go); its
+// Encode method gives the RTFS value recorded and DecodePayload decodes it
+// strictly: a map whose keys are keywords, every required field present
+// with the right kind of value, no field the type does not define (errors
+// are a *PayloadError naming the field: ErrPayloadShape, ErrPayloadMissing,
+// ErrPayloadKind, ErrPayloadUnknown, ErrPayloadValue). Fields marked
+// optional are written only when they are not empty or zero; fields added
+// after a type was first recorded are optional, so older chains decode.
+//
+//	plan.admitted      PlanAdmitted {:name "" :plan-hash "" :risk-tier :kw :policy "" :security-level :kw
+//	                     :steps [{:name "" :capabilities [:kw] :domains [""] :max-time-ms N
+//	                              ?:methods [""] ?:retry N ?:seed "" ?:dynamic true}]
+//	                     ?:agent "" ?:config-digest "sha256:<hex>" ?:isolation :kw}
+//	plan.rejected      PlanRejected {:error ""}
+//	plan.finished      PlanFinished {:ok bool ?:failure "" ?:value-sha256 "<hex>"}
+//	attestation        Attestation {:verdict :kw :measurements {:artifact ""}
+//	                     ?:artifact "" ?:expected "" ?:actual "" ?:error ""}
+//	step.started       StepStarted nil (first attempt) | {:attempt N>=2 :cause ""}
+//	step.finished      StepFinished {:ok bool :error "" :duration-ms N}
+//	capability.call    CapabilityCall {:capability :kw :args [value...] ?:ordinal N ?:key ""}
+//	capability.result  CapabilityResult {:capability :kw :ok true ?:replayed "" :value v}
+//	                     | {:capability :kw :ok false ?:replayed "" :error ""}
+//	proxy.decision     ProxyDecision {:action :kw :kind "" :method "" :host "" :port N :rule "" :reason ""
+//	                     ?:addr "" ?:status N ?:dlp [""] ?:error "" ?:secrets [""]}
+//	sandbox.lifecycle  SandboxLifecycle {:event :kw ?:provider "" ?:sandbox "" ?:error ""
+//	                     ?:reason (:exited | "") ?:total-ms N ?:detail ""
+//	                     ?:limit "" ?:value N ?:unit ""}
+//	guest.event        GuestEvent {:done :value :value v} | {:done :error :type "" :message "" :where ""}
+//	                     | {:replayed :kw :key ""}
+//	checkpoint         CheckpointNote "<signed note>"
+//
+// The host records the arguments of a capability it runs for the guest as
+// the strings of their RTFS text, exactly as the guest sent them; the guest
+// records the values of the calls it runs itself. A payload whose text is
+// larger than the recorder's bound is replaced by {:truncated true :bytes N
+// :sha256 "<hex of the text>"}, which decodes as *Truncated for any type.
+// Guest claims (capability.call, capability.result, guest.event from the
+// guest) must decode as their type's payload, or the host refuses them.
+//
 // # Stores
 //
 // A Store keeps the encoded events in order: in memory (StorageInMemory),

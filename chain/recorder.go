@@ -237,3 +237,30 @@ func (r *Recorder) Close() error {
 // CanCheckpoint reports whether the recorder has a signer, so that
 // Checkpoint can sign.
 func (r *Recorder) CanCheckpoint() bool { return r.signer != nil }
+
+// Events returns the recorded events from sequence number from on (those
+// durable in the store), decoded; earlier records are read but not
+// decoded. Receipts of a run use it with the size before the run.
+func (r *Recorder) Events(from uint64) ([]*Event, error) {
+	var out []*Event
+	err := r.store.Records(func(seq uint64, data []byte) error {
+		if seq < from {
+			return nil
+		}
+		e, err := Decode(data)
+		if err != nil {
+			return &VerifyError{seq, err}
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// InclusionProof returns the RFC 6962 inclusion proof of event index in
+// the tree of the first size events.
+func (r *Recorder) InclusionProof(index, size uint64) ([][]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tree.InclusionProof(index, size)
+}

@@ -42,6 +42,9 @@ type Diagnostic struct {
 	Message, Hint string
 	// Span is where the offending form was written.
 	Span rtfs.Span
+	// Note adds where a value came from when that is not Span (a profile
+	// of the prelude: Span is then the user's call of it).
+	Note string
 	// cause is the underlying error, when there is one (a reader error, the
 	// evaluator's error, ErrNeedsEvaluator).
 	cause error
@@ -64,6 +67,11 @@ func (d Diagnostic) String() string {
 		b.WriteString(d.Hint)
 		b.WriteByte(')')
 	}
+	if d.Note != "" {
+		b.WriteString(" (note: ")
+		b.WriteString(d.Note)
+		b.WriteByte(')')
+	}
 	return b.String()
 }
 
@@ -82,6 +90,7 @@ type jsonDiagnostic struct {
 	Col      int      `json:"col"`
 	EndLine  int      `json:"end_line"`
 	EndCol   int      `json:"end_col"`
+	Note     string   `json:"note,omitempty"`
 }
 
 // MarshalJSON writes the diagnostic with its span flattened into
@@ -90,7 +99,7 @@ func (d Diagnostic) MarshalJSON() ([]byte, error) {
 	return json.Marshal(jsonDiagnostic{
 		Code: d.Code, Severity: d.Severity, Path: d.Path, Message: d.Message, Hint: d.Hint,
 		File: d.Span.File, Line: d.Span.Start.Line, Col: d.Span.Start.Col,
-		EndLine: d.Span.End.Line, EndCol: d.Span.End.Col,
+		EndLine: d.Span.End.Line, EndCol: d.Span.End.Col, Note: d.Note,
 	})
 }
 

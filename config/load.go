@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/ccos-project/ccos/rtfs"
@@ -22,8 +23,11 @@ type Evaluator interface {
 //go:embed profiles.rtfs
 var profilesSource []byte
 
+// PreludeFile is the name the prelude's values carry in their spans.
+const PreludeFile = "config/profiles.rtfs"
+
 var readPrelude = sync.OnceValues(func() ([]rtfs.Value, error) {
-	return rtfs.ReadString(string(profilesSource), "config/profiles.rtfs")
+	return rtfs.ReadString(string(profilesSource), PreludeFile)
 })
 
 // Prelude returns the forms of the embedded profile prelude (profiles.rtfs),
@@ -82,50 +86,87 @@ func (l *Loader) LoadFile(path string) (*Result, error) {
 // Load loads the config in src, read under the name file.
 func (l *Loader) Load(src []byte, file string) *Result {
 	res := &Result{File: file}
-	m, diags := l.configMap(src, file)
+	m, form, diags := l.configMap(src, file)
 	res.Diags = diags
 	if m != nil {
 		res.Expanded, res.Config, res.Diags = finish(m, diags)
 	}
+	atCallSite(res.Diags, form)
 	res.Diags.Sort()
 	return res
 }
 
+// atCallSite moves the diagnostics placed inside the embedded prelude (a
+// value a profile wrote) to the user's own file: the call of the first
+// prelude function in the config form, with the prelude's place as a
+// note. A person or a model can fix only what is in their file.
+func atCallSite(ds Diagnostics, form rtfs.Value) {
+	var site *rtfs.List
+	var find func(v rtfs.Value)
+	find = func(v rtfs.Value) {
+		l, ok := v.(*rtfs.List)
+		if !ok || site != nil {
+			return
+		}
+		if strings.HasPrefix(rtfs.HeadName(l), "profile:") {
+			site = l
+			return
+		}
+		for _, it := range l.Items {
+			find(it)
+		}
+	}
+	for i := range ds {
+		if ds[i].Span.File != PreludeFile {
+			continue
+		}
+		if site == nil && form != nil {
+			find(form)
+		}
+		if site == nil {
+			continue
+		}
+		ds[i].Note = fmt.Sprintf("the value comes from %s, written at %s", rtfs.HeadName(site), ds[i].Span)
+		ds[i].Span = site.S
+	}
+}
+
 // configMap reads src and returns the config as a map, evaluating it when
 // it is an expression.
-func (l *Loader) configMap(src []byte, file string) (*rtfs.Map, Diagnostics) {
+func (l *Loader) configMap(src []byte, file string) (*rtfs.Map, rtfs.Value, Diagnostics) {
 	read, err := rtfs.Read(src, file, rtfs.ReadOptions{})
 	if err != nil {
-		return nil, syntaxDiags(err, file)
+		return nil, nil, syntaxDiags(err, file)
 	}
 	switch len(read.Forms) {
 	case 0:
-		return nil, Diagnostics{{Code: CodeNoConfig, Message: "the file holds no config form",
+		return nil, nil, Diagnostics{{Code: CodeNoConfig, Message: "the file holds no config form",
 			Hint: "write (agent.config :version \"0.1\" :agent-id \"...\" ...)",
 			Span: rtfs.Span{File: file, Start: rtfs.Pos{Line: 1, Col: 1}, End: rtfs.Pos{Line: 1, Col: 1}}}}
 	case 1:
 	default:
 		first, second := read.Forms[0].Span(), read.Forms[1]
-		return nil, Diagnostics{{Code: CodeExtraForm, Span: second.Span(),
+		return nil, nil, Diagnostics{{Code: CodeExtraForm, Span: second.Span(),
 			Message: fmt.Sprintf("a config file holds one form; %s follows the config that ends at %s",
 				rtfs.Describe(second), lineCol(first.End)),
 			Hint: "move it inside the config form, or delete it"}}
 	}
 	form, diags := rewriteAgentConfig(read.Forms[0])
 	if len(diags) > 0 {
-		return nil, diags
+		return nil, nil, diags
 	}
 	if m, ok := form.(*rtfs.Map); ok && isLiteral(m) {
-		return m, nil
+		return m, form, nil
 	}
 	if _, ok := form.(*rtfs.List); !ok {
 		if _, isMap := form.(*rtfs.Map); !isMap {
-			return nil, Diagnostics{{Code: CodeNotAConfig, Span: form.Span(),
+			return nil, nil, Diagnostics{{Code: CodeNotAConfig, Span: form.Span(),
 				Message: "expected (agent.config ...), a map or a profile call, found " + rtfs.Describe(form),
 				Hint:    "write (agent.config :version \"0.1\" :agent-id \"...\" ...)"}}
 		}
 	}
-	return l.evaluate(form)
+	m, diags := l.evaluate(form)
+	return m, form, diags
 }
 
 // evaluate hands an expression config to the Evaluator.

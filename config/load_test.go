@@ -366,3 +366,26 @@ func TestLoadFileMissing(t *testing.T) {
 		t.Fatalf("err = %v, want os.ErrNotExist", err)
 	}
 }
+
+// A rule failed by a value a profile wrote is reported at the user's
+// call of the profile, with the profile's own line as a note.
+func TestDiagnosticAtProfileCallSite(t *testing.T) {
+	res := Load([]byte(";; an agent\n(-> (profile:microvm-min \"agent.vm\")\n    (assoc-in [:microvm :resources :vcpus] 2))\n"), "agent.rtfs", RTFSEvaluator{})
+	var found bool
+	for _, d := range res.Diags {
+		if d.Span.File == PreludeFile {
+			t.Errorf("a diagnostic points into the prelude: %v", d)
+		}
+		if d.Code == CodeMissingRootfsHash {
+			found = true
+			if d.Span.File != "agent.rtfs" || d.Span.Start.Line != 2 || d.Span.Start.Col != 5 ||
+				!strings.Contains(d.Note, "profile:microvm-min") || !strings.Contains(d.Note, PreludeFile) ||
+				!strings.Contains(d.String(), "(note: ") {
+				t.Errorf("MISSING_ROOTFS_HASH: %v (note %q)", d, d.Note)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no MISSING_ROOTFS_HASH: %v", res.Diags)
+	}
+}

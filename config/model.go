@@ -32,6 +32,7 @@ type Config struct {
 	Governance   Governance   `rtfs:"governance"`
 	Orchestrator Orchestrator `rtfs:"orchestrator"`
 	Network      *Network     `rtfs:"network"`
+	Secrets      []Secret     `rtfs:"secrets"`
 	MicroVM      *MicroVM     `rtfs:"microvm"`
 	CausalChain  CausalChain  `rtfs:"causal_chain"`
 	Marketplace  Marketplace  `rtfs:"marketplace"`
@@ -249,6 +250,21 @@ type MicroVM struct {
 	Resources   Resources   `rtfs:"resources"`
 	Devices     Devices     `rtfs:"devices"`
 	Attestation Attestation `rtfs:"attestation"`
+}
+
+// Secret binds a credential to a domain and a header: the egress proxy
+// adds Header: Prefix+credential to the requests a step is allowed to
+// send to Domain, and to no others. The host reads the credential from
+// the environment variable Env or the file File (relative to the config
+// file's directory) when it loads the agent; no plan, sandbox, chain
+// event, log or output ever holds it.
+type Secret struct {
+	Name   string `rtfs:"name"`
+	Domain string `rtfs:"domain"`
+	Header string `rtfs:"header"`
+	Prefix string `rtfs:"prefix"`
+	Env    string `rtfs:"env"`
+	File   string `rtfs:"file"`
 }
 
 // Kernel is the guest kernel image and its command line.

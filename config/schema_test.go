@@ -138,7 +138,7 @@ func TestJSONSchema(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := "agent-id capabilities causal_chain features governance marketplace microvm network orchestrator profile version"
+	want := "agent-id capabilities causal_chain features governance marketplace microvm network orchestrator profile secrets version"
 	if got := strings.Join(keys, " "); got != want {
 		t.Errorf("top-level properties = %s", got)
 	}

@@ -8,7 +8,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,6 +63,11 @@ const (
 	CodeEnvWithoutVars       = "ENV_ENABLED_WITHOUT_VARS"
 	CodeEnvVarsDisabled      = "ENV_VARS_NOT_ENABLED"
 	CodeSecretEnvVar         = "SECRET_ENV_VAR"
+	CodeSecretSource         = "SECRET_SOURCE"
+	CodeSecretDomain         = "SECRET_DOMAIN_NOT_ALLOWED"
+	CodeSecretHeader         = "SECRET_HEADER_RESERVED"
+	CodeDuplicateSecret      = "DUPLICATE_SECRET"
+	CodeSecretReadable       = "SECRET_READABLE"
 	highVCPUs, highMemoryMiB = 4, 1024
 )
 
@@ -80,6 +87,7 @@ var rules = []func(*Config, *report){
 	ruleApprovals,
 	ruleCapabilityEntries,
 	ruleEnv,
+	ruleSecrets,
 }
 
 // Validate runs the semantic rules on a decoded config and returns their
@@ -612,4 +620,78 @@ func parseVerifyKey(text string) (any, string) {
 		return nil, fmt.Sprintf("the :verify RSA key has %d bits; at least 2048 are required", k.N.BitLen())
 	}
 	return key, ""
+}
+
+// reservedSecretHeaders are headers the proxy itself sets or that carry
+// the request's framing: a secret cannot be put in them.
+var reservedSecretHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true, "keep-alive": true,
+	"te": true, "trailer": true, "upgrade": true, "proxy-authorization": true, "proxy-authenticate": true, "proxy-connection": true,
+}
+
+// ruleSecrets: each secret is read from exactly one place on the host, is
+// bound to a domain the agent's egress allows, goes in a header the proxy
+// may set, and cannot be read by a plan (through get-env or host files).
+func ruleSecrets(c *Config, r *report) {
+	var allow []string
+	bound := "the config enables no egress"
+	switch {
+	case c.Network != nil && c.Network.Enabled:
+		allow, bound = c.Network.Egress.AllowDomains, "it is not in :network :egress :allow-domains"
+	case c.Network == nil && c.Capabilities.HTTP.Enabled:
+		allow, bound = c.Capabilities.HTTP.Egress.AllowDomains, "it is not in :capabilities :http :egress :allow-domains"
+	}
+	names := map[string]int{}
+	targets := map[string]int{}
+	for i, sec := range c.Secrets {
+		path := fmt.Sprintf("secrets.%d", i)
+		switch {
+		case sec.Env == "" && sec.File == "":
+			r.errorf(CodeSecretSource, path, `add :env "VAR" or :file "path" (one of them)`, "secret %s says neither where to read it (:env) nor from which file (:file)", sec.Name)
+		case sec.Env != "" && sec.File != "":
+			r.errorf(CodeSecretSource, path+".file", "keep one of :env and :file", "secret %s names both an environment variable and a file; it is read from one place", sec.Name)
+		}
+		if sec.Env != "" && !envVarName.MatchString(sec.Env) {
+			r.errorf(CodeInvalidEnvVar, path+".env", "write the exact variable name: letters, digits and '_', not starting with a digit", "%q is not an environment variable name", sec.Env)
+		}
+		if msg, hint := checkDomain(sec.Domain); msg != "" {
+			r.errorf(CodeInvalidDomain, path+".domain", hint, "%s", msg)
+		} else if !domainAllowed(sec.Domain, allow) {
+			r.errorf(CodeSecretDomain, path+".domain", "bind the secret to a domain the agent may reach, or add the domain to the allowlist",
+				"secret %s is bound to %s, but %s: the proxy would never send it", sec.Name, sec.Domain, bound)
+		}
+		if reservedSecretHeaders[strings.ToLower(sec.Header)] {
+			r.errorf(CodeSecretHeader, path+".header", "use Authorization, X-Api-Key or another request header",
+				"secret %s would go in the %s header, which carries the request's framing or is the proxy's own", sec.Name, sec.Header)
+		}
+		if j, dup := names[sec.Name]; dup {
+			r.errorf(CodeDuplicateSecret, path+".name", "give every secret its own name", "secret %s is declared twice (also secrets.%d)", sec.Name, j)
+		}
+		names[sec.Name] = i
+		target := strings.ToLower(sec.Domain) + " " + strings.ToLower(sec.Header)
+		if j, dup := targets[target]; dup {
+			r.errorf(CodeDuplicateSecret, path+".header", "keep one secret per domain and header",
+				"secret %s and secrets.%d both go in the %s header to %s", sec.Name, j, sec.Header, sec.Domain)
+		}
+		targets[target] = i
+		if sec.Env != "" && c.Capabilities.Env.Enabled && slices.Contains(c.Capabilities.Env.Vars, sec.Env) {
+			r.errorf(CodeSecretReadable, path+".env", "remove the variable from :capabilities :env :vars",
+				"secret %s is read from %s, which plans may also read with ccos.system.get-env (:capabilities :env :vars)", sec.Name, sec.Env)
+		}
+		if sec.File != "" && c.Capabilities.FS.Enabled {
+			for _, root := range c.Capabilities.FS.Paths {
+				if within(sec.File, root) {
+					r.errorf(CodeSecretReadable, path+".file", "keep the secret's file outside :capabilities :fs :paths",
+						"secret %s is read from %s, which lies under %s, a path plans may be granted (:capabilities :fs :paths)", sec.Name, sec.File, root)
+					break
+				}
+			}
+		}
+	}
+}
+
+// within reports whether path p is root or below it.
+func within(p, root string) bool {
+	p, root = filepath.Clean(p), filepath.Clean(root)
+	return p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")
 }

@@ -336,7 +336,13 @@ func validate(typ string, body any) error {
 		if len(b.Items) == 0 {
 			return errors.New("no events")
 		}
+		if len(b.Items) > MaxEventItems {
+			return fmt.Errorf("%d events, more than the %d of a batch", len(b.Items), MaxEventItems)
+		}
 		for i, it := range b.Items {
+			if len(it.Payload) > MaxEventPayload {
+				return fmt.Errorf("event %d: a payload of %d bytes, more than %d", i, len(it.Payload), MaxEventPayload)
+			}
 			if it.Seq == 0 || (i > 0 && it.Seq != b.Items[i-1].Seq+1) {
 				return fmt.Errorf("event %d: sequence numbers must start at 1 and increase by one", i)
 			}

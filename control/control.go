@@ -38,7 +38,8 @@
 //	guest → host   call       {"capability": "...", "args": ["..."], "key": "...", "ordinal": 1} request; reply result or error
 //	guest → host   output     {"seq": 1, "text": "..."}  captured println output
 //	guest → host   events     {"items": [{"seq": 1, "type": "...", "step": "...", "payload": "..."}]} request; reply ok
-//	guest → host   done       {"value": "..."} or {"error": {...}}
+//	                          (at most MaxEventItems items, each payload at most MaxEventPayload bytes)
+//	guest → host   done       {"value": "..."} or {"error": {"type", "message", "where", "hint", "stack"}}
 //	host  → guest  ok | result {"value": "..."} | error {"message": "..."}
 //
 // # Idempotency keys
@@ -53,6 +54,16 @@
 // admitted and the ordinal, and a key that does not match is a protocol
 // error.
 //
+// # Grants
+//
+// The run message gives each admitted step a grant: the capabilities the
+// host's decision lets the step call. The guest runs a capability itself
+// only if it is in the grant of the step in progress (or, outside steps,
+// in unstepped); a dynamic step (one that declared its effects) yields any
+// other call to the host, which decides it and says why it refuses. The
+// host checks the guest's events against the grants: a capability.call
+// event naming a capability not granted to its step is a protocol error.
+//
 // No message asks the host to run a command, open a file or reach the
 // network on the guest's behalf except through a capability call, which the
 // host checks against what it admitted for the current step.
@@ -63,6 +74,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strconv"
+
+	"github.com/ccos-project/ccos/rtfs"
 )
 
 // ProtocolVersion is the version both sides state in hello and welcome.
@@ -71,6 +84,15 @@ const ProtocolVersion = 1
 // DefaultMaxFrame is the largest frame accepted unless a connection sets
 // another limit.
 const DefaultMaxFrame = 4 << 20
+
+// MaxEventPayload bounds the payload text of one event item. A value too
+// large to record in full is recorded by its summary (Summary), by the
+// guest in its events as by the host in its own.
+const MaxEventPayload = 64 << 10
+
+// MaxEventItems bounds the items of one events message; together with
+// MaxEventPayload it keeps a batch within a frame.
+const MaxEventItems = 256
 
 // Message types.
 const (
@@ -114,9 +136,10 @@ type RunLimits struct {
 	TimeoutMillis  int64 `json:"timeout_ms"`
 }
 
-// Grant is what one admitted step may call: the capabilities named, and
-// when Dynamic, others the host will check against the step's declared
-// effects.
+// Grant is what one admitted step may call: the capabilities the host's
+// decision allows it. Dynamic says the step declared its effects: the
+// guest yields a call outside Capabilities to the host (which refuses it
+// with its reason) rather than refuse it itself.
 type Grant struct {
 	Step         string   `json:"step"`
 	Capabilities []string `json:"capabilities"`
@@ -199,16 +222,21 @@ type EventItem struct {
 // first one not yet acknowledged; the host's ok acknowledges all of them as
 // durably recorded. A batch sent again after a broken channel may repeat
 // events the host already has: the host drops those by sequence number.
+// A batch holds at most MaxEventItems items, each with a payload of at
+// most MaxEventPayload bytes; more events go in several batches.
 type Events struct {
 	Items []EventItem `json:"items"`
 }
 
 // ErrorInfo describes an RTFS error.
 type ErrorInfo struct {
-	Type    string   `json:"type"`
-	Message string   `json:"message"`
-	Where   string   `json:"where,omitempty"`
-	Stack   []string `json:"stack,omitempty"`
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Where   string `json:"where,omitempty"`
+	// Hint is how to fix it, when the interpreter knows (a misspelt
+	// function name: the nearest defined names).
+	Hint  string   `json:"hint,omitempty"`
+	Stack []string `json:"stack,omitempty"`
 }
 
 // Done ends the run with the plan's value (canonical RTFS) or its error.
@@ -228,4 +256,13 @@ type Result struct {
 // Error refuses a request, or reports why the host is ending the session.
 type Error struct {
 	Message string `json:"message"`
+}
+
+// Summary is what an event records of a value whose canonical text is
+// too large to record in full: {:truncated true :bytes N :sha256 "hex"},
+// the text's length and SHA-256.
+func Summary(text string) rtfs.Value {
+	sum := sha256.Sum256([]byte(text))
+	return rtfs.MapOf(rtfs.Keyword{Name: "truncated"}, rtfs.Bool{V: true}, rtfs.Keyword{Name: "bytes"}, rtfs.Int{V: int64(len(text))},
+		rtfs.Keyword{Name: "sha256"}, rtfs.String{V: hex.EncodeToString(sum[:])})
 }

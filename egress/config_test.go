@@ -1,6 +1,10 @@
 package egress
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/ccos-project/ccos/config"
@@ -61,5 +65,38 @@ func TestPolicyFromConfig(t *testing.T) {
 		if len(p.Domains) != c.domains || p.DLP.Action != c.dlp {
 			t.Errorf("%s: %+v", c.name, p)
 		}
+	}
+}
+
+// With :mtls true and no client certificate, the ACL still decides
+// first: a domain outside it is refused for the domain, an allowed one
+// for the missing certificate; neither reaches the origin.
+func TestMissingClientCertAfterACL(t *testing.T) {
+	o := newOrigin(t)
+	cfg := loadConfig(t, `(agent.config :version "0.1" :agent-id "agent.test" :features [:network]
+  :network {:enabled true :egress {:via :proxy :allow-domains ["allowed.example"] :mtls true}})`)
+	p, err := PolicyFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.AllowRanges = basePolicy().AllowRanges
+	px, err := New(p, Options{Resolver: testResolver(), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := px.Grant("agent.test", "s", "", "", StepACL{Domains: []string{"allowed.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]Rule{"other.example": RuleDomain, "allowed.example": RuleClientCert} {
+		req, _ := http.NewRequestWithContext(WithGrant(WithAgent(context.Background(), "agent.test"), g), "GET", fmt.Sprintf("http://%s:%d/", host, o.port()), nil)
+		_, err := px.RoundTrip(req)
+		var de *DeniedError
+		if !errors.As(err, &de) || de.Decision.Rule != want {
+			t.Errorf("%s: %v, want %s", host, err, want)
+		}
+	}
+	if o.count() != 0 {
+		t.Errorf("the origin was reached")
 	}
 }

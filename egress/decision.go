@@ -38,6 +38,7 @@ const (
 	RuleAddress          Rule = "address_refused"
 	RuleResolve          Rule = "resolve_failed"
 	RuleTLSRequired      Rule = "tls_origination_required"
+	RuleClientCert       Rule = "client_cert_missing"
 	RuleRate             Rule = "rate_limited"
 	RuleStepRate         Rule = "step_rate_limited"
 	RuleTunnels          Rule = "too_many_tunnels"
@@ -82,6 +83,8 @@ type Decision struct {
 	// prompt-injection rules that matched in the response.
 	DLP      []string
 	Stripped []string
+	// Secrets are the names of the secrets the proxy added to the request.
+	Secrets []string
 	// Status is the origin's HTTP status, Err what failed after the request
 	// was allowed (dial, TLS, upstream).
 	Status int
@@ -132,6 +135,9 @@ func (d Decision) LogValue() slog.Value {
 	}
 	if len(d.Stripped) > 0 {
 		attrs = append(attrs, slog.Any("stripped", d.Stripped))
+	}
+	if len(d.Secrets) > 0 {
+		attrs = append(attrs, slog.Any("secrets", d.Secrets))
 	}
 	if d.Status != 0 {
 		attrs = append(attrs, slog.Int("status", d.Status))

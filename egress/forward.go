@@ -119,10 +119,29 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 		p.finish(&d)
 		return nil, d, nil
 	}
+	// Only a request the ACL allows learns that its origin cannot be
+	// reached for want of a client certificate: the most basic reason
+	// comes first.
+	if tlsIdx >= 0 && st.pol.mtlsWanted && st.pol.tls[tlsIdx].ClientCert == nil {
+		d.deny(RuleClientCert, "%s needs a client certificate (the config sets :mtls true) and the proxy has none (the operator gives one: --egress-client-cert and --egress-client-key)", d.Host)
+		p.finish(&d)
+		return nil, d, nil
+	}
+	// Only a step allowed by its ACL (not a would-deny of report mode)
+	// gets the agent's secrets.
+	aclAllowed := d.Action == ActionAllow && d.Step != ""
 	content, ok := p.checkRequest(&d, st, in)
 	if !ok {
 		p.finish(&d)
 		return nil, d, nil
+	}
+	if name := st.pol.requestSecret(content.path, content.query, content.header, content.body); name != "" {
+		d.deny(RuleSecretLeak, "the request carries secret %s, which only the proxy adds, and only to its own domain", name)
+		p.finish(&d)
+		return nil, d, nil
+	}
+	if aclAllowed {
+		d.Secrets = st.pol.inject(d.Host, content.header)
 	}
 	out := in.WithContext(withCheckedAddr(ctx, netip.AddrPortFrom(d.Addr, uint16(port))))
 	out.RequestURI = ""
@@ -160,6 +179,12 @@ func (p *Proxy) forward(in *http.Request, kind string) (*http.Response, Decision
 	}
 	p.metrics.addBytes(d.Agent, "sent", int64(len(body)))
 	d.Status = resp.StatusCode
+	if len(d.Secrets) > 0 {
+		if err := p.checkEcho(&d, st, resp); err != nil {
+			p.finish(&d)
+			return nil, d, nil
+		}
+	}
 	if err := p.checkResponse(&d, st, resp); err != nil {
 		resp.Body.Close()
 		p.finish(&d)

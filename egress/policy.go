@@ -142,6 +142,9 @@ type Policy struct {
 	// InjectionRules).
 	StripInjection bool
 	Limits         Limits
+	// Secrets are credentials the proxy adds to the requests of a step
+	// allowed to reach their domain (see Secret).
+	Secrets []Secret
 
 	mtlsWanted bool // the config said :mtls true
 }
@@ -167,6 +170,7 @@ type compiled struct {
 	methods  map[string]bool
 	tls      []compiledTLS
 	dlp      *scanner
+	secrets  []compiledSecret
 }
 
 type compiledTLS struct {
@@ -235,6 +239,9 @@ func compilePolicy(p Policy) (*compiled, error) {
 		c.tls = append(c.tls, compiledTLS{pattern: pat, OriginTLS: t})
 	}
 	c.Limits = p.Limits.withDefaults()
+	if err := c.compileSecrets(); err != nil {
+		return nil, fmt.Errorf("egress: agent %s: %w", p.Agent, err)
+	}
 	if c.dlp, err = newScanner(p.DLP); err != nil {
 		return nil, fmt.Errorf("egress: agent %s: %w", p.Agent, err)
 	}

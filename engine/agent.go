@@ -54,6 +54,11 @@ type AgentOptions struct {
 	// Limits bound each of the agent's sandboxes (memory, processes,
 	// deadline...); the sandbox defaults where zero.
 	Limits sandbox.Limits
+	// Rules are a front end's own rules for the config (an MCP server's
+	// for configs its clients send), checked after validation and before
+	// the agent touches anything on the host; their errors make the load
+	// a *ConfigError like any other.
+	Rules func(*config.Config) config.Diagnostics
 }
 
 // ConfigError is an agent config that does not load: every diagnostic,
@@ -118,6 +123,10 @@ const MaxConfigBytes = 4 << 20
 // are in Config().Diags.
 func (e *Engine) LoadAgent(src []byte, file string, o AgentOptions) (*Agent, error) {
 	res := config.Load(src, file, config.RTFSEvaluator{})
+	if o.Rules != nil && res.Config != nil && !res.Diags.HasErrors() {
+		res.Diags = append(res.Diags, o.Rules(res.Config)...)
+		res.Diags.Sort()
+	}
 	if res.Diags.HasErrors() || res.Config == nil {
 		return nil, &ConfigError{File: file, Diags: res.Diags}
 	}
@@ -147,7 +156,7 @@ func (e *Engine) LoadAgent(src []byte, file string, o AgentOptions) (*Agent, err
 	e.agents[cfg.AgentID] = a
 	e.mu.Unlock()
 	var err error
-	if a.egress, err = e.addEgress(cfg); err != nil {
+	if a.egress, err = e.addEgress(cfg, governance.ConfigDir(file)); err != nil {
 		e.remove(a)
 		return nil, fmt.Errorf("the egress proxy of agent %s: %w", cfg.AgentID, err)
 	}
@@ -330,4 +339,27 @@ func (a *Agent) close() error {
 		a.e.removeEgress(a.ID())
 	}
 	return errors.Join(errs...)
+}
+
+// Catalog lists what the agent's plans may call under its config and
+// security context, and what admission would refuse (see
+// governance.BuildCatalog).
+func (a *Agent) Catalog() *governance.Catalog {
+	return governance.BuildCatalog(a.rc, a.res.Config, a.caps)
+}
+
+// ChainFile is the file the agent's causal chain is stored in ("" when it
+// is kept in memory or given as a Recorder).
+func (a *Agent) ChainFile() string {
+	if a.o.Recorder != nil {
+		return ""
+	}
+	if a.o.Chain != "" {
+		return a.o.Chain
+	}
+	switch st := a.res.Config.CausalChain.Storage; chain.Mode(st.Mode) {
+	case chain.StorageAppendFile, chain.StorageSQLite:
+		return st.Path
+	}
+	return ""
 }

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	"strings"
 
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/config"
@@ -24,15 +24,32 @@ import (
 type agentEgress struct {
 	proxy *egress.Proxy
 	agent string
-	// missingCert refuses every request: the config wants mTLS and the
-	// operator gave no client certificate.
-	missingCert error
+	// secrets are the agent's credentials, redacted from any error that
+	// would reach a plan.
+	secrets []string
+}
+
+// redact removes the agent's credentials from an error's text.
+func (eg *agentEgress) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, s := range eg.secrets {
+		if strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "[REDACTED:secret]")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
 }
 
 // addEgress adds cfg's egress policy to the engine's proxy (starting the
 // proxy with the first networked agent); nil when the config gives the
 // agent no network.
-func (e *Engine) addEgress(cfg *config.Config) (*agentEgress, error) {
+func (e *Engine) addEgress(cfg *config.Config, dir string) (*agentEgress, error) {
 	if !networkEnabled(cfg) {
 		return nil, nil
 	}
@@ -40,15 +57,19 @@ func (e *Engine) addEgress(cfg *config.Config) (*agentEgress, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The agent's credentials are read here, on the host, once: the
+	// proxy adds them to the requests of allowed steps; nothing else
+	// holds them.
+	if pol.Secrets, err = egress.SecretsFromConfig(cfg, dir, nil); err != nil {
+		return nil, err
+	}
 	pol.AllowRanges = append(pol.AllowRanges, e.o.Egress.AllowRanges...)
 	if e.o.Egress.ClientCert != nil {
 		pol.SetClientCert(e.o.Egress.ClientCert)
 	}
 	ae := &agentEgress{agent: pol.Agent}
-	if pol.NeedsClientCert() {
-		// Nothing goes out without the certificate the config asks for;
-		// plans that do not use the network still run.
-		ae.missingCert = errors.New("the agent config sets :mtls true, and the egress proxy has no client certificate to present (the operator gives one: --egress-client-cert and --egress-client-key)")
+	for _, sec := range pol.Secrets {
+		ae.secrets = append(ae.secrets, sec.Value)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -115,9 +136,6 @@ func (a *Agent) fetch(ctx context.Context, fr capability.FetchRequest) (*capabil
 	if eg == nil {
 		return nil, capability.ErrNoEgressProxy
 	}
-	if eg.missingCert != nil {
-		return nil, eg.missingCert
-	}
 	sc, ok := capability.ScopeFrom(ctx)
 	if !ok || sc.Step == "" {
 		return nil, errors.New("ccos.network.http-fetch runs only inside an admitted step")
@@ -147,12 +165,12 @@ func (a *Agent) fetch(ctx context.Context, fr capability.FetchRequest) (*capabil
 	}
 	resp, err := eg.proxy.RoundTrip(req)
 	if err != nil {
-		return nil, err
+		return nil, eg.redact(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, capability.MaxFetchBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading the response: %w", err)
+		return nil, eg.redact(fmt.Errorf("reading the response: %w", err))
 	}
 	return &capability.FetchResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
@@ -161,19 +179,7 @@ func (a *Agent) fetch(ctx context.Context, fr capability.FetchRequest) (*capabil
 // agent. Its requests carry no run's grant: the agent's own ACL applies,
 // and their decisions go to the agent's chain.
 func (eg *agentEgress) handler() http.Handler {
-	if eg.missingCert != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "ccos egress: "+eg.missingCert.Error(), http.StatusBadGateway)
-		})
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		eg.proxy.ServeHTTP(w, r.WithContext(egress.WithAgent(r.Context(), eg.agent)))
 	})
-}
-
-// grants caches a run's egress grants, one per step: a step's rate
-// limiter lives as long as the step's grant.
-type grants struct {
-	mu sync.Mutex
-	m  map[string]*egress.Grant
 }

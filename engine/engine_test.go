@@ -197,7 +197,8 @@ func TestConcurrentEgress(t *testing.T) {
 		  (step "get" [:effects [[:network {:domains ["origin.test"] :methods [:GET]}]]]
 		    (get (call :ccos.network.http-fetch "http://origin.test:%s/%d") :body))
 		  (step "denied" [:effects [[:network {:domains ["origin.test"] :methods [:GET]}]]]
-		    (try (call :ccos.network.http-fetch "http://other.test:%s/") (catch e "refused")))])`, i, port, i, port)
+		    ;; computed, so that admission cannot refuse it: the grant does
+		    (try (call :ccos.network.http-fetch (str "http://other.test:" "%s/")) (catch e "refused")))])`, i, port, i, port)
 	}
 	const n = 6
 	var wg sync.WaitGroup

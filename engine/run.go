@@ -15,6 +15,7 @@ import (
 	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/egress"
 	"github.com/ccos-project/ccos/orchestrator"
+	"github.com/ccos-project/ccos/receipt"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/ccos-project/ccos/sandbox"
 )
@@ -80,6 +81,9 @@ type RunResult struct {
 	InDoubt      []string          `json:"in_doubt,omitempty"`
 	Measurements map[string]string `json:"measurements,omitempty"`
 	Timings      Timings           `json:"timings_ms"`
+	// Receipt is the run's signed receipt (a DSSE envelope, see package
+	// receipt) when the agent's chain has a signing key; nil otherwise.
+	Receipt []byte `json:"-"`
 	// Report is the orchestrator's report (nil when the sandbox failed).
 	Report *orchestrator.Report `json:"-"`
 }
@@ -160,6 +164,7 @@ func (a *Agent) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 	if calls == nil {
 		calls = orchestrator.NewCallRecord()
 	}
+	from := rec.Size() // the run's events come after this
 	rep, runErr := orchestrator.Run(withRun(ctx, rs), orchestrator.Request{
 		Plan:      ad.Plan,
 		Admission: ad.Admission,
@@ -198,6 +203,9 @@ func (a *Agent) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 			runErr = fmt.Errorf("storing the checkpoint: %w", err)
 		}
 	}
+	if err := a.receipt(ctx, res, rec, from, arc, planID); err != nil && runErr == nil {
+		runErr = err
+	}
 	a.mu.Lock()
 	a.runs++
 	a.mu.Unlock()
@@ -205,6 +213,29 @@ func (a *Agent) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// receipt makes the signed receipt of a run whose chain has a key (also
+// of a run whose sandbox failed, once its end and checkpoint are
+// recorded), and keeps it in the archive when the agent has one.
+func (a *Agent) receipt(ctx context.Context, res *RunResult, rec *chain.Recorder, from uint64, arc *archive.Archive, planID string) error {
+	if a.o.Signer == nil {
+		return nil
+	}
+	env, err := receipt.ForRecorder(context.WithoutCancel(ctx), rec, from, res.ID, a.o.Signer)
+	if errors.Is(err, receipt.ErrNoCheckpoint) && res.Checkpoint == "" {
+		return nil // the sandbox never started: nothing signed to prove
+	}
+	if err != nil {
+		return fmt.Errorf("making the run's receipt: %w", err)
+	}
+	res.Receipt = env
+	if arc != nil {
+		if _, err := arc.PutReceipt(archive.Receipt{Envelope: string(env), Run: res.ID, Plan: planID}); err != nil {
+			return fmt.Errorf("storing the receipt: %w", err)
+		}
+	}
+	return nil
+}
 
 // RecordRejected records in the agent's chain a plan the governance kernel
 // refused (run is the id the run would have had); errors of other stages
@@ -220,7 +251,7 @@ func (a *Agent) RecordRejected(ctx context.Context, run string, in PlanInput, er
 	}
 	hash := planHashOf(in.Source)
 	if _, rerr := rec.Append(ctx, chain.Event{Type: chain.TypePlanRejected, Origin: chain.OriginHost, Session: run,
-		Plan: hash, Payload: rtfs.MapOf(kw("error"), str(ae.Err.Error()))}); rerr != nil {
+		Plan: hash, Payload: (&chain.PlanRejected{Error: ae.Err.Error()}).Encode()}); rerr != nil {
 		a.env.Logger.Warn("recording a rejected plan in the causal chain", "run", run, "error", rerr)
 	}
 }
@@ -321,27 +352,11 @@ func (a *Agent) recordDecision(d egress.Decision) {
 
 // decisionEvent is the chain event of an egress decision: a host fact.
 func decisionEvent(d egress.Decision) chain.Event {
-	kvs := []rtfs.Value{kw("action"), kw(string(d.Action)), kw("kind"), str(d.Kind), kw("method"), str(d.Method),
-		kw("host"), str(d.Host), kw("port"), rtfs.Int{V: int64(d.Port)}, kw("rule"), str(string(d.Rule)), kw("reason"), str(d.Reason)}
+	p := &chain.ProxyDecision{Action: string(d.Action), Kind: d.Kind, Method: d.Method, Host: d.Host, Port: int64(d.Port),
+		Rule: string(d.Rule), Reason: d.Reason, Status: int64(d.Status), DLP: d.DLP, Error: d.Err, Secrets: d.Secrets}
 	if d.Addr.IsValid() {
-		kvs = append(kvs, kw("addr"), str(d.Addr.String()))
-	}
-	if d.Status != 0 {
-		kvs = append(kvs, kw("status"), rtfs.Int{V: int64(d.Status)})
-	}
-	if len(d.DLP) > 0 {
-		dl := make([]rtfs.Value, len(d.DLP))
-		for i, r := range d.DLP {
-			dl[i] = str(r)
-		}
-		kvs = append(kvs, kw("dlp"), rtfs.NewVector(dl...))
-	}
-	if d.Err != "" {
-		kvs = append(kvs, kw("error"), str(d.Err))
+		p.Addr = d.Addr.String()
 	}
 	return chain.Event{Type: chain.TypeProxyDecision, Origin: chain.OriginHost, Session: d.Run, Plan: d.Plan, Step: d.Step,
-		Payload: rtfs.MapOf(kvs...)}
+		Payload: p.Encode()}
 }
-
-func kw(name string) rtfs.Keyword { return rtfs.Keyword{Name: name} }
-func str(s string) rtfs.String    { return rtfs.String{V: s} }

@@ -105,11 +105,10 @@ func describeEffects(effs []capability.Effect) string {
 	parts := make([]string, len(effs))
 	for i, e := range effs {
 		s := ":" + e.Kind
-		if len(e.Domains) > 0 {
-			s += " " + strings.Join(e.Domains, ",")
-		}
-		if len(e.Paths) > 0 {
-			s += " " + strings.Join(e.Paths, ",")
+		for _, xs := range [][]string{e.Domains, e.Methods, e.Paths, e.Models, e.Vars} {
+			if len(xs) > 0 {
+				s += " " + strings.Join(xs, ",")
+			}
 		}
 		parts[i] = s
 	}

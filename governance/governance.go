@@ -9,6 +9,8 @@ package governance
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -20,35 +22,47 @@ import (
 	"github.com/ccos-project/ccos/rtfs"
 )
 
+// Rule names the rule a rejection applies; it is the first word of the
+// rejection's message, for people and for tools.
+type Rule string
+
 // Rules a rejection can name.
 const (
-	RuleUnknownCapability  = "UNKNOWN_CAPABILITY"
-	RuleCapabilityDisabled = "CAPABILITY_DISABLED"
-	RuleDynamicCall        = "DYNAMIC_CALL"
-	RuleHostCallOutside    = "HOST_CALL_OUTSIDE_STEP"
-	RuleUndeclaredEffect   = "UNDECLARED_EFFECT"
-	RuleNetworkDisabled    = "NETWORK_DISABLED"
-	RuleDomainNotAllowed   = "DOMAIN_NOT_ALLOWED"
-	RuleMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	RuleFSDisabled         = "FS_DISABLED"
-	RulePathNotAllowed     = "PATH_NOT_ALLOWED"
-	RuleLLMDisabled        = "LLM_DISABLED"
-	RuleModelNotAllowed    = "MODEL_NOT_ALLOWED"
-	RuleGPUDisabled        = "GPU_DISABLED"
-	RuleEnvNotConfigured   = "ENV_NOT_CONFIGURED"
-	RuleEnvVarNotAllowed   = "ENV_VAR_NOT_ALLOWED"
-	RuleBudgetExceeded     = "BUDGET_EXCEEDED"
-	RuleApprovalsMissing   = "APPROVALS_MISSING"
-	RuleSecurityLevel      = "SECURITY_LEVEL"
-	RuleCapabilityDenied   = "CAPABILITY_DENIED"
-	RuleIsolationRequired  = "ISOLATION_REQUIRED"
+	RuleUnknownCapability  Rule = "UNKNOWN_CAPABILITY"
+	RuleCapabilityDisabled Rule = "CAPABILITY_DISABLED"
+	RuleDynamicCall        Rule = "DYNAMIC_CALL"
+	RuleHostCallOutside    Rule = "HOST_CALL_OUTSIDE_STEP"
+	RuleUndeclaredEffect   Rule = "UNDECLARED_EFFECT"
+	RuleNetworkDisabled    Rule = "NETWORK_DISABLED"
+	RuleDomainNotAllowed   Rule = "DOMAIN_NOT_ALLOWED"
+	RuleMethodNotAllowed   Rule = "METHOD_NOT_ALLOWED"
+	RuleFSDisabled         Rule = "FS_DISABLED"
+	RulePathNotAllowed     Rule = "PATH_NOT_ALLOWED"
+	RuleLLMDisabled        Rule = "LLM_DISABLED"
+	RuleModelNotAllowed    Rule = "MODEL_NOT_ALLOWED"
+	RuleGPUDisabled        Rule = "GPU_DISABLED"
+	RuleEnvNotConfigured   Rule = "ENV_NOT_CONFIGURED"
+	RuleEnvVarNotAllowed   Rule = "ENV_VAR_NOT_ALLOWED"
+	RuleBudgetExceeded     Rule = "BUDGET_EXCEEDED"
+	RuleApprovalsMissing   Rule = "APPROVALS_MISSING"
+	RuleSecurityLevel      Rule = "SECURITY_LEVEL"
+	RuleCapabilityDenied   Rule = "CAPABILITY_DENIED"
+	RuleIsolationRequired  Rule = "ISOLATION_REQUIRED"
+	// RuleOutsideProfile refuses, at run time, a call to a capability the
+	// step's profile does not name, in a step that did not declare its
+	// effects.
+	RuleOutsideProfile Rule = "OUTSIDE_PROFILE"
+	// RuleStepNotAdmitted refuses, at run time, a call in a step that was
+	// not admitted.
+	RuleStepNotAdmitted Rule = "STEP_NOT_ADMITTED"
 )
 
-// Rejection is one reason a plan is refused.
+// Rejection is one reason a plan, or at run time one capability call, is
+// refused.
 type Rejection struct {
 	// Step is the step concerned ("" for the plan as a whole).
 	Step string
-	Rule string
+	Rule Rule
 	// Value is the offending value (a capability, domain, amount...).
 	Value string
 	Msg   string
@@ -61,7 +75,7 @@ func (r *Rejection) Error() string {
 	if !r.Span.IsZero() {
 		b.WriteString(r.Span.String() + ": ")
 	}
-	b.WriteString(r.Rule + ": ")
+	b.WriteString(string(r.Rule) + ": ")
 	if r.Step != "" {
 		fmt.Fprintf(&b, "step %q: ", r.Step)
 	}
@@ -81,6 +95,16 @@ func (rs Rejections) Error() string {
 		parts[i] = r.Error()
 	}
 	return strings.Join(parts, "\n")
+}
+
+// Unwrap returns each reason, so that errors.As finds a *Rejection and
+// errors.Is compares with each.
+func (rs Rejections) Unwrap() []error {
+	out := make([]error, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
 }
 
 // NetworkACL is where a step may connect: nothing when Domains is empty.
@@ -136,18 +160,13 @@ type StepProfile struct {
 	// MaxTimeMS bounds the step's wall-clock time when the step declares
 	// :resources {:max_time_ms N} (0: only the run's deadline applies).
 	MaxTimeMS int64 `json:"max_time_ms"`
+	// Derived is what admission read from the literal arguments of the
+	// step's calls (a URL's domain and method, a variable's name), and
+	// where.
+	Derived []Derivation `json:"derived,omitempty"`
 	// timeBudget is the declared limit, or the sum of the reached
 	// contracts' per-call limits.
 	timeBudget int64
-}
-
-// Allows reports whether the profile lets the step call a capability with
-// the given contract.
-func (p *StepProfile) Allows(id string, contract capability.Contract) bool {
-	if slices.Contains(p.Capabilities, id) {
-		return true
-	}
-	return p.Dynamic && effectsWithin(contract.Effects, p.Effects)
 }
 
 // Budget is what a plan may spend, summed over its capability calls (each
@@ -174,6 +193,28 @@ type Admission struct {
 	Approvals []string `json:"approvals"`
 	// Level is the security level the plan was admitted at.
 	Level Level `json:"security_level"`
+	// Agent, ConfigDigest and Isolation identify the config the plan was
+	// admitted under: its :agent-id, ConfigDigest of it, and its
+	// :orchestrator :isolation :mode. Run receipts carry them.
+	Agent        string               `json:"agent"`
+	ConfigDigest string               `json:"config_digest"`
+	Isolation    config.IsolationMode `json:"isolation"`
+	// auth is the decision admission applied, kept for the calls made
+	// at run time (Authorize).
+	auth *Authorizer
+}
+
+// ConfigDigest returns "sha256:" and the hex SHA-256 of the JSON encoding
+// of a decoded config: it changes whenever anything admission and the run
+// read from the config changes, and not with its spelling or comments.
+func ConfigDigest(cfg *config.Config) string {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		// The config is plain data; this is a programming error.
+		panic("governance: encoding the config: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Profile returns the profile of the named step.
@@ -202,8 +243,9 @@ func Admit(p *plan.Plan, cfg *config.Config, caps *capability.Registry, approval
 
 // AdmitIn is Admit under an explicit runtime context.
 func AdmitIn(rc RuntimeContext, p *plan.Plan, cfg *config.Config, caps *capability.Registry, approvals []Approval) (*Admission, error) {
-	k := &kernel{p: p, cfg: cfg, caps: caps, rc: rc}
-	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level}
+	k := &kernel{p: p, cfg: cfg, caps: caps, rc: rc, auth: NewAuthorizer(rc, cfg, caps)}
+	a := &Admission{PlanHash: PlanHash(p), Tier: config.RiskLow, Level: rc.Level, auth: k.auth,
+		Agent: cfg.AgentID, ConfigDigest: ConfigDigest(cfg), Isolation: cfg.Orchestrator.Isolation.Mode}
 	for i := range p.Steps {
 		prof := k.profile(&p.Steps[i], a.PlanHash)
 		a.Profiles = append(a.Profiles, prof)
@@ -222,6 +264,7 @@ func AdmitIn(rc RuntimeContext, p *plan.Plan, cfg *config.Config, caps *capabili
 
 type kernel struct {
 	rc   RuntimeContext
+	auth *Authorizer
 	p    *plan.Plan
 	cfg  *config.Config
 	caps *capability.Registry
@@ -229,7 +272,7 @@ type kernel struct {
 	cost Budget
 }
 
-func (k *kernel) reject(step string, sp rtfs.Span, rule, value, hint, format string, args ...any) {
+func (k *kernel) reject(step string, sp rtfs.Span, rule Rule, value, hint, format string, args ...any) {
 	k.rej = append(k.rej, &Rejection{Step: step, Rule: rule, Value: value, Span: sp, Hint: hint, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -237,14 +280,12 @@ func (k *kernel) reject(step string, sp rtfs.Span, rule, value, hint, format str
 func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 	prof := &StepProfile{Step: s.Name, Capabilities: []string{}, Env: []string{}, FS: FSPolicy{Workdir: true, CapabilitiesRO: true, Paths: []string{}},
 		Network: NetworkACL{Domains: []string{}, Methods: []string{}}}
-	var needed []capability.Effect
 	for _, c := range s.Calls {
 		cp, ok := k.known(s.Name, c)
 		if !ok {
 			continue
 		}
 		prof.Capabilities = append(prof.Capabilities, c.Capability)
-		needed = append(needed, cp.Contract.Effects...)
 		// Each attempt of a retried step may call again (only recorded
 		// side-effecting calls are not repeated): the bounds count every
 		// attempt.
@@ -253,16 +294,30 @@ func (k *kernel) profile(s *plan.Step, planHash string) *StepProfile {
 		k.cost.CostUSD += float64(attempts) * cp.Contract.CostUSD
 		k.cost.Tokens += attempts * cp.Contract.Tokens
 	}
+	needed := k.deriveEffects(s, prof)
 	switch {
 	case s.Options.Declared:
 		// The step may do only what it declares: every statically known
-		// call must fit.
+		// call must fit, and so must every literal target.
 		for _, c := range s.Calls {
 			if cp, err := k.caps.Lookup(c.Capability); err == nil && !effectsWithin(cp.Contract.Effects, s.Options.Effects) {
 				k.reject(s.Name, c.Span, RuleUndeclaredEffect, c.Capability, "add the capability's effects to the step's :effects",
 					"calls %s, whose contract needs %s, beyond the step's declared effects %s",
 					c.Capability, describeEffects(cp.Contract.Effects), describeEffects(s.Options.Effects))
 			}
+		}
+		for _, d := range prof.Derived {
+			if !literalWithin(d.effect, s.Options.Effects) {
+				k.reject(s.Name, d.span, RuleUndeclaredEffect, derivedValue(d), "add it to the step's :effects, or call what the step declares",
+					"calls :%s with %s (%s), beyond the step's declared effects %s", d.Capability, d.Value, d.Effect, describeEffects(s.Options.Effects))
+			}
+		}
+		// What the context would refuse in every capability that fits an
+		// effect is refused where the effect is declared.
+		var r *Rejection
+		if err := (SecurityAuthorizer{}).AuthorizeEffects(k.rc, s.Options.Effects); errors.As(err, &r) {
+			r.Step, r.Span = s.Name, s.Span
+			k.rej = append(k.rej, r)
 		}
 		prof.Effects = mergeEffects(s.Options.Effects)
 		prof.Dynamic = len(s.Dynamic) > 0
@@ -307,47 +362,33 @@ func (k *kernel) scopeEnv(effs []capability.Effect) []capability.Effect {
 	return out
 }
 
-// known looks up a capability and checks the config does not disable it.
+// known looks up a capability and applies the decision every call passes
+// (Authorizer), rejecting the call where it is written when it fails.
 func (k *kernel) known(step string, c plan.Call) (*capability.Capability, bool) {
-	cp, err := k.caps.Lookup(c.Capability)
-	if err != nil {
-		via := ""
-		if len(c.Via) > 0 {
-			via = " (through " + strings.Join(c.Via, " -> ") + ")"
+	cp, r := k.auth.Capability(c.Capability)
+	if r != nil {
+		if r.Rule == RuleUnknownCapability && len(c.Via) > 0 {
+			r.Msg = fmt.Sprintf("calls :%s (through %s), which no capability provides", c.Capability, strings.Join(c.Via, " -> "))
 		}
-		k.reject(step, c.Span, RuleUnknownCapability, c.Capability, "the capabilities are: "+strings.Join(k.caps.IDs(), ", "),
-			"calls :%s%s, which no capability provides", c.Capability, via)
-		return nil, false
-	}
-	entered := false
-	for _, e := range k.cfg.Capabilities.Entries {
-		if e.Capability != c.Capability {
-			continue
+		r.Step, r.Span = step, c.Span
+		k.rej = append(k.rej, r)
+		// A capability that exists and is enabled, refused by the
+		// isolation or the security context, still has its effects
+		// checked: a plan learns every reason at once.
+		if refusedByContext(r.Rule) {
+			if cp, err := k.caps.Lookup(c.Capability); err == nil {
+				return cp, true
+			}
 		}
-		entered = true
-		if !e.Enabled {
-			k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability, "enable it in :capabilities :entries, or remove the call",
-				"calls :%s, which the config disables", c.Capability)
-			return nil, false
-		}
-	}
-	if cp.ContractFile != "" && !entered {
-		k.reject(step, c.Span, RuleCapabilityDisabled, c.Capability,
-			fmt.Sprintf(`add {:capability :%s :contract %q} to :capabilities :entries`, c.Capability, cp.ContractFile),
-			"calls :%s, whose contract is in the marketplace (%s), but no :capabilities :entries entry enables it", c.Capability, cp.ContractFile)
-		return nil, false
-	}
-	if cp.Contract.Sandbox == string(config.IsolationMicroVM) && k.rc.Isolation != config.IsolationMicroVM {
-		k.reject(step, c.Span, RuleIsolationRequired, c.Capability, "run the agent with :orchestrator :isolation :mode :microvm",
-			"calls :%s, whose contract needs :runtime {:sandbox :microvm}, and the plan would run under :%s isolation", c.Capability, k.rc.Isolation)
-		return nil, false
-	}
-	if _, err := (SecurityAuthorizer{}).AuthorizeCapability(k.rc, cp); err != nil {
-		rule, msg, _ := strings.Cut(err.Error(), ": ")
-		k.reject(step, c.Span, rule, c.Capability, "", "%s", msg)
 		return nil, false
 	}
 	return cp, true
+}
+
+// refusedByContext reports whether a rule refuses a capability that
+// exists and is enabled, for the isolation or the security context.
+func refusedByContext(r Rule) bool {
+	return r == RuleIsolationRequired || r == RuleSecurityLevel || r == RuleCapabilityDenied
 }
 
 // checkEffects checks a profile's effects against the config and fills in
@@ -364,10 +405,16 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 			}
 			allow := c.Network.Egress.AllowDomains
 			for _, d := range e.Domains {
-				if !domainAllowed(d, allow) {
-					k.reject(s.Name, s.Span, RuleDomainNotAllowed, d, "add it to :network :egress :allow-domains, or narrow the step",
-						"needs domain %s, which is not in the agent's allowlist %v", d, allow)
+				if domainAllowed(d, allow) {
+					continue
 				}
+				if sp, lit := derivedSpan(prof, capability.EffectNetwork, d); lit != nil {
+					k.reject(s.Name, sp, RuleDomainNotAllowed, d, "add it to :network :egress :allow-domains, or call a URL the agent may reach",
+						"calls :%s with a URL on %s, which is not in the agent's allowlist %v", lit.Capability, d, allow)
+					continue
+				}
+				k.reject(s.Name, s.Span, RuleDomainNotAllowed, d, "add it to :network :egress :allow-domains, or narrow the step",
+					"needs domain %s, which is not in the agent's allowlist %v", d, allow)
 			}
 			for _, m := range e.Methods {
 				if !slices.Contains(httpMethods, strings.ToUpper(m)) {
@@ -413,7 +460,11 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 			}
 			for _, v := range e.Vars {
 				if !slices.Contains(env.Vars, v) {
-					k.reject(s.Name, s.Span, RuleEnvVarNotAllowed, v, "add it to :capabilities :env :vars, or narrow the step",
+					sp := s.Span
+					if at, lit := derivedSpan(prof, capability.EffectEnv, v); lit != nil {
+						sp = at
+					}
+					k.reject(s.Name, sp, RuleEnvVarNotAllowed, v, "add it to :capabilities :env :vars, or narrow the step",
 						"reads environment variable %s, which is not in the config's :capabilities :env :vars %v", v, env.Vars)
 				}
 			}

@@ -44,7 +44,7 @@ func Run(conn io.ReadWriteCloser) int { return RunWithMeasurements(conn, Measure
 func RunWithMeasurements(conn io.ReadWriteCloser, meas map[string]string) int {
 	defer conn.Close()
 	WarmUp()
-	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: capability.BuiltinsWith(capability.Options{Workdir: Workdir}),
+	g := &agent{c: control.NewConn(conn, control.GuestSide, 0), caps: builtins(),
 		out: newOutbox(), meas: meas}
 	if err := g.serve(); err != nil {
 		// The host sees the session end; it reads the reason from the
@@ -54,6 +54,10 @@ func RunWithMeasurements(conn io.ReadWriteCloser, meas map[string]string) int {
 	}
 	return ExitOK
 }
+
+// builtins returns the capabilities the guest runs itself (tests add
+// their own).
+var builtins = func() *capability.Registry { return capability.BuiltinsWith(capability.Options{Workdir: Workdir}) }
 
 // Workdir is the step workdir inside the sandbox, where the ccos.io
 // capabilities are confined: every provider mounts a fresh, size-limited
@@ -91,6 +95,12 @@ type agent struct {
 	// number of capability calls each has made in its current attempt.
 	steps []string
 	ords  []uint64
+	// entered are the steps entered in this run, order the order they
+	// were entered in, and at[i] the index in order of steps[i]: a step
+	// runs once, but for the steps of a retried step's failed attempt.
+	entered map[string]bool
+	order   []string
+	at      []int
 	// planHash is the admitted plan's hash, from which idempotency keys
 	// are derived; wal records the side-effecting calls the guest runs,
 	// opened at its first use (walPath "" keeps it in memory).
@@ -114,6 +124,12 @@ type agent struct {
 // snapshot template calls it before it is frozen, so restored copies start
 // warm.
 func WarmUp() { warmOnce.Do(warmUp) }
+
+// WarmUpAgain does the warm-up work again, whether or not it was done. A
+// microVM clone calls it: it resumes a template that was warmed up, but
+// under TCG its translated code is not part of the snapshot, so the same
+// code runs cold once more unless something runs it before the plan.
+func WarmUpAgain() { warmUp() }
 
 var warmOnce sync.Once
 
@@ -199,28 +215,38 @@ func (g *agent) run(run *control.Run) error {
 	return g.done(v, err)
 }
 
-// done reports the plan's value or error.
+// done reports the plan's value or error. A value too large for one
+// message is reported as a LimitExceeded error instead.
 func (g *agent) done(v rtfs.Value, err error) error {
 	d := &control.Done{}
 	if err != nil {
 		d.Error = errorInfo(err)
+	} else if text, ok := rtfs.PrintLimited(v, maxValueMessage); ok {
+		d.Value = &text
 	} else {
-		s := rtfs.Print(v)
-		d.Value = &s
+		d.Error = valueTooLarge()
 	}
 	_, serr := g.c.Send(d, 0)
 	if errors.Is(serr, control.ErrFrameTooLarge) && d.Value != nil {
-		d.Value = nil
-		d.Error = &control.ErrorInfo{Type: "LimitError", Message: fmt.Sprintf("the plan's value is too large to return (%d bytes printed)", len(rtfs.Print(v)))}
+		// The value's text fits, but not once escaped for the message.
+		d.Value, d.Error = nil, valueTooLarge()
 		_, serr = g.c.Send(d, 0)
 	}
 	return serr
 }
 
+// maxValueMessage bounds the text of a value sent in one message: the
+// frame, less room for the envelope.
+const maxValueMessage = control.DefaultMaxFrame - 64<<10
+
+func valueTooLarge() *control.ErrorInfo {
+	return &control.ErrorInfo{Type: rtfs.ErrLimit, Message: fmt.Sprintf("the plan's value is too large to return: its text is longer than the %d bytes one control message carries", maxValueMessage)}
+}
+
 func errorInfo(err error) *control.ErrorInfo {
 	var re *rtfs.Error
 	if errors.As(err, &re) {
-		info := &control.ErrorInfo{Type: re.Type, Message: re.Message}
+		info := &control.ErrorInfo{Type: re.Type, Message: re.Message, Hint: re.Hint}
 		if !re.S.IsZero() {
 			info.Where = re.S.String()
 		}
@@ -236,9 +262,11 @@ func errorInfo(err error) *control.ErrorInfo {
 func (g *agent) flushOutput() error {
 	text := g.in.TakeOutput()
 	for len(text) > 0 {
+		// Escaped for JSON a byte may take six: a chunk of 512 KiB fits
+		// in a frame whatever it holds.
 		chunk := text
-		if len(chunk) > control.DefaultMaxFrame/2 {
-			chunk = chunk[:control.DefaultMaxFrame/2]
+		if len(chunk) > outputChunk {
+			chunk = chunk[:outputChunk]
 		}
 		text = text[len(chunk):]
 		g.outSeq++
@@ -248,6 +276,19 @@ func (g *agent) flushOutput() error {
 	}
 	return nil
 }
+
+// flushOutputOver sends the plan's output once more than n bytes of it
+// wait, so that the host has it even if the guest dies before its next
+// request.
+func (g *agent) flushOutputOver(n int) error {
+	if len(g.in.Output()) <= n {
+		return nil
+	}
+	return g.flushOutput()
+}
+
+// outputChunk bounds the text of one output message.
+const outputChunk = 512 << 10
 
 // ask sends a request and waits for its answer: nil for ok, the value for
 // result, an error for a refusal.
@@ -261,8 +302,8 @@ func (g *agent) ask(body any) (rtfs.Value, error) {
 	return g.request(body)
 }
 
-// flushEvents sends every buffered event and waits until the host has
-// recorded them.
+// flushEvents sends every buffered event, in batches that fit a frame,
+// and waits until the host has recorded them.
 func (g *agent) flushEvents() error {
 	if g.out.Len() == 0 {
 		return nil
@@ -271,25 +312,58 @@ func (g *agent) flushEvents() error {
 	if err != nil {
 		return err
 	}
-	if _, err := g.request(&control.Events{Items: items}); err != nil {
-		return fmt.Errorf("recording guest events: %w", err)
+	for len(items) > 0 {
+		n := batchLen(items)
+		if _, err := g.request(&control.Events{Items: items[:n]}); err != nil {
+			return fmt.Errorf("recording guest events: %w", err)
+		}
+		items = items[n:]
 	}
 	return g.out.Acked()
 }
 
-// emit records an event of the guest's own; when the buffer is full the
-// plan pauses while the host records what is buffered.
+// batchBytes bounds the payload text of one events message: escaped for
+// JSON (a byte may take six) a batch still fits in a frame.
+const batchBytes = 512 << 10
+
+// batchLen returns how many of items go in the next batch: at least one
+// (an item is at most control.MaxEventPayload), at most
+// control.MaxEventItems, and no more than batchBytes of payload.
+func batchLen(items []control.EventItem) int {
+	size := 0
+	for i, it := range items {
+		size += len(it.Type) + len(it.Step) + len(it.Payload)
+		if i > 0 && (i == control.MaxEventItems || size > batchBytes) {
+			return i
+		}
+	}
+	return len(items)
+}
+
+// emit records an event of the guest's own. Once the events waiting fill
+// the outbox's memory they are sent (the plan pauses while the host
+// records them): the host learns of them soon, and the spill file is
+// left for when the host cannot take them.
 func (g *agent) emit(typ string, payload rtfs.Value) error {
 	step := ""
 	if len(g.steps) > 0 {
 		step = g.steps[len(g.steps)-1]
 	}
-	text := rtfs.Print(payload)
+	// The recorded fields are bounded already (recordable); this only
+	// keeps a payload that is not within the host's bound.
+	text, ok := rtfs.PrintLimited(payload, control.MaxEventPayload)
+	if !ok {
+		full, _ := rtfs.PrintLimited(payload, capability.MaxValueBytes)
+		text = rtfs.Print(control.Summary(full))
+	}
 	err := g.out.Add(typ, step, text)
 	if errors.Is(err, ErrOutboxFull) {
 		if err = g.flushEvents(); err == nil {
 			err = g.out.Add(typ, step, text)
 		}
+	}
+	if err == nil && g.out.Bytes() >= g.out.MemBytes {
+		err = g.flushEvents()
 	}
 	return err
 }
@@ -297,6 +371,10 @@ func (g *agent) emit(typ string, payload rtfs.Value) error {
 // request sends a request and waits for its answer.
 func (g *agent) request(body any) (rtfs.Value, error) {
 	id, err := g.c.Request(body)
+	if errors.Is(err, control.ErrFrameTooLarge) {
+		// Nothing was sent: the session goes on, the plan gets the limit.
+		return nil, &rtfs.Error{Type: rtfs.ErrLimit, Message: fmt.Sprintf("the request is too large for one control message (%v)", err), Cause: err}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -321,22 +399,33 @@ func (g *agent) request(body any) (rtfs.Value, error) {
 	return nil, fmt.Errorf("unexpected %s", m.Type)
 }
 
-// granted checks a call against what the host admitted for the step in
-// progress (the host checks again: this only gives the plan a clear error
-// early).
-func (g *agent) granted(capID string) error {
-	if len(g.steps) == 0 {
-		if slices.Contains(g.unstepped, capID) {
-			return nil
+// route decides where a call goes, from what the host granted: a
+// capability in the grant of the step in progress (or admitted outside
+// steps) runs here if the guest has it and it is not a host capability,
+// else it is yielded; in a step that declared its effects, any other call
+// is yielded too, for the host to refuse with the rule that refuses it;
+// anything else is refused here. The host decides again for every call
+// yielded, and checks every call the guest reports it ran.
+func (g *agent) route(capID string) (local *capability.Capability, err error) {
+	granted, dynamic := g.unstepped, false
+	step := ""
+	if n := len(g.steps); n > 0 {
+		step = g.steps[n-1]
+		granted, dynamic = g.grants[step].Capabilities, g.grants[step].Dynamic
+	}
+	if !slices.Contains(granted, capID) {
+		switch {
+		case dynamic:
+			return nil, nil
+		case step == "":
+			return nil, fmt.Errorf("capability %s was not admitted outside a step", capID)
 		}
-		return fmt.Errorf("capability %s was not admitted outside a step", capID)
+		return nil, fmt.Errorf("capability %s is not in the profile of step %q (it may call %v)", capID, step, granted)
 	}
-	step := g.steps[len(g.steps)-1]
-	gr := g.grants[step]
-	if slices.Contains(gr.Capabilities, capID) || gr.Dynamic {
-		return nil
+	if c, err := g.caps.Lookup(capID); err == nil && c.Class != capability.Host {
+		return c, nil
 	}
-	return fmt.Errorf("capability %s is not in the profile of step %q (it may call %v)", capID, step, gr.Capabilities)
+	return nil, nil
 }
 
 // Step implements rtfs.Host: the host must admit the step before its body
@@ -345,13 +434,23 @@ func (g *agent) Step(ctx context.Context, name string, _ *rtfs.Map, body func(co
 	if !g.admitted[name] {
 		return nil, fmt.Errorf("step %q was not admitted for this plan", name)
 	}
+	if g.entered[name] {
+		return nil, &rtfs.Error{Type: ErrPlan, Message: fmt.Sprintf("step %q is entered a second time; a step runs at most once in a plan (put the loop inside the step, or give each step its own name)", name)}
+	}
 	if _, err := g.ask(&control.StepBegin{Name: name}); err != nil {
 		return nil, fmt.Errorf("step %q refused: %w", name, err)
 	}
+	if g.entered == nil {
+		g.entered = map[string]bool{}
+	}
+	g.entered[name] = true
+	g.order = append(g.order, name)
 	g.steps = append(g.steps, name)
 	g.ords = append(g.ords, 0)
+	g.at = append(g.at, len(g.order)-1)
 	v, err := body(ctx)
-	g.steps, g.ords = g.steps[:len(g.steps)-1], g.ords[:len(g.ords)-1]
+	n := len(g.steps) - 1
+	g.steps, g.ords, g.at = g.steps[:n], g.ords[:n], g.at[:n]
 	end := &control.StepEnd{Name: name, OK: err == nil}
 	if err != nil {
 		end.Error = err.Error()
@@ -373,7 +472,13 @@ func (g *agent) RetryStep(_ context.Context, name string, attempt int, cause err
 	if _, err := g.ask(&control.StepRetry{Name: name, Attempt: attempt, Error: cause.Error()}); err != nil {
 		return fmt.Errorf("retrying step %q: %w", name, err)
 	}
-	g.ords[len(g.ords)-1] = 0
+	n := len(g.steps) - 1
+	g.ords[n] = 0
+	// The steps entered during the failed attempt may be entered again.
+	for _, inner := range g.order[g.at[n]+1:] {
+		delete(g.entered, inner)
+	}
+	g.order = g.order[:g.at[n]+1]
 	return nil
 }
 
@@ -397,22 +502,26 @@ func (g *agent) callKey() (uint64, string) {
 	return g.ords[n-1], control.CallKey(g.planHash, g.steps[n-1], g.ords[n-1])
 }
 
-// Call implements rtfs.Host: pure and workdir capabilities run here, the
-// others are yielded to the host.
+// Call implements rtfs.Host: pure and workdir capabilities the host
+// granted run here, the others are yielded to the host.
 func (g *agent) Call(ctx context.Context, capID string, args []rtfs.Value) (rtfs.Value, error) {
-	if err := g.granted(capID); err != nil {
+	c, err := g.route(capID)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.flushOutputOver(outputChunk / 8); err != nil {
 		return nil, err
 	}
 	ord, key := g.callKey()
-	if c, err := g.caps.Lookup(capID); err == nil && c.Class != capability.Host {
+	if c != nil {
 		if c.Mutates && key != "" {
 			return g.callOnce(ctx, c, args, ord, key)
 		}
 		return g.callLocal(ctx, c, args)
 	}
-	texts := make([]string, len(args))
-	for i, a := range args {
-		texts[i] = rtfs.Print(a)
+	texts, err := argTexts(capID, args)
+	if err != nil {
+		return nil, err
 	}
 	v, err := g.ask(&control.Call{Capability: capID, Args: texts, Key: key, Ordinal: ord})
 	if err != nil {
@@ -461,7 +570,8 @@ func (g *agent) callOnce(ctx context.Context, c *capability.Capability, args []r
 	v, cerr := g.callLocal(ctx, c, args)
 	text := ""
 	if cerr == nil {
-		text = rtfs.Print(v)
+		// callLocal recorded the value: its text is within bounds.
+		text, _ = rtfs.PrintLimited(v, capability.MaxValueBytes)
 	}
 	if err := g.wal.Finished(key, text, cerr); err != nil {
 		return nil, fmt.Errorf("capability %s ran, but its outcome was not logged: %w", c.ID, err)
@@ -469,21 +579,33 @@ func (g *agent) callOnce(ctx context.Context, c *capability.Capability, args []r
 	return v, cerr
 }
 
-// callLocal runs a capability of the guest, recording the call and its
-// result as the guest's claims.
+// callLocal runs a capability of the guest under its time limit,
+// recording the call and its result as the guest's claims.
 func (g *agent) callLocal(ctx context.Context, c *capability.Capability, args []rtfs.Value) (rtfs.Value, error) {
 	// The host never sees these calls: the guest records them as its own
 	// claims.
-	if err := g.emit("capability.call", rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: c.ID},
-		rtfs.Keyword{Name: "args"}, rtfs.NewVector(slices.Clone(args)...))); err != nil {
+	recArgs, err := recordableArgs(c.ID, slices.Clone(args))
+	if err != nil {
 		return nil, err
 	}
-	v, cerr := c.Fn(ctx, args)
+	if err := g.emit("capability.call", rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: c.ID},
+		rtfs.Keyword{Name: "args"}, recArgs)); err != nil {
+		return nil, err
+	}
+	v, cerr := capability.Invoke(ctx, c, args)
+	var tl *capability.TimeLimitError
+	if errors.As(cerr, &tl) {
+		cerr = &rtfs.Error{Type: rtfs.ErrLimit, Message: tl.Error(), Cause: tl}
+	}
 	result := rtfs.MapOf(rtfs.Keyword{Name: "capability"}, rtfs.Keyword{Name: c.ID}, rtfs.Keyword{Name: "ok"}, rtfs.Bool{V: cerr == nil})
 	if cerr != nil {
-		result.Set(rtfs.Keyword{Name: "error"}, rtfs.String{V: cerr.Error()})
+		result.Set(rtfs.Keyword{Name: "error"}, rtfs.String{V: clip(cerr.Error(), maxErrorText)})
 	} else {
-		result.Set(rtfs.Keyword{Name: "value"}, v)
+		rv, err := recordableResult(c.ID, v)
+		if err != nil {
+			return nil, err
+		}
+		result.Set(rtfs.Keyword{Name: "value"}, rv)
 	}
 	if err := g.emit("capability.result", result); err != nil {
 		return nil, err

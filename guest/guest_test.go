@@ -1,11 +1,15 @@
 package guest
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/rtfs"
 )
 
 // host plays the host side of one session: it sends run, answers every
@@ -71,5 +75,27 @@ func TestGuestChecksGrants(t *testing.T) {
 				t.Errorf("got %+v, want value %s", d, tc.value)
 			}
 		})
+	}
+}
+
+// A capability the guest runs itself holds its time limit, its
+// contract's :max_time_ms, even when it ignores its context: the plan
+// gets a LimitExceeded.
+func TestLocalCapabilityTimeLimit(t *testing.T) {
+	old := builtins
+	defer func() { builtins = old }()
+	builtins = func() *capability.Registry {
+		r := old()
+		r.Add(&capability.Capability{ID: "test.slow", Class: capability.Pure, Contract: capability.Contract{MaxTimeMS: 50},
+			Fn: func(context.Context, []rtfs.Value) (rtfs.Value, error) {
+				time.Sleep(300 * time.Millisecond)
+				return rtfs.Int{V: 1}, nil
+			}})
+		return r
+	}
+	d := host(t, &control.Run{Plan: `(step "s" (call :test.slow))`, File: "p.rtfs", Steps: []string{"s"},
+		Grants: []control.Grant{{Step: "s", Capabilities: []string{"test.slow"}}}})
+	if d.Error == nil || d.Error.Type != rtfs.ErrLimit || !strings.Contains(d.Error.Message, "capability test.slow ran past its time limit of 50 ms (its contract's :max_time_ms)") {
+		t.Errorf("got %+v", d)
 	}
 }

@@ -37,6 +37,9 @@ var ErrOutboxFull = errors.New("guest event buffer full")
 // Len returns how many events wait for acknowledgement.
 func (o *Outbox) Len() int { return o.spillCount + len(o.mem) }
 
+// Bytes returns the size of the events waiting for acknowledgement.
+func (o *Outbox) Bytes() int64 { return o.memSize + o.spillSize }
+
 func (o *Outbox) size(it control.EventItem) int64 {
 	return int64(len(it.Type) + len(it.Step) + len(it.Payload) + 32)
 }

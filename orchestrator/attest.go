@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/ccos-project/ccos/chain"
-	"github.com/ccos-project/ccos/rtfs"
 )
 
 // ErrAttestation is wrapped when the guest's own measurement of what it
@@ -15,18 +14,9 @@ import (
 var ErrAttestation = errors.New("attestation failed")
 
 // attestationPayload is the chain payload of an attestation event: the
-// verdict, every measurement by artifact, and extra key/value pairs.
-func attestationPayload(verdict string, meas map[string]string, extra ...rtfs.Value) rtfs.Value {
-	names := make([]string, 0, len(meas))
-	for k := range meas {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	kvs := make([]rtfs.Value, 0, 2*len(names))
-	for _, k := range names {
-		kvs = append(kvs, kw(k), str(meas[k]))
-	}
-	return rtfs.MapOf(append([]rtfs.Value{kw("verdict"), kw(verdict), kw("measurements"), rtfs.MapOf(kvs...)}, extra...)...)
+// verdict and every measurement by artifact.
+func attestationPayload(verdict string, meas map[string]string) *chain.Attestation {
+	return &chain.Attestation{Verdict: verdict, Measurements: meas}
 }
 
 // checkGuestMeasurements records the guest's claims about what it booted
@@ -35,7 +25,7 @@ func attestationPayload(verdict string, meas map[string]string, extra ...rtfs.Va
 // provider that measured its rootfs must report its own.
 func (s *session) checkGuestMeasurements(ctx context.Context, claimed map[string]string) error {
 	if len(claimed) > 0 {
-		if err := s.record(ctx, chain.TypeAttestation, chain.OriginGuest, "", attestationPayload("claimed", claimed)); err != nil {
+		if err := s.record(ctx, chain.OriginGuest, "", attestationPayload("claimed", claimed)); err != nil {
 			return err
 		}
 	}
@@ -45,7 +35,7 @@ func (s *session) checkGuestMeasurements(ctx context.Context, claimed map[string
 	if _, ok := s.measured["rootfs"]; ok {
 		if _, ok := claimed["rootfs"]; !ok {
 			err := fmt.Errorf("%w: the guest did not report its rootfs measurement", ErrAttestation)
-			s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("mismatch", s.measured, kw("error"), str(err.Error())))
+			s.record(ctx, chain.OriginHost, "", &chain.Attestation{Verdict: "mismatch", Measurements: s.measured, Error: err.Error()})
 			return err
 		}
 	}
@@ -58,9 +48,9 @@ func (s *session) checkGuestMeasurements(ctx context.Context, claimed map[string
 		host, ok := s.measured[k]
 		if ok && host != claimed[k] {
 			err := fmt.Errorf("%w: the guest reports %s %s, the host measured %s", ErrAttestation, k, claimed[k], host)
-			s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("mismatch", s.measured, kw("error"), str(err.Error())))
+			s.record(ctx, chain.OriginHost, "", &chain.Attestation{Verdict: "mismatch", Measurements: s.measured, Error: err.Error()})
 			return err
 		}
 	}
-	return s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("verified", s.measured))
+	return s.record(ctx, chain.OriginHost, "", attestationPayload("verified", s.measured))
 }

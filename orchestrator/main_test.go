@@ -19,7 +19,16 @@ import (
 func TestMain(m *testing.M) {
 	sandbox.GuestMain = attackGuest
 	process.InitIfChild()
-	os.Exit(m.Run())
+	// In-process guests (the mock provider) would otherwise use /work,
+	// the sandboxes' workdir, on the host: give them one of their own.
+	dir, err := os.MkdirTemp("", "ccos-orchestrator-test-")
+	if err != nil {
+		panic(err)
+	}
+	guest.Workdir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // attackGuest is the real guest agent, unless the test put an attack name
@@ -59,6 +68,25 @@ func attackGuest(rw io.ReadWriteCloser) int {
 		}
 		v := ":flooded"
 		c.Send(&control.Done{Value: &v}, 0)
+	case "events-flood":
+		// Events of the largest payload allowed, as fast as the host takes
+		// them, inside the step: a guest trying to fill the host's memory.
+		c.Request(&control.StepBegin{Name: "s"})
+		c.Recv()
+		payload := `{:replayed :ccos.echo :key "` + strings.Repeat("x", control.MaxEventPayload-40) + `"}`
+		for seq := uint64(1); ; {
+			items := make([]control.EventItem, 16)
+			for i := range items {
+				items[i] = control.EventItem{Seq: seq, Type: "guest.event", Step: "s", Payload: payload}
+				seq++
+			}
+			if _, err := c.Request(&control.Events{Items: items}); err != nil {
+				return 1
+			}
+			if m, err := c.Recv(); err != nil || m.Type != control.TypeOK {
+				return 1
+			}
+		}
 	case "exit":
 		return 9
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ccos-project/ccos/capability"
@@ -37,8 +36,13 @@ type Request struct {
 	Caps *capability.Registry
 	// Limits are the evaluation limits the guest is asked to apply.
 	Limits control.RunLimits
-	// MaxOutput bounds the plan output the host keeps (1 MiB if 0).
+	// MaxOutput bounds the plan output the host keeps (1 MiB if 0); past
+	// it the output is cut and Report.Truncated set.
 	MaxOutput int
+	// Bounds bound what the guest can make the host hold or record in one
+	// run (DefaultBounds where zero); a guest past one ends the run with a
+	// LimitExceeded.
+	Bounds Bounds
 	// Recorder, when set, receives every fact of the run and the guest's
 	// claims (marked as such); a failure to record stops the run.
 	Recorder *chain.Recorder
@@ -108,10 +112,12 @@ var ErrCrashed = errors.New("the sandbox crashed")
 
 // Run runs one plan to its end. It returns a Report when the guest reported
 // a value or a plan error, and an error when the sandbox or the session
-// failed (the guest crashed, broke the protocol, or ran out of time). A
-// crashed sandbox is replaced up to Request.Restarts times; the plan then
-// runs again from its start, and the side-effecting calls the host already
-// ran are answered from its record instead of running again.
+// failed (the guest crashed, broke the protocol, went past a limit
+// (LimitExceeded) or ran out of time); with such an error it also returns
+// what the host saw until then (output, steps) when the sandbox started.
+// A crashed sandbox is replaced up to Request.Restarts times; the plan
+// then runs again from its start, and the side-effecting calls the host
+// already ran are answered from its record instead of running again.
 func Run(ctx context.Context, req Request) (*Report, error) {
 	if req.Admission == nil {
 		return nil, errors.New("orchestrator: the plan was not admitted (Request.Admission is nil)")
@@ -122,6 +128,7 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	if req.MaxOutput <= 0 {
 		req.MaxOutput = 1 << 20
 	}
+	req.Bounds = req.Bounds.withDefaults()
 	if req.Calls == nil {
 		req.Calls = NewCallRecord()
 	}
@@ -151,20 +158,20 @@ func runOnce(ctx context.Context, req Request) (*Report, error) {
 	if err != nil {
 		var ae *sandbox.AttestationError
 		if errors.As(err, &ae) {
-			s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("refused", ae.Measurements,
-				kw("artifact"), str(ae.Artifact), kw("expected"), str(ae.Expected), kw("actual"), str(ae.Actual)))
+			s.record(ctx, chain.OriginHost, "", &chain.Attestation{Verdict: "refused", Measurements: ae.Measurements,
+				Artifact: ae.Artifact, Expected: ae.Expected, Actual: ae.Actual})
 		}
-		s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("start-failed"),
-			kw("provider"), str(req.Provider.Name()), kw("error"), str(err.Error())))
+		s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "start-failed",
+			Provider: req.Provider.Name(), Error: err.Error()})
 		return nil, fmt.Errorf("starting the %s sandbox: %w", req.Provider.Name(), err)
 	}
 	s.sb, s.c, s.start = sb, control.NewConn(sb.Control(), control.HostSide, 0), start
-	err = s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("started"),
-		kw("provider"), str(req.Provider.Name()), kw("sandbox"), str(req.Spec.ID)))
+	err = s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "started",
+		Provider: req.Provider.Name(), Sandbox: req.Spec.ID})
 	if a, ok := sb.(sandbox.Attested); ok && err == nil {
 		s.measured = a.Measurements()
 		s.rep.Measurements = s.measured
-		err = s.record(ctx, chain.TypeAttestation, chain.OriginHost, "", attestationPayload("measured", s.measured))
+		err = s.record(ctx, chain.OriginHost, "", attestationPayload("measured", s.measured))
 	}
 	if err != nil {
 		sb.Kill()
@@ -185,23 +192,44 @@ func runOnce(ctx context.Context, req Request) (*Report, error) {
 		defer grace.Stop()
 	}
 	werr := sb.Wait()
+	s.steps.stopTimers()
 	s.rep.Total = time.Since(start)
-	if err := s.recordEnd(ctx, serr, werr); err != nil && serr == nil {
-		serr = err
+	fail := s.failure(ctx, serr, werr, lim)
+	if err := s.recordEnd(ctx, fail, werr); err != nil && fail == nil {
+		fail = err
 	}
 	switch {
-	case errors.Is(serr, ErrStepTimeout), errors.Is(serr, ErrChain):
-		return nil, serr
-	case serr != nil && werr != nil && !s.gotDone && !errors.Is(serr, control.ErrProtocol) && ctx.Err() == nil:
-		return nil, fmt.Errorf("%w: %w: %w (%w)%s", ErrGuest, ErrCrashed, serr, werr, logTail(sb))
-	case serr != nil && werr != nil:
-		return nil, fmt.Errorf("%w: %w (%w)%s", ErrGuest, serr, werr, logTail(sb))
-	case serr != nil:
-		return nil, fmt.Errorf("%w: %w%s", ErrGuest, serr, logTail(sb))
-	case werr != nil && !s.gotDone:
-		return nil, fmt.Errorf("%w: %w: %w%s", ErrGuest, ErrCrashed, werr, logTail(sb))
+	case fail == nil:
+		return s.rep, nil
+	case errors.Is(fail, ErrChain), errors.Is(fail, ErrStepTimeout):
+		return s.rep, fail
 	}
-	return s.rep, nil
+	return s.rep, fmt.Errorf("%w%s", fail, logTail(sb))
+}
+
+// failure says why a session that did not end with the guest's done
+// failed, the most telling reason first: a step's or the sandbox's
+// limit, a bound of the host, a crash, or the session's own error.
+func (s *session) failure(ctx context.Context, serr, werr error, lim sandbox.Limits) error {
+	var le *LimitExceeded
+	switch {
+	case serr == nil:
+		return nil
+	case errors.Is(serr, ErrChain):
+		return serr
+	case s.steps.expiredStep() != nil:
+		p := s.steps.expiredStep()
+		return fmt.Errorf("%w: step %q exceeded its time limit of %d ms and was stopped", ErrStepTimeout, p.Step, p.MaxTimeMS)
+	case errors.As(serr, &le):
+		return fmt.Errorf("%w: %w", ErrGuest, serr)
+	case sandboxLimit(werr, lim) != nil:
+		return fmt.Errorf("%w: %w", ErrGuest, sandboxLimit(werr, lim))
+	case werr != nil && !s.gotDone && !errors.Is(serr, control.ErrProtocol) && ctx.Err() == nil:
+		return fmt.Errorf("%w: %w: %w (%w)", ErrGuest, ErrCrashed, serr, werr)
+	case werr != nil:
+		return fmt.Errorf("%w: %w (%w)", ErrGuest, serr, werr)
+	}
+	return fmt.Errorf("%w: %w", ErrGuest, serr)
 }
 
 func logTail(sb sandbox.Sandbox) string {
@@ -222,27 +250,21 @@ func newID() string {
 }
 
 type session struct {
-	req Request
-	sb  sandbox.Sandbox
-	c   *control.Conn
-	ran map[string]bool
-	// stepTimer enforces the running step's declared time limit; timedOut
-	// names the step it stopped.
-	stepTimer *time.Timer
-	timedOut  atomic.Value
-	stack     []string
-	begun     []time.Time
-	// order lists the steps entered in this run, and at[i] is the index
-	// in order of stack[i]; attempts counts each step's retries.
-	order    []string
-	at       []int
-	attempts map[string]int
-	rep      *Report
-	start    time.Time
-	gotDone  bool
-	outSeq   uint64
-	// lastEvent is the sequence number of the guest's last recorded event.
-	lastEvent uint64
+	req   Request
+	sb    sandbox.Sandbox
+	c     *control.Conn
+	steps steps
+	rep   *Report
+	start time.Time
+	// gotDone is set once the guest reported its result.
+	gotDone bool
+	outSeq  uint64
+	// lastEvent is the sequence number of the guest's last recorded
+	// event; events and eventBytes count what was recorded of the guest's
+	// events, calls and callBytes the calls it yielded.
+	lastEvent             uint64
+	events, calls         int
+	eventBytes, callBytes int64
 	// measured is what the provider measured before boot (nil when it
 	// does not attest).
 	measured map[string]string
@@ -270,22 +292,13 @@ func (s *session) serve(ctx context.Context) error {
 	if _, err := s.c.Send(&control.Welcome{Protocol: control.ProtocolVersion, Session: s.req.Spec.ID}, 0); err != nil {
 		return err
 	}
-	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, PlanHash: s.req.Admission.PlanHash, Steps: s.req.Plan.StepNames(),
-		Unstepped: s.req.Admission.Unstepped, Limits: s.req.Limits}
-	for _, p := range s.req.Admission.Profiles {
-		run.Grants = append(run.Grants, control.Grant{Step: p.Step, Capabilities: p.Capabilities, Dynamic: p.Dynamic})
-	}
-	if _, err := s.c.Send(run, 0); err != nil {
+	if _, err := s.c.Send(s.runMessage(), 0); err != nil {
 		return err
 	}
-	s.ran = map[string]bool{}
 	for {
 		m, err := s.c.Recv()
 		if err != nil {
-			if step, ok := s.timedOut.Load().(string); ok {
-				return fmt.Errorf("%w: step %q exceeded its time limit of %d ms and was stopped", ErrStepTimeout, step, s.req.Admission.Profile(step).MaxTimeMS)
-			}
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && s.steps.expiredStep() == nil {
 				return fmt.Errorf("the run exceeded its deadline: %w", ctx.Err())
 			}
 			if errors.Is(err, io.EOF) {
@@ -304,211 +317,83 @@ func (s *session) serve(ctx context.Context) error {
 	}
 }
 
+// runMessage is the plan handed to the guest, with each step's grant: the
+// capabilities the host's decision lets the step call (for a step that
+// declared its effects, every capability whose contract fits them and
+// that the security context allows), so that the guest runs locally only
+// what the host would run.
+func (s *session) runMessage() *control.Run {
+	run := &control.Run{Plan: string(s.req.Plan.Source), File: s.req.Plan.File, PlanHash: s.req.Admission.PlanHash, Steps: s.req.Plan.StepNames(),
+		Unstepped: s.req.Admission.Unstepped, Limits: s.req.Limits}
+	for _, p := range s.req.Admission.Profiles {
+		run.Grants = append(run.Grants, control.Grant{Step: p.Step, Capabilities: s.req.Admission.Granted(p.Step, s.req.Caps), Dynamic: p.Dynamic})
+	}
+	return run
+}
+
 // handle answers one guest message; it returns true at done. An error is a
 // violation that ends the session.
 func (s *session) handle(ctx context.Context, m *control.Message) (bool, error) {
 	switch b := m.Body.(type) {
 	case *control.StepBegin:
-		prof := s.req.Admission.Profile(b.Name)
-		if prof == nil {
-			return false, fmt.Errorf("%w: the guest asked to enter step %q, which was not admitted", control.ErrProtocol, b.Name)
-		}
-		if err := s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.Nil{}); err != nil {
-			return false, err
-		}
-		if s.ran[b.Name] {
-			return false, fmt.Errorf("%w: the guest asked to enter step %q a second time", control.ErrProtocol, b.Name)
-		}
-		s.ran[b.Name] = true
-		if s.rep.Dispatch == 0 {
-			s.rep.Dispatch = time.Since(s.start)
-		}
-		s.stack = append(s.stack, b.Name)
-		s.begun = append(s.begun, time.Now())
-		s.order = append(s.order, b.Name)
-		s.at = append(s.at, len(s.order)-1)
-		if prof.MaxTimeMS > 0 && s.stepTimer == nil {
-			name := b.Name
-			s.stepTimer = time.AfterFunc(time.Duration(prof.MaxTimeMS)*time.Millisecond, func() {
-				s.timedOut.Store(name)
-				s.sb.Kill()
-			})
-		}
-		_, err := s.c.Send(&control.OK{}, m.ID)
-		return false, err
+		return false, s.stepBegin(ctx, m.ID, b)
 	case *control.StepEnd:
-		n := len(s.stack)
-		if n == 0 || s.stack[n-1] != b.Name {
-			return false, fmt.Errorf("%w: the guest ended step %q, which is not the step in progress", control.ErrProtocol, b.Name)
-		}
-		s.rep.Steps = append(s.rep.Steps, StepRecord{Name: b.Name, OK: b.OK, Error: b.Error, Duration: time.Since(s.begun[n-1])})
-		// How the step went is the guest's claim; that it ended, when, is
-		// the host's observation.
-		if err := s.record(ctx, chain.TypeStepFinished, chain.OriginGuest, b.Name, rtfs.MapOf(kw("ok"), rtfs.Bool{V: b.OK},
-			kw("error"), str(b.Error), kw("duration-ms"), ms(time.Since(s.begun[n-1])))); err != nil {
-			return false, err
-		}
-		if s.stepTimer != nil && s.req.Admission.Profile(b.Name).MaxTimeMS > 0 && n == s.timerDepth() {
-			s.stepTimer.Stop()
-			s.stepTimer = nil
-		}
-		s.stack, s.begun, s.at = s.stack[:n-1], s.begun[:n-1], s.at[:n-1]
-		_, err := s.c.Send(&control.OK{}, m.ID)
-		return false, err
+		return false, s.stepEnd(ctx, m.ID, b)
 	case *control.StepRetry:
-		if err := s.retry(ctx, b); err != nil {
-			return false, err
-		}
-		_, err := s.c.Send(&control.OK{}, m.ID)
-		return false, err
+		return false, s.stepRetry(ctx, m.ID, b)
 	case *control.Call:
-		step := ""
-		if len(s.stack) > 0 {
-			step = s.stack[len(s.stack)-1]
-		}
-		args := make([]rtfs.Value, len(b.Args))
-		for i, a := range b.Args {
-			args[i] = str(a)
-		}
-		if err := s.record(ctx, chain.TypeCapabilityCall, chain.OriginHost, step, rtfs.MapOf(
-			kw("capability"), kw(b.Capability), kw("args"), rtfs.NewVector(args...))); err != nil {
-			return false, err
-		}
-		v, replayed, err := s.call(ctx, b)
-		if errors.Is(err, control.ErrProtocol) {
-			return false, err
-		}
-		result := rtfs.MapOf(kw("capability"), kw(b.Capability), kw("ok"), rtfs.Bool{V: err == nil})
-		if replayed {
-			result.Set(kw("replayed"), str(b.Key))
-		}
-		if err != nil {
-			result.Set(kw("error"), str(err.Error()))
-		} else {
-			result.Set(kw("value"), v)
-		}
-		if rerr := s.record(ctx, chain.TypeCapabilityResult, chain.OriginHost, step, result); rerr != nil {
-			return false, rerr
-		}
-		if err != nil {
-			_, serr := s.c.Send(&control.Error{Message: err.Error()}, m.ID)
-			return false, serr
-		}
-		_, err = s.c.Send(&control.Result{Value: rtfs.Print(v)}, m.ID)
-		return false, err
+		return false, s.hostCall(ctx, m.ID, b)
 	case *control.Events:
-		if err := s.recordGuestEvents(ctx, b.Items); err != nil {
-			return false, err
-		}
-		_, err := s.c.Send(&control.OK{}, m.ID)
-		return false, err
+		return false, s.guestEvents(ctx, m.ID, b)
 	case *control.Output:
-		if b.Seq != s.outSeq+1 {
-			return false, fmt.Errorf("%w: output %d out of sequence (expected %d)", control.ErrProtocol, b.Seq, s.outSeq+1)
-		}
-		s.outSeq = b.Seq
-		if s.req.OnOutput != nil {
-			s.req.OnOutput(b.Text)
-		}
-		room := s.req.MaxOutput - len(s.rep.Output)
-		if len(b.Text) > room {
-			s.rep.Output += b.Text[:max(room, 0)]
-			s.rep.Truncated = true
-		} else {
-			s.rep.Output += b.Text
-		}
-		return false, nil
+		return false, s.output(b)
 	case *control.Done:
-		if len(s.stack) > 0 {
-			return false, fmt.Errorf("%w: the guest finished inside step %q", control.ErrProtocol, s.stack[len(s.stack)-1])
-		}
-		s.gotDone = true
-		if s.rep.Dispatch == 0 {
-			s.rep.Dispatch = time.Since(s.start)
-		}
-		if b.Error != nil {
-			s.rep.Error = b.Error
-			return true, s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("error"),
-				kw("type"), str(b.Error.Type), kw("message"), str(b.Error.Message), kw("where"), str(b.Error.Where)))
-		}
-		v, err := readValue(*b.Value)
-		if err != nil {
-			return false, fmt.Errorf("%w: the guest's result does not read: %w", control.ErrProtocol, err)
-		}
-		s.rep.Value = v
-		return true, s.record(ctx, chain.TypeGuestEvent, chain.OriginGuest, "", rtfs.MapOf(kw("done"), kw("value"), kw("value"), v))
+		err := s.done(ctx, b)
+		return err == nil, err
 	}
 	return false, fmt.Errorf("%w: unexpected %s from the guest", control.ErrProtocol, m.Type)
 }
 
-// call runs a capability the guest yielded, after checking it; replayed
-// is set when the outcome comes from the call record. An error wrapping
-// control.ErrProtocol ends the session.
-func (s *session) call(ctx context.Context, b *control.Call) (v rtfs.Value, replayed bool, err error) {
-	if len(s.stack) == 0 {
-		return nil, false, fmt.Errorf("capability %s called outside any step; capabilities that need the host may run only inside an admitted step", b.Capability)
+// output keeps the plan's output, in sequence, up to MaxOutput bytes.
+func (s *session) output(b *control.Output) error {
+	if b.Seq != s.outSeq+1 {
+		return fmt.Errorf("%w: output %d out of sequence (expected %d)", control.ErrProtocol, b.Seq, s.outSeq+1)
 	}
-	step := s.stack[len(s.stack)-1]
-	if b.Key != "" && b.Key != control.CallKey(s.req.Admission.PlanHash, step, b.Ordinal) {
-		return nil, false, fmt.Errorf("%w: call %d of step %q carries idempotency key %s, which is not the key of that call", control.ErrProtocol, b.Ordinal, step, b.Key)
+	s.outSeq = b.Seq
+	if s.req.OnOutput != nil {
+		s.req.OnOutput(b.Text)
 	}
-	c, err := s.req.Caps.Lookup(b.Capability)
-	if err != nil {
-		return nil, false, err
+	room := s.req.MaxOutput - len(s.rep.Output)
+	if len(b.Text) > room {
+		s.rep.Output += b.Text[:max(room, 0)]
+		s.rep.Truncated = true
+	} else {
+		s.rep.Output += b.Text
 	}
-	if c.Class != capability.Host {
-		// A hostile guest could yield a guest capability to have the host
-		// run it on the host's own files.
-		return nil, false, fmt.Errorf("capability %s runs inside the sandbox; the host runs only host capabilities", c.ID)
-	}
-	prof := s.req.Admission.Profile(step)
-	if !prof.Allows(c.ID, c.Contract) {
-		return nil, false, fmt.Errorf("capability %s is outside the profile admitted for step %q", c.ID, step)
-	}
-	args := make([]rtfs.Value, len(b.Args))
-	for i, a := range b.Args {
-		v, err := readValue(a)
-		if err != nil {
-			return nil, false, fmt.Errorf("argument %d of %s does not read: %w", i+1, b.Capability, err)
-		}
-		args[i] = v
-	}
-	run := func() (rtfs.Value, error) {
-		return c.Fn(capability.WithScope(ctx, capability.Scope{Step: step, Effects: prof.Effects,
-			NetDomains: prof.Network.Domains, NetMethods: prof.Network.Methods}), args)
-	}
-	if !c.Mutates {
-		v, err := run()
-		return v, false, err
-	}
-	if b.Key == "" {
-		return nil, false, fmt.Errorf("capability %s changes things beyond the sandbox, and the call carries no idempotency key", c.ID)
-	}
-	return s.req.Calls.Once(b.Key, c.ID, b.Args, run)
+	return nil
 }
 
-// retry lets the step in progress run again, up to its admitted :retry.
-// The steps entered during the failed attempt may be entered again.
-func (s *session) retry(ctx context.Context, b *control.StepRetry) error {
-	n := len(s.stack)
-	if n == 0 || s.stack[n-1] != b.Name {
-		return fmt.Errorf("%w: the guest retried step %q, which is not the step in progress", control.ErrProtocol, b.Name)
+// done takes the plan's value or error.
+func (s *session) done(ctx context.Context, b *control.Done) error {
+	if n := s.steps.current(); n != "" {
+		return fmt.Errorf("%w: the guest finished inside step %q", control.ErrProtocol, n)
 	}
-	if s.attempts == nil {
-		s.attempts = map[string]int{}
+	s.gotDone = true
+	if s.rep.Dispatch == 0 {
+		s.rep.Dispatch = time.Since(s.start)
 	}
-	allowed := s.req.Admission.Profile(b.Name).Retry
-	if b.Attempt != s.attempts[b.Name]+1 || b.Attempt > allowed {
-		return fmt.Errorf("%w: the guest asked for attempt %d of step %q, which was admitted with :retry %d and has been retried %d time(s)",
-			control.ErrProtocol, b.Attempt+1, b.Name, allowed, s.attempts[b.Name])
+	if b.Error != nil {
+		s.rep.Error = b.Error
+		return s.record(ctx, chain.OriginGuest, "", &chain.GuestEvent{Done: "error",
+			ErrorType: b.Error.Type, Message: b.Error.Message, Where: b.Error.Where})
 	}
-	s.attempts[b.Name] = b.Attempt
-	for _, inner := range s.order[s.at[n-1]+1:] {
-		delete(s.ran, inner)
+	v, err := readValue(*b.Value)
+	if err != nil {
+		s.gotDone = false
+		return fmt.Errorf("%w: the guest's result does not read: %w", control.ErrProtocol, err)
 	}
-	s.order = s.order[:s.at[n-1]+1]
-	return s.record(ctx, chain.TypeStepStarted, chain.OriginHost, b.Name, rtfs.MapOf(kw("attempt"), rtfs.Int{V: int64(b.Attempt) + 1},
-		kw("cause"), str(b.Error)))
+	s.rep.Value = v
+	return s.record(ctx, chain.OriginGuest, "", &chain.GuestEvent{Done: "value", Value: v})
 }
 
 // readValue reads one value sent by the guest, with the reader's bounds.
@@ -523,36 +408,32 @@ func readValue(text string) (rtfs.Value, error) {
 	return src.Forms[0], nil
 }
 
-// timerDepth is the depth of the step whose time limit the timer enforces:
-// the outermost step in progress that declared one.
-func (s *session) timerDepth() int {
-	for i, name := range s.stack {
-		if s.req.Admission.Profile(name).MaxTimeMS > 0 {
-			return i + 1
-		}
-	}
-	return 0
-}
-
-// recordEnd records how the sandbox ended and the plan's outcome, then
-// signs a checkpoint when the recorder can.
-func (s *session) recordEnd(ctx context.Context, serr, werr error) error {
+// recordEnd records how the sandbox ended and the plan's outcome (with
+// the limit it went past, if any), then signs a checkpoint when the
+// recorder can.
+func (s *session) recordEnd(ctx context.Context, fail, werr error) error {
 	// The run's own context may be spent (deadline); the record must still
 	// be written.
 	ctx = context.WithoutCancel(ctx)
-	reason := rtfs.Value(kw("exited"))
+	ended := &chain.SandboxLifecycle{Event: "ended", Exited: werr == nil, TotalMS: s.rep.Total.Milliseconds()}
 	if werr != nil {
-		reason = str(werr.Error())
+		ended.Reason = werr.Error()
 	}
-	if err := s.record(ctx, chain.TypeSandboxLifecycle, chain.OriginHost, "", rtfs.MapOf(kw("event"), kw("ended"),
-		kw("reason"), reason, kw("total-ms"), ms(s.rep.Total))); err != nil {
+	if err := s.record(ctx, chain.OriginHost, "", ended); err != nil {
 		return err
 	}
-	outcome := rtfs.MapOf(kw("ok"), rtfs.Bool{V: serr == nil && s.rep.Error == nil})
-	if serr != nil {
-		outcome.Set(kw("failure"), str(serr.Error()))
+	var le *LimitExceeded
+	if errors.As(fail, &le) {
+		if err := s.record(ctx, chain.OriginHost, "", &chain.SandboxLifecycle{Event: "limit-exceeded",
+			Limit: le.Limit, LimitValue: le.Value, Unit: le.Unit, Detail: le.Detail}); err != nil {
+			return err
+		}
 	}
-	if err := s.record(ctx, chain.TypePlanFinished, chain.OriginHost, "", outcome); err != nil {
+	outcome := &chain.PlanFinished{OK: fail == nil && s.rep.Error == nil, ValueSHA256: chain.ValueDigest(s.rep.Value)}
+	if fail != nil {
+		outcome.Failure = fail.Error()
+	}
+	if err := s.record(ctx, chain.OriginHost, "", outcome); err != nil {
 		return err
 	}
 	if s.req.Recorder != nil && s.req.Recorder.CanCheckpoint() {

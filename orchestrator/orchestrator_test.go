@@ -21,7 +21,7 @@ import (
 )
 
 // admit reads and admits a plan under the minimal profile.
-func admit(t *testing.T, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
+func admit(t testing.TB, src string, caps *capability.Registry) (*plan.Plan, *governance.Admission) {
 	t.Helper()
 	p, err := plan.Read([]byte(src), "plan.rtfs")
 	if err != nil {
@@ -242,9 +242,9 @@ func TestGuestEvents(t *testing.T) {
 			c.Send(&control.Done{Value: &v}, 0)
 		}
 	}
-	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo}"},
-		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:ok true}"}}
-	if _, err := runPlan(t, `(step "s" 1)`, hostile(events(ok...))); err != nil {
+	ok := []control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :ccos.echo :args [1]}"},
+		{Seq: 2, Type: "capability.result", Step: "s", Payload: "{:capability :ccos.echo :ok true :value 1}"}}
+	if _, err := runPlan(t, `(step "s" (call :ccos.echo 1))`, hostile(events(ok...))); err != nil {
 		t.Errorf("resent batch: %v", err)
 	}
 	for _, tc := range []struct {
@@ -255,6 +255,8 @@ func TestGuestEvents(t *testing.T) {
 		{[]control.EventItem{{Seq: 1, Type: "plan.admitted", Payload: "1"}}, `may not report events of type "plan.admitted"`},
 		{[]control.EventItem{{Seq: 1, Type: "guest.event", Step: "other", Payload: "1"}}, `names step "other"`},
 		{[]control.EventItem{{Seq: 1, Type: "guest.event", Payload: "(unclosed"}}, "payload does not read"},
+		{[]control.EventItem{{Seq: 1, Type: "guest.event", Payload: "1"}}, "guest.event payload: payload has the wrong shape"},
+		{[]control.EventItem{{Seq: 1, Type: "capability.call", Step: "s", Payload: "{:capability :x :args [] :extra 1}"}}, "field :extra: unknown field"},
 	} {
 		if _, err := runPlan(t, `(step "s" 1)`, hostile(events(tc.items...))); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want %q", err, tc.want)

@@ -35,7 +35,7 @@ func runInProcess(t *testing.T, src, attack string) (*Report, error) {
 	p, a := admit(t, src, caps)
 	return Run(context.Background(), Request{
 		Plan: p, Admission: a, Provider: prov, Caps: caps,
-		Spec: sandbox.Spec{CapabilitiesDir: dir, Limits: sandbox.Limits{Deadline: 20 * time.Second}},
+		Spec: sandbox.Spec{CapabilitiesDir: dir, Limits: sandbox.Limits{Deadline: 60 * time.Second}},
 	})
 }
 

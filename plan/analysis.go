@@ -41,6 +41,9 @@ type Call struct {
 	// Via names the plan functions through which the step reaches the
 	// call, outermost first (empty for a call written in the step).
 	Via []string
+	// Args are the argument forms as written at the call site (never
+	// evaluated: admission reads the literal ones).
+	Args []rtfs.Value
 }
 
 // stepOptionKeys are the options a step accepts.
@@ -241,7 +244,7 @@ func (a *analyser) reachOf(v rtfs.Value) *reach {
 					return
 				}
 				if k, ok := x.Items[1].(rtfs.Keyword); ok {
-					r.calls = append(r.calls, Call{Capability: k.Name, Span: x.S})
+					r.calls = append(r.calls, Call{Capability: k.Name, Span: x.S, Args: x.Items[2:]})
 				} else {
 					r.dynamic = append(r.dynamic, x.S)
 				}
@@ -302,6 +305,7 @@ func (p *Plan) analyse(stepForms []*rtfs.List) error {
 		}
 		r := a.reachOf(&rtfs.List{Items: code})
 		p.Steps[i].Calls = dedupe(r.calls)
+		p.Steps[i].Sites = r.calls
 		p.Steps[i].Dynamic = r.dynamic
 	}
 	top := a.reachOf(p.Body)

@@ -3,6 +3,8 @@ package plan
 import (
 	"strings"
 	"testing"
+
+	"github.com/ccos-project/ccos/rtfs"
 )
 
 func TestStepAnalysis(t *testing.T) {
@@ -73,5 +75,32 @@ func TestStepOptionErrors(t *testing.T) {
 	p, err := Read([]byte(`(step "s" [1 2])`), "p.rtfs")
 	if err != nil || p.Steps[0].Options.Declared {
 		t.Errorf("vector body: %v %+v", err, p)
+	}
+}
+
+// Every call site a step reaches is kept with its argument forms as
+// written, through the plan's functions too.
+func TestCallSites(t *testing.T) {
+	p, err := Read([]byte(`(do
+  (defn get-it [u] (call :ccos.network.http-fetch u))
+  (step "s"
+    (call :ccos.network.http-fetch "https://a.example/x" {:method "POST"})
+    (get-it "https://b.example/")
+    (call :ccos.echo 1)))`), "p.rtfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := p.Steps[0].Sites
+	if len(sites) != 3 {
+		t.Fatalf("%d sites: %+v", len(sites), sites)
+	}
+	if s := sites[0]; s.Capability != "ccos.network.http-fetch" || len(s.Args) != 2 || rtfs.Print(s.Args[0]) != `"https://a.example/x"` || s.Span.Start.Line != 4 {
+		t.Errorf("site 0: %+v", s)
+	}
+	if s := sites[1]; len(s.Via) != 1 || s.Via[0] != "get-it" || rtfs.Print(s.Args[0]) != "u" {
+		t.Errorf("site 1 (through get-it): %+v", s)
+	}
+	if len(p.Steps[0].Calls) != 2 {
+		t.Errorf("calls: %+v", p.Steps[0].Calls)
 	}
 }

@@ -44,6 +44,9 @@ type Step struct {
 	// Calls are the capabilities the step can reach, directly or through
 	// the plan's functions, one per capability, sorted by id.
 	Calls []Call
+	// Sites are every call site the step can reach, in the order found,
+	// with their argument forms.
+	Sites []Call
 	// Dynamic are the call sites whose capability is computed at run time.
 	Dynamic []rtfs.Span
 }

@@ -116,16 +116,24 @@ type Interp struct {
 	ownGlobals bool
 	types      map[string]Value
 	out        strings.Builder
+	// macros are the macros defined with defmacro; modules the modules
+	// defined with module; mod is the module whose body is being evaluated.
+	macros  map[string]*Func
+	modules map[string]*module
+	mod     *module
+	// regexps caches compiled regular expressions by pattern.
+	regexps map[string]compiledRegexp
 
 	// State of the evaluation in progress.
-	ctx       context.Context
-	deadline  time.Time
-	steps     int64
-	depth     int
-	evalDepth int
-	stack     []Frame
-	tail      vecTail
-	argStack  []Value
+	ctx        context.Context
+	deadline   time.Time
+	steps      int64
+	depth      int
+	evalDepth  int
+	macroDepth int
+	stack      []Frame
+	tail       vecTail
+	argStack   []Value
 }
 
 // New returns an interpreter with the standard library loaded.
@@ -208,7 +216,7 @@ func (in *Interp) Eval(ctx context.Context, form Value) (Value, error) {
 func (in *Interp) EvalForms(ctx context.Context, forms []Value) (result Value, err error) {
 	ctx, cancel := context.WithTimeout(ctx, in.lim.Timeout)
 	defer cancel()
-	in.ctx, in.steps, in.depth, in.evalDepth, in.stack = ctx, 0, 0, 0, in.stack[:0]
+	in.ctx, in.steps, in.depth, in.evalDepth, in.macroDepth, in.stack, in.mod = ctx, 0, 0, 0, 0, in.stack[:0], nil
 	in.deadline, _ = ctx.Deadline()
 	in.tail, in.argStack = vecTail{}, in.argStack[:0]
 	defer func() {
@@ -373,7 +381,25 @@ func (in *Interp) lookup(s Symbol, e *env) (Value, error) {
 	if _, ok := specialForms[s.Name]; ok {
 		return nil, in.fail(s.S, ErrSpecialForm, "%s is a special form, not a value: it can only be called as (%s ...)", s.Name, s.Name)
 	}
-	return nil, in.fail(s.S, ErrUnboundSymbol, "unbound symbol %s: it is not defined by def, let, a function parameter or the standard library", s.Name)
+	if f := errorConstructor(s.Name); f != nil {
+		return f, nil
+	}
+	return nil, in.unbound(s, e)
+}
+
+// unbound reports an unbound symbol, with the names it probably meant as
+// the hint.
+func (in *Interp) unbound(s Symbol, e *env) *Error {
+	if err := in.privateName(s); err != nil {
+		return err
+	}
+	err := in.fail(s.S, ErrUnboundSymbol, "unbound symbol %s: it is not defined by def, let, a function parameter or the standard library", s.Name)
+	if s.Name == ":" {
+		err.Hint = "a lone : separates a name from its type, as in (defn f [x : int] ...) or (let [x : int 5] ...); a keyword is written :name"
+		return err
+	}
+	err.Hint = didYouMean(in.suggest(s.Name, e))
+	return err
 }
 
 // eval evaluates x in e.
@@ -503,12 +529,25 @@ func (in *Interp) evalCall(l *List, e *env) (Value, error) {
 		return nil, in.fail(l.S, ErrLimit, "expression nesting deeper than %d", maxEvalNesting)
 	}
 	head := l.Items[0]
+	if m := in.macroFor(l, e); m != nil {
+		return in.evalMacroCall(m, l, e)
+	}
 	if s, ok := head.(Symbol); ok {
 		if sf, ok := specialForms[s.Name]; ok {
 			if _, shadowed := e.lookup(s.Name); !shadowed {
 				return sf(in, l, e)
 			}
 		}
+	}
+	switch head.(type) {
+	case Int, Float, String, Bool:
+		// (1 2 3): a list whose head can never be called is data, its
+		// elements evaluated like a vector's (spec 03 §1).
+		items, err := in.evalArgs(l.Items, e)
+		if err != nil {
+			return nil, err
+		}
+		return &List{Items: items}, nil
 	}
 	f, err := in.evalArg(head, e)
 	if err != nil {
@@ -602,6 +641,11 @@ func errorField(e *Error, name string) Value {
 		return Keyword{Name: e.Type}
 	case "data":
 		return orNil(e.Data)
+	case "hint":
+		if e.Hint == "" {
+			return Nil{}
+		}
+		return String{V: e.Hint}
 	}
 	return nil
 }

@@ -66,6 +66,9 @@ type Error struct {
 	Type string
 	// Message says what went wrong, for a person or a model to act on.
 	Message string
+	// Hint, when set, says how to repair the program (for an unbound
+	// symbol: the defined names it probably meant).
+	Hint string
 	// Data is the value attached by (throw {...}) or (ex-info msg data); nil otherwise.
 	Data Value
 	// S is where the failing form was written (zero if unknown).
@@ -83,7 +86,8 @@ func (*Error) Kind() Kind { return KindError }
 // Span reports where the error was raised.
 func (e *Error) Span() Span { return e.S }
 
-// Error formats the error as file:line:col: Type: message.
+// Error formats the error as file:line:col: Type: message (hint: ...),
+// the format of every ccos diagnostic.
 func (e *Error) Error() string {
 	var b strings.Builder
 	if !e.S.IsZero() {
@@ -93,6 +97,11 @@ func (e *Error) Error() string {
 	b.WriteString(e.Type)
 	b.WriteString(": ")
 	b.WriteString(e.Message)
+	if e.Hint != "" {
+		b.WriteString(" (hint: ")
+		b.WriteString(e.Hint)
+		b.WriteByte(')')
+	}
 	return b.String()
 }
 
@@ -144,7 +153,8 @@ func (e *Error) Catchable() bool {
 	return e.Type != ErrLimit && e.Type != ErrCancelled && e.Type != ErrInternal
 }
 
-// caughtBy reports whether a catch clause naming typ handles e.
+// caughtBy reports whether a catch clause naming typ handles e. The type
+// may be written as a keyword in kebab case (:division-by-zero).
 func (e *Error) caughtBy(typ string) bool {
 	if !e.Catchable() {
 		return false
@@ -152,12 +162,79 @@ func (e *Error) caughtBy(typ string) bool {
 	if catchAll[typ] || typ == e.Type {
 		return true
 	}
+	typ = errorTypeName(typ)
+	if catchAll[typ] || typ == e.Type {
+		return true
+	}
+	switch typ {
+	case "RuntimeError":
+		// Spec 15: every evaluation error, as opposed to a HostError.
+		return e.Type != ErrHost
+	case "ValidationError":
+		return e.Type == ErrType || e.Type == ErrPrecondition
+	}
 	for _, t := range catchFamilies[typ] {
 		if t == e.Type {
 			return true
 		}
 	}
 	return false
+}
+
+// errorTypeName spells a kebab-case error kind (division-by-zero, from a
+// keyword such as :division-by-zero) as the type name DivisionByZero;
+// other names are returned as they are.
+func errorTypeName(typ string) string {
+	if typ == "" || typ[0] < 'a' || typ[0] > 'z' {
+		return typ
+	}
+	var b strings.Builder
+	up := true
+	for _, r := range typ {
+		switch {
+		case r == '-' || r == '_':
+			up = true
+		case up:
+			b.WriteString(strings.ToUpper(string(r)))
+			up = false
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// errorConstructor implements the Java-style constructor call that spec
+// 15 uses, (RuntimeError. "message" data?): an unbound symbol that is a
+// capitalised name followed by a dot builds an error value of that type.
+// It returns nil for any other name.
+func errorConstructor(name string) *Func {
+	n := len(name)
+	if n < 3 || name[n-1] != '.' || name[0] < 'A' || name[0] > 'Z' {
+		return nil
+	}
+	typ := name[:n-1]
+	for _, r := range typ {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return nil
+		}
+	}
+	if typ == ErrLimit || typ == ErrCancelled || typ == ErrInternal {
+		typ = ErrUser // a program cannot forge the errors that end an evaluation
+	}
+	return NewNative(name, func(_ *Interp, args []Value) (Value, error) {
+		if err := arity(name, args, 0, 2); err != nil {
+			return nil, err
+		}
+		e := &Error{Type: typ, Message: typ}
+		if len(args) > 0 {
+			e.Message = display(args[0])
+		}
+		if len(args) == 2 {
+			e.Data = args[1]
+		}
+		return e, nil
+	})
 }
 
 // newError returns an error without position; apply and eval fill in the

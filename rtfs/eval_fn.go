@@ -12,6 +12,7 @@ type closure struct {
 	rest     Value   // the symbol after &, or nil
 	ret      Value   // return type annotation, or nil
 	pre      []Value // :pre conditions
+	post     []Value // :post conditions, with % bound to the result
 	body     []Value
 	env      *env
 	self     string // name bound to the function itself inside its body
@@ -40,7 +41,7 @@ func splitBinding(s Symbol) (string, Value) {
 // symbolsOnly is set for lambda, whose parameters may not be patterns.
 func (in *Interp) parseFn(form string, params *Vector, body []Value, e *env, symbolsOnly bool, sp Span) (*closure, error) {
 	c := &closure{env: e, declared: sp}
-	items := params.Items
+	items := annotateParams(params.Items)
 	for i := 0; i < len(items); i++ {
 		p := items[i]
 		if s, ok := p.(Symbol); ok && s.Name == "&" {
@@ -72,6 +73,10 @@ func (in *Interp) parseFn(form string, params *Vector, body []Value, e *env, sym
 		switch t := body[0].(type) {
 		case Keyword:
 			c.ret, body = t, body[1:]
+		case Symbol:
+			if isColon(t) { // [params] : type
+				c.ret, body = body[1], body[2:]
+			}
 		case *List:
 			if t.Sugar == SugarType && len(t.Items) == 2 {
 				c.ret, body = t.Items[1], body[1:]
@@ -79,18 +84,100 @@ func (in *Interp) parseFn(form string, params *Vector, body []Value, e *env, sym
 		}
 	}
 	if len(body) >= 2 {
+		// As in Clojure, a map followed by more forms is the condition
+		// map: :pre and :post are checked, other keys (spec 15 writes
+		// {:type {...}} there) are declarations and are not evaluated.
 		if m, ok := body[0].(*Map); ok {
-			if pre, ok := m.GetKeyword("pre"); ok {
-				v, ok := pre.(*Vector)
+			for _, k := range []string{"pre", "post"} {
+				cond, ok := m.GetKeyword(k)
 				if !ok {
-					return nil, in.fail(m.S, ErrSpecialForm, "%s: :pre must be a vector of conditions", form)
+					continue
 				}
-				c.pre, body = v.Items, body[1:]
+				v, ok := cond.(*Vector)
+				if !ok {
+					return nil, in.fail(m.S, ErrSpecialForm, "%s: :%s must be a vector of conditions", form, k)
+				}
+				if k == "pre" {
+					c.pre = v.Items
+				} else {
+					c.post = v.Items
+				}
 			}
+			body = body[1:]
 		}
 	}
 	c.body = body
 	return c, nil
+}
+
+func isColon(v Value) bool {
+	s, ok := v.(Symbol)
+	return ok && s.Name == ":"
+}
+
+// annotateParams folds the spaced annotations of a parameter vector into
+// its symbols (spec 03 §8.4): [a : int b : Integer] and [a :int b :int]
+// become [a:int b:Integer] and [a:int b:int].
+func annotateParams(items []Value) []Value {
+	need := false
+	for i := 1; i < len(items) && !need; i++ {
+		if isColon(items[i]) {
+			need = true
+		} else if _, ok := items[i].(Keyword); ok {
+			_, need = items[i-1].(Symbol)
+		}
+	}
+	if !need {
+		return items
+	}
+	out := make([]Value, 0, len(items))
+	for i := 0; i < len(items); i++ {
+		s, ok := items[i].(Symbol)
+		if ok && s.Name != "&" && !isColon(s) && s.Type == nil {
+			if i+2 < len(items) && isColon(items[i+1]) {
+				s.Type = items[i+2]
+				out = append(out, s)
+				i += 2
+				continue
+			}
+			if i+1 < len(items) {
+				if k, ok := items[i+1].(Keyword); ok {
+					s.Type = k
+					out = append(out, s)
+					i++
+					continue
+				}
+			}
+		}
+		out = append(out, items[i])
+	}
+	return out
+}
+
+// annotateBindings folds name : type in a binding vector (spec 03 §8.3:
+// (let [result : [:record ...] (call ...)] ...)) into an annotated name.
+func annotateBindings(b *Vector) *Vector {
+	found := false
+	for _, it := range b.Items {
+		if isColon(it) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return b
+	}
+	out := make([]Value, 0, len(b.Items))
+	for i := 0; i < len(b.Items); i++ {
+		if s, ok := b.Items[i].(Symbol); ok && !isColon(s) && s.Type == nil && i+2 < len(b.Items) && isColon(b.Items[i+1]) {
+			s.Type = b.Items[i+2]
+			out = append(out, s)
+			i += 2
+			continue
+		}
+		out = append(out, b.Items[i])
+	}
+	return &Vector{Items: out, S: b.S}
 }
 
 // callClosure runs a closure, looping on (recur ...) in tail position.
@@ -139,6 +226,19 @@ func (in *Interp) runClosure(f *Func, args []Value, sp Span) (Value, error) {
 				return nil, err
 			}
 			continue
+		}
+		if len(c.post) > 0 {
+			pf := newEnv(fr, 1)
+			pf.bind("%", v)
+			for _, cond := range c.post {
+				ok, err := in.evalArg(cond, pf)
+				if err != nil {
+					return nil, err
+				}
+				if !Truthy(ok) {
+					return nil, in.fail(cond.Span(), ErrPrecondition, "postcondition %s of %s failed for result %s", Print(cond), f.displayName(), describe(v))
+				}
+			}
 		}
 		if c.ret != nil {
 			if ok, want := in.typeMatches(c.ret, v); !ok {
@@ -222,11 +322,19 @@ func (in *Interp) bindVector(p *Vector, v Value, fr *env, what string) error {
 	if err != nil {
 		return err
 	}
-	if len(items) < len(fixed) || (rest == nil && len(items) > len(fixed)) {
+	// Parameters are strict (a shape mistake in a call is an ArityError,
+	// as the feature corpus requires); let and the other binding forms
+	// are lenient as spec 05 §2 says: extra elements are ignored and
+	// missing ones bind nil.
+	if what != "binding" && (len(items) < len(fixed) || (rest == nil && len(items) > len(fixed))) {
 		return in.fail(p.S, ErrArity, "vector pattern %s expects %s, got %d", Print(p), plural(len(fixed), "element"), len(items))
 	}
 	for i, q := range fixed {
-		if err := in.bindPattern(q, items[i], fr, what); err != nil {
+		var x Value = Nil{}
+		if i < len(items) {
+			x = items[i]
+		}
+		if err := in.bindPattern(q, x, fr, what); err != nil {
 			return err
 		}
 	}
@@ -342,19 +450,34 @@ func (in *Interp) bindMap(p *Map, v Value, fr *env, what string) error {
 				continue
 			}
 		}
+		target, key := k, pv
+		if isPattern(pv) && !isPattern(k) {
+			// {:name n "id" id 42 answer}: key first, as spec 05 §3 and
+			// match patterns write it ({n :name} is the Clojure order).
+			target, key = pv, k
+		}
 		name := ""
-		if s, ok := k.(Symbol); ok {
+		if s, ok := target.(Symbol); ok {
 			name, _ = splitBinding(s)
 		}
-		x, err := get(pv, name)
+		x, err := get(key, name)
 		if err != nil {
 			return err
 		}
-		if err := in.bindPattern(k, x, fr, what); err != nil {
+		if err := in.bindPattern(target, x, fr, what); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// isPattern reports whether v can be a binding pattern.
+func isPattern(v Value) bool {
+	switch v.(type) {
+	case Symbol, *Vector, *Map:
+		return true
+	}
+	return false
 }
 
 func plural(n int, what string) string {

@@ -20,16 +20,14 @@ func init() {
 		"dotimes": evalDotimes, "loop": evalLoop, "recur": evalRecur, "parallel": evalParallel,
 		"with-resource": evalWithResource, "deftype": evalDeftype, "step": evalStep,
 		"if-let": evalIfLet, "when-let": evalWhenLet, "type-annotation": evalQuote,
-		"quasiquote": evalNotSupported, "defmacro": evalNotSupported, "comment": evalComment,
+		"comment": evalComment, "defmacro": evalDefmacro, "quasiquote": evalQuasiquote,
+		"unquote": evalUnquoteOutside, "unquote-splicing": evalUnquoteOutside,
+		"module": evalModule, "import": evalImport, "case": evalCase, "step-parallel": evalStepParallel,
 	}
 }
 
 func (in *Interp) formErr(l *List, format string, args ...any) error {
 	return in.fail(l.S, ErrSpecialForm, format, args...)
-}
-
-func evalNotSupported(in *Interp, l *List, _ *env) (Value, error) {
-	return nil, in.fail(l.S, ErrNotSupported, "%s is not supported by this RTFS evaluator", HeadName(l))
 }
 
 func evalComment(*Interp, *List, *env) (Value, error) { return Nil{}, nil }
@@ -80,7 +78,7 @@ func evalDef(in *Interp, l *List, e *env) (Value, error) {
 	if f, ok := v.(*Func); ok && f.Name == "" && f.cl != nil {
 		v = &Func{Name: name, cl: f.cl}
 	}
-	in.setGlobal(name, v)
+	in.define(name, v, e)
 	return v, nil
 }
 
@@ -96,8 +94,14 @@ func evalDefn(in *Interp, l *List, e *env) (Value, error) {
 		}
 	}
 	if len(rest) > 0 {
-		if _, ok := rest[0].(*Map); ok {
-			rest = rest[1:] // attribute map
+		if m, ok := rest[0].(*Map); ok {
+			if len(rest) > 1 && !startsArity(rest[1]) {
+				// (defn greet {:keys [name]} body): spec 05 §5 writes a map
+				// pattern without the parameter vector.
+				rest = append([]Value{&Vector{Items: []Value{m}, S: m.S}}, rest[1:]...)
+			} else {
+				rest = rest[1:] // attribute map
+			}
 		}
 	}
 	if len(rest) == 0 {
@@ -116,8 +120,23 @@ func evalDefn(in *Interp, l *List, e *env) (Value, error) {
 		return nil, err
 	}
 	f := &Func{Name: name, cl: c}
-	in.setGlobal(name, f)
+	in.define(name, f, e)
 	return f, nil
+}
+
+// startsArity reports whether v can begin a function's parameters: a
+// parameter vector or a ([params] body) arity.
+func startsArity(v Value) bool {
+	switch x := v.(type) {
+	case *Vector:
+		return true
+	case *List:
+		if len(x.Items) > 0 {
+			_, ok := x.Items[0].(*Vector)
+			return ok
+		}
+	}
+	return false
 }
 
 func evalFn(in *Interp, l *List, e *env) (Value, error)     { return in.makeFn(l, e, false) }
@@ -158,6 +177,7 @@ func (in *Interp) bindingVector(l *List) (*Vector, error) {
 	if !ok {
 		return nil, in.fail(l.Items[1].Span(), ErrSpecialForm, "%s: expected a binding vector, found %s", head, describe(l.Items[1]))
 	}
+	b = annotateBindings(b)
 	if len(b.Items)%2 != 0 {
 		return nil, in.fail(b.S, ErrSpecialForm, "%s: the binding vector needs an even number of forms (name value pairs), found %d", head, len(b.Items))
 	}
@@ -507,6 +527,15 @@ func (in *Interp) matchListPattern(p *List, v Value, fr *env) (bool, error) {
 	if HeadName(p) == "quote" && len(p.Items) == 2 {
 		return Equal(p.Items[1], v), nil
 	}
+	if len(p.Items) == 2 {
+		// (:int n): a value of the type, bound to n (spec 02).
+		if k, ok := p.Items[0].(Keyword); ok && in.isTypeName(k.Name) {
+			if ok, _ := in.typeMatches(k, v); !ok {
+				return false, nil
+			}
+			return in.matchPattern(p.Items[1], v, fr)
+		}
+	}
 	if len(p.Items) == 3 {
 		if k, ok := p.Items[1].(Keyword); ok {
 			switch k.Name {
@@ -769,6 +798,55 @@ func evalParallel(in *Interp, l *List, e *env) (Value, error) {
 		out = append(out, v)
 	}
 	return &Vector{Items: out}, nil
+}
+
+// evalStepParallel evaluates its forms and returns their values as a
+// vector in the order written (spec 14). Like parallel, the forms run one
+// after the other here; their effects go through the Host.
+func evalStepParallel(in *Interp, l *List, e *env) (Value, error) {
+	out := make([]Value, 0, len(l.Items)-1)
+	for _, x := range l.Items[1:] {
+		v, err := in.evalArg(x, e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return &Vector{Items: out}, nil
+}
+
+// evalCase is (case expr test result ... default?): the tests are literal
+// constants, not evaluated; a list of constants matches any of them.
+func evalCase(in *Interp, l *List, e *env) (Value, error) {
+	if len(l.Items) < 3 {
+		return nil, in.formErr(l, "case needs a value and test/result pairs: (case x :a 1 :b 2 default)")
+	}
+	v, err := in.evalArg(l.Items[1], e)
+	if err != nil {
+		return nil, err
+	}
+	clauses := l.Items[2:]
+	for i := 0; i+1 < len(clauses); i += 2 {
+		if caseMatches(clauses[i], v) {
+			return in.eval(clauses[i+1], e)
+		}
+	}
+	if len(clauses)%2 == 1 {
+		return in.eval(clauses[len(clauses)-1], e)
+	}
+	return nil, in.fail(l.S, ErrMatch, "case: no clause matched %s; add a default result at the end", describe(v))
+}
+
+func caseMatches(test, v Value) bool {
+	if l, ok := test.(*List); ok && l.Sugar == SugarNone {
+		for _, t := range l.Items {
+			if Equal(t, v) {
+				return true
+			}
+		}
+		return false
+	}
+	return Equal(test, v)
 }
 
 // Closer is implemented by values that hold a resource released at the end

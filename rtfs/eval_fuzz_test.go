@@ -30,6 +30,23 @@ func FuzzEval(f *testing.F) {
 			}
 		}
 	}
+	specFiles, _ := filepath.Glob(filepath.Join(specCorpusDir, "*.rtfs"))
+	for _, name := range specFiles {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+		for _, c := range splitSpecCases(filepath.Base(name), string(b)) {
+			f.Add(c.code)
+		}
+	}
+	for _, s := range []string{"(defmacro m [& xs] `(do ~@xs (m ~@xs))) (m 1)", "`(a ~@(range 3) ~(+ 1 2) `(b ~~1))",
+		"(module m (:exports [f]) (defn f [] (g)) (defn g [] 1)) (import m :as q) (q/f)",
+		"(re-seq \"(a+)+b\" \"aaaaaaaaaaaaaaaaaaaaaaaa\")", "(case [1] [1] :v (1 2) :l :d)",
+		"(let [x : int 1 [a b] [1]] [x a b])", "(fitlr 1)", "(RuntimeError. \"x\")"} {
+		f.Add(s)
+	}
 	for _, s := range []string{"(loop [] (recur))", "(defn f [x] (f x)) (f 1)", "(range 1e12)",
 		"(loop [v [1]] (recur (concat v v)))", "(json/parse \"[[[[1]]]]\")", "(str (range 5000))",
 		"(match [1 [2]] [a [b & c :as d]] [a b c d])", "(try (throw {:type :LimitExceeded}) (catch e 1))"} {

@@ -48,6 +48,40 @@ func treeSize(v Value, limit int) int {
 	return n
 }
 
+// codeSize counts the nodes of code v and measures its nesting, stopping
+// once either exceeds its limit (so that a shared-structure DAG costs no
+// more than maxNodes to walk).
+func codeSize(v Value, maxNodes, maxDepth int) (nodes int, tooDeep bool) {
+	var walk func(Value, int)
+	walk = func(v Value, depth int) {
+		nodes++
+		if nodes > maxNodes || tooDeep {
+			return
+		}
+		if depth > maxDepth {
+			tooDeep = true
+			return
+		}
+		switch x := v.(type) {
+		case *Vector:
+			for _, it := range x.Items {
+				walk(it, depth+1)
+			}
+		case *List:
+			for _, it := range x.Items {
+				walk(it, depth+1)
+			}
+		case *Map:
+			for i, k := range x.keys {
+				walk(k, depth+1)
+				walk(x.vals[i], depth+1)
+			}
+		}
+	}
+	walk(v, 0)
+	return nodes, tooDeep
+}
+
 func isCollValue(v Value) bool {
 	switch v.(type) {
 	case *Vector, *List, *Map, *Atom:

@@ -1,5 +1,7 @@
 package rtfs
 
+import "strings"
+
 // primitiveTypes maps the primitive type names usable in annotations to a
 // predicate on values.
 var primitiveTypes = map[string]func(Value) bool{
@@ -103,8 +105,21 @@ func (in *Interp) typeMatchesDepth(t, v Value, depth int) bool {
 				}
 			}
 			return true
-		case "map":
-			return v.Kind() == KindMap
+		case "map", "record":
+			return in.recordMatches(args, v, depth)
+		case "map-of", "dict":
+			m, ok := v.(*Map)
+			if !ok {
+				return false
+			}
+			if len(args) == 2 {
+				for i, k := range m.keys {
+					if !in.typeMatchesDepth(args[0], k, depth+1) || !in.typeMatchesDepth(args[1], m.vals[i], depth+1) {
+						return false
+					}
+				}
+			}
+			return true
 		case "fn":
 			return v.Kind() == KindFunc
 		}
@@ -118,6 +133,76 @@ func (in *Interp) namedTypeMatches(name string, v Value, depth int) bool {
 	}
 	if alias, ok := in.types[name]; ok {
 		return in.typeMatchesDepth(alias, v, depth+1)
+	}
+	if n := len(name); n > 1 && name[n-1] == '?' {
+		// :string? is [:optional :string] (spec 02).
+		return v.Kind() == KindNil || in.namedTypeMatches(name[:n-1], v, depth+1)
+	}
+	if c := name[0]; c >= 'A' && c <= 'Z' {
+		// Integer, String, ...: the capitalised spelling of a primitive.
+		if p, ok := primitiveTypes[strings.ToLower(name)]; ok {
+			return p(v)
+		}
+	}
+	return true // a name the evaluator does not know is documentation
+}
+
+// isTypeName reports whether name is a type the evaluator checks: a
+// primitive (also capitalised or with ? for optional) or a deftype alias.
+func (in *Interp) isTypeName(name string) bool {
+	if n := len(name); n > 1 && name[n-1] == '?' {
+		name = name[:n-1]
+	}
+	if _, ok := primitiveTypes[name]; ok {
+		return true
+	}
+	if _, ok := primitiveTypes[strings.ToLower(name)]; ok && name[0] >= 'A' && name[0] <= 'Z' {
+		return true
+	}
+	_, ok := in.types[name]
+	return ok
+}
+
+// recordMatches checks a map against [:map ...] / [:record ...] fields,
+// written [:key T], [:key {:optional true} T] or as one map {:key T}.
+// Required keys must be present with a matching value; other keys are
+// allowed (spec 03 §8.2).
+func (in *Interp) recordMatches(fields []Value, v Value, depth int) bool {
+	m, ok := v.(*Map)
+	if !ok {
+		return false
+	}
+	check := func(key, typ Value, optional bool) bool {
+		x, ok := m.Get(key)
+		if !ok {
+			return optional
+		}
+		return in.typeMatchesDepth(typ, x, depth+1)
+	}
+	for _, f := range fields {
+		switch x := f.(type) {
+		case *Vector:
+			if len(x.Items) < 2 {
+				continue
+			}
+			optional := false
+			if len(x.Items) == 3 {
+				if props, ok := x.Items[1].(*Map); ok {
+					if o, ok := props.GetKeyword("optional"); ok {
+						optional = Truthy(o)
+					}
+				}
+			}
+			if !check(x.Items[0], x.Items[len(x.Items)-1], optional) {
+				return false
+			}
+		case *Map:
+			for i, k := range x.keys {
+				if !check(k, x.vals[i], false) {
+					return false
+				}
+			}
+		}
 	}
 	return true
 }

@@ -13,15 +13,29 @@ import (
 // form of a data value gives a value Equal to it.
 func Print(v Value) string {
 	var b strings.Builder
-	writeFlat(&b, v, false)
+	writeFlat(&b, v, false, 0)
 	return b.String()
+}
+
+// PrintLimited returns Print(v) when that text is at most limit bytes
+// long; otherwise it returns "" and false, having stopped writing once the
+// text passed limit. Its cost is bounded by limit (plus the longest single
+// string or atom in v), whatever the value: a DAG of shared collections
+// whose text would be exponentially long costs no more than limit.
+func PrintLimited(v Value, limit int) (string, bool) {
+	var b strings.Builder
+	writeFlat(&b, v, false, max(limit, 1))
+	if b.Len() > limit {
+		return "", false
+	}
+	return b.String(), true
 }
 
 // PrintRaw is like Print but keeps numbers spelled as they were written
 // (0xFF stays 0xFF); the formatter uses it.
 func PrintRaw(v Value) string {
 	var b strings.Builder
-	writeFlat(&b, v, true)
+	writeFlat(&b, v, true, 0)
 	return b.String()
 }
 
@@ -51,9 +65,24 @@ func QuoteString(s string) string {
 }
 
 func writeString(b *strings.Builder, s string) {
+	b.Grow(len(s) + 2)
 	b.WriteByte('"')
+	// Runs of bytes that need no escape are copied whole: a long plain
+	// string costs one scan and one copy.
+	plain := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+		}
+		b.WriteString(s[plain:i])
 		switch c {
 		case '"':
 			b.WriteString(`\"`)
@@ -72,41 +101,40 @@ func writeString(b *strings.Builder, s string) {
 				b.WriteByte("0123456789abcdef"[c&15])
 				break
 			}
-			if c >= utf8.RuneSelf {
-				r, size := utf8.DecodeRuneInString(s[i:])
-				if r == utf8.RuneError && size == 1 {
-					// Not UTF-8: write the replacement character so that
-					// the output is valid text that reads back.
-					b.WriteString(`\ufffd`)
-				} else {
-					b.WriteString(s[i : i+size])
-				}
-				i += size
-				continue
-			}
-			b.WriteByte(c)
+			// Not UTF-8: write the replacement character so that the output
+			// is valid text that reads back.
+			b.WriteString(`\ufffd`)
 		}
 		i++
+		plain = i
 	}
+	b.WriteString(s[plain:])
 	b.WriteByte('"')
 }
 
-func writeMeta(b *strings.Builder, meta Value, raw bool) {
+func writeMeta(b *strings.Builder, meta Value, raw bool, limit int) {
 	if meta == nil {
 		return
 	}
 	b.WriteByte('^')
-	writeFlat(b, meta, raw)
+	writeFlat(b, meta, raw, limit)
 	b.WriteByte(' ')
 }
 
-func writeSeq(b *strings.Builder, open, close byte, items []Value, raw bool) {
+// over reports whether a limited print (limit > 0) has passed its limit:
+// the writers then stop.
+func over(b *strings.Builder, limit int) bool { return limit > 0 && b.Len() > limit }
+
+func writeSeq(b *strings.Builder, open, close byte, items []Value, raw bool, limit int) {
 	b.WriteByte(open)
 	for i, it := range items {
+		if over(b, limit) {
+			return
+		}
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		writeFlat(b, it, raw)
+		writeFlat(b, it, raw, limit)
 	}
 	b.WriteByte(close)
 }
@@ -127,7 +155,12 @@ func sugarText(l *List) string {
 	return sugarPrefix[l.Sugar]
 }
 
-func writeFlat(b *strings.Builder, v Value, raw bool) {
+// writeFlat writes the canonical form of v; a limit > 0 stops it soon
+// after b passes that length (see PrintLimited), 0 never.
+func writeFlat(b *strings.Builder, v Value, raw bool, limit int) {
+	if over(b, limit) {
+		return
+	}
 	switch x := v.(type) {
 	case nil:
 		b.WriteString("nil")
@@ -153,11 +186,11 @@ func writeFlat(b *strings.Builder, v Value, raw bool) {
 		b.WriteByte(':')
 		b.WriteString(x.Name)
 	case Symbol:
-		writeMeta(b, x.Meta, raw)
+		writeMeta(b, x.Meta, raw, limit)
 		b.WriteString(x.Name)
 		if x.Type != nil {
 			b.WriteByte(':')
-			writeFlat(b, x.Type, raw)
+			writeFlat(b, x.Type, raw, limit)
 		}
 	case Timestamp:
 		if x.Raw != "" {
@@ -170,30 +203,33 @@ func writeFlat(b *strings.Builder, v Value, raw bool) {
 	case Resource:
 		b.WriteString(x.URI)
 	case *List:
-		writeMeta(b, x.Meta, raw)
+		writeMeta(b, x.Meta, raw, limit)
 		switch {
 		case x.Sugar == SugarFn && x.Orig != nil:
 			b.WriteByte('#')
-			writeFlat(b, x.Orig, raw)
+			writeFlat(b, x.Orig, raw, limit)
 		case x.Sugar != SugarNone && x.Sugar != SugarFn && len(x.Items) == 2:
 			b.WriteString(sugarText(x))
-			writeFlat(b, x.Items[1], raw)
+			writeFlat(b, x.Items[1], raw, limit)
 		default:
-			writeSeq(b, '(', ')', x.Items, raw)
+			writeSeq(b, '(', ')', x.Items, raw, limit)
 		}
 	case *Vector:
-		writeMeta(b, x.Meta, raw)
-		writeSeq(b, '[', ']', x.Items, raw)
+		writeMeta(b, x.Meta, raw, limit)
+		writeSeq(b, '[', ']', x.Items, raw, limit)
 	case *Map:
-		writeMeta(b, x.Meta, raw)
+		writeMeta(b, x.Meta, raw, limit)
 		b.WriteByte('{')
 		for i, k := range x.keys {
+			if over(b, limit) {
+				return
+			}
 			if i > 0 {
 				b.WriteByte(' ')
 			}
-			writeFlat(b, k, raw)
+			writeFlat(b, k, raw, limit)
 			b.WriteByte(' ')
-			writeFlat(b, x.vals[i], raw)
+			writeFlat(b, x.vals[i], raw, limit)
 		}
 		b.WriteByte('}')
 	default:

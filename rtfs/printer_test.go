@@ -168,3 +168,29 @@ func TestFormatCommentBeforeCloser(t *testing.T) {
 	}
 	checkRoundTrip(t, "closer", []byte(src))
 }
+
+// PrintLimited prints what Print prints within its limit, and stops soon
+// after the limit otherwise, even for a value whose text would be
+// exponentially long (a DAG of shared vectors).
+func TestPrintLimited(t *testing.T) {
+	for _, src := range []string{`[1 "two" :three {:a ^{:m 1} [4]} '(quote x) 2.5]`, `{}`, `"a\"b"`} {
+		v, err := ReadOne(src, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Print(v)
+		if got, ok := PrintLimited(v, len(want)); !ok || got != want {
+			t.Errorf("%s: %q %v, want %q", src, got, ok, want)
+		}
+		if _, ok := PrintLimited(v, len(want)-1); ok {
+			t.Errorf("%s: printed past the limit", src)
+		}
+	}
+	dag := Value(NewVector(String{V: "leaf"}))
+	for range 64 {
+		dag = NewVector(dag, dag)
+	}
+	if s, ok := PrintLimited(dag, 1<<20); ok || s != "" {
+		t.Errorf("a DAG of 2^64 leaves printed within 1 MiB: %d bytes", len(s))
+	}
+}

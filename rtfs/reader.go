@@ -474,6 +474,10 @@ func (r *reader) readDispatch() Value {
 	_, size := utf8.DecodeRune(r.src[r.off+1:])
 	bad := string(r.src[r.off+1 : r.off+1+size])
 	r.advance()
+	if bad == `"` {
+		r.errAt(start, `regular expressions are strings, with backslashes doubled: (re-find "\\d+" s)`, "RTFS has no regex literal #\"...\"")
+		return nil
+	}
 	r.errAt(start, "'#' starts only ##Inf ##-Inf ##NaN, #(...) and #| comments |#", "unknown dispatch '#%s'", bad)
 	return nil
 }
@@ -898,8 +902,9 @@ func (r *reader) keyword(tok string, sp Span) Value {
 	name := tok[1:]
 	switch {
 	case name == "":
-		r.errAt(sp.Start, "write a name after the colon, as in :name", "empty keyword ':'")
-		return Nil{S: sp}
+		// A lone colon separates a name from its type annotation, as in
+		// (defn add [a : int b : int] : int ...) (spec 03 §8.4).
+		return Symbol{Name: ":", S: sp}
 	case name[0] == ':':
 		r.errAt(sp.Start, "write :"+strings.TrimLeft(name, ":"), "invalid keyword %s: auto-resolved keywords (::) are not part of RTFS", tok)
 		return Nil{S: sp}

@@ -31,7 +31,9 @@ func init() {
 	reg(minMax("min", -1), "min")
 	reg(minMax("max", 1), "max")
 	reg(fnAbs, "abs")
-	reg(fnPow, "pow", "Math/pow")
+	reg(fnPow, "pow")
+	reg(floatFn2("Math/pow", math.Pow), "Math/pow")
+	reg(fnFactorial, "factorial")
 	reg(floatFn("sqrt", math.Sqrt), "sqrt", "Math/sqrt")
 	reg(roundFn("floor", math.Floor), "floor", "Math/floor")
 	reg(roundFn("ceil", math.Ceil), "ceil", "Math/ceil")
@@ -41,9 +43,13 @@ func init() {
 	reg(numCompare(">", func(c int) bool { return c > 0 }), ">")
 	reg(numCompare(">=", func(c int) bool { return c >= 0 }), ">=")
 	reg(fnEq, "=")
-	reg(fnNotEq, "not=")
+	reg(fnNotEq, "not=", "!=")
 	reg(fnCompare, "compare")
 	reg(fnNot, "not")
+	// and/or are special forms (they short-circuit); as values, passed to
+	// reduce or apply, they are these functions (spec 10 §5).
+	reg(fnAnd, "and")
+	reg(fnOr, "or")
 	reg(intPred("even?", func(n int64) bool { return n%2 == 0 }), "even?")
 	reg(intPred("odd?", func(n int64) bool { return n%2 != 0 }), "odd?")
 	reg(signPred("zero?", func(f float64) bool { return f == 0 }), "zero?")
@@ -58,8 +64,11 @@ func init() {
 	reg(fnKeyword, "keyword")
 	reg(fnSymbol, "symbol")
 	reg(fnName, "name")
-	reg(fnInt, "int", "parse-int")
-	reg(fnFloat, "float", "double", "parse-float")
+	reg(fnInt, "int")
+	reg(fnFloat, "float", "double")
+	reg(fnParseInt, "parse-int")
+	reg(fnParseFloat, "parse-float")
+	reg(fnTypeName, "type-name")
 	reg(fnIdentity, "identity")
 
 	// Collections.
@@ -86,7 +95,8 @@ func init() {
 	reg(seqFn1("butlast", func(it []Value) (Value, error) { return butlast(it), nil }), "butlast")
 	reg(seqFn1("reverse", reverseOf), "reverse")
 	reg(fnNth, "nth")
-	reg(fnCount, "count")
+	reg(countFn("count"), "count")
+	reg(countFn("length"), "length")
 	reg(fnEmpty, "empty?")
 	reg(fnSeq, "seq")
 	reg(fnConcat, "concat")
@@ -96,6 +106,8 @@ func init() {
 	reg(filterFn("remove", false), "remove")
 	reg(fnReduce, "reduce")
 	reg(fnRange, "range")
+	reg(fnNumbers, "numbers")
+	reg(fnFind, "find")
 	reg(fnKeys, "keys")
 	reg(fnVals, "vals")
 	reg(fnContains, "contains?")
@@ -129,9 +141,20 @@ func init() {
 	reg(fnSubs, "subs", "substring")
 	reg(fnJoin, "string/join", "str/join", "join")
 	reg(fnSplit, "string/split", "str/split", "split")
-	reg(strFn("upper-case", strings.ToUpper), "string/upper-case", "str/upper-case", "upper-case")
-	reg(strFn("lower-case", strings.ToLower), "string/lower-case", "str/lower-case", "lower-case")
-	reg(strFn("trim", strings.TrimSpace), "string/trim", "str/trim", "trim")
+	each := func(mk func(name string) NativeFunc, names ...string) {
+		for _, n := range names {
+			reg(mk(n), n)
+		}
+	}
+	each(func(n string) NativeFunc { return strFn(n, strings.ToUpper) }, "string/upper-case", "str/upper-case", "upper-case", "upper", "string-upper")
+	each(func(n string) NativeFunc { return strFn(n, strings.ToLower) }, "string/lower-case", "str/lower-case", "lower-case", "lower", "string-lower")
+	each(func(n string) NativeFunc { return strFn(n, strings.TrimSpace) }, "string/trim", "str/trim", "trim", "string-trim")
+	reg(fnStringLength, "string-length")
+	reg(fnStringJoin, "string-join")
+	each(func(n string) NativeFunc { return strPred(n, strings.Contains) }, "string-contains?", "string-contains")
+	reg(fnReMatches, "re-matches")
+	reg(fnReFind, "re-find")
+	reg(fnReSeq, "re-seq")
 	reg(strPred("starts-with?", strings.HasPrefix), "string/starts-with?", "str/starts-with?", "starts-with?")
 	reg(strPred("ends-with?", strings.HasSuffix), "string/ends-with?", "str/ends-with?", "ends-with?")
 	reg(strPred("includes?", strings.Contains), "string/includes?", "str/includes?", "includes?")
@@ -156,7 +179,7 @@ func init() {
 	reg(fnCall, "call")
 	reg(fnSleep, "thread/sleep", "sleep")
 	reg(fnJSONParse, "json/parse", "parse-json")
-	reg(fnJSONStringify, "json/stringify", "to-json")
+	reg(fnJSONStringify, "json/stringify", "to-json", "serialize-json")
 }
 
 func at(items []Value, i int) Value {
@@ -216,6 +239,28 @@ func fnNotEq(in *Interp, args []Value) (Value, error) {
 		return nil, err
 	}
 	return mkBool(!v.(Bool).V), nil
+}
+
+// fnAnd returns the first falsy argument, or the last one (true for none).
+func fnAnd(_ *Interp, args []Value) (Value, error) {
+	var v Value = Bool{V: true}
+	for _, v = range args {
+		if !Truthy(v) {
+			return v, nil
+		}
+	}
+	return v, nil
+}
+
+// fnOr returns the first truthy argument, or the last one (nil for none).
+func fnOr(_ *Interp, args []Value) (Value, error) {
+	var v Value = Nil{}
+	for _, v = range args {
+		if Truthy(v) {
+			return v, nil
+		}
+	}
+	return v, nil
 }
 
 func fnNot(_ *Interp, args []Value) (Value, error) {
@@ -326,6 +371,10 @@ func fnName(_ *Interp, args []Value) (Value, error) {
 	return String{V: n}, nil
 }
 
+// fnInt coerces a value to an integer (spec 10 §6): floats are truncated
+// toward zero, numeric strings parsed ("42", "3.7"), booleans give 1 or 0
+// and nil gives 0. A string that is not a number is a ValueError, not a
+// silent 0.
 func fnInt(_ *Interp, args []Value) (Value, error) {
 	if err := arity("int", args, 1, 1); err != nil {
 		return nil, err
@@ -334,17 +383,35 @@ func fnInt(_ *Interp, args []Value) (Value, error) {
 	case Int:
 		return x, nil
 	case Float:
-		return roundFn("int", func(f float64) float64 { return float64(int64(f)) })(nil, args)
+		return truncFloat("int", x.V)
 	case String:
-		n, err := strconv.ParseInt(strings.TrimSpace(x.V), 10, 64)
-		if err != nil {
-			return nil, newError(ErrValue, "cannot parse %s as an integer", QuoteString(x.V))
+		t := strings.TrimSpace(x.V)
+		if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+			return Int{V: n}, nil
 		}
-		return Int{V: n}, nil
+		if f, err := strconv.ParseFloat(t, 64); err == nil {
+			return truncFloat("int", f)
+		}
+		return nil, newError(ErrValue, "int: cannot parse %s as a number", QuoteString(x.V))
+	case Bool:
+		if x.V {
+			return Int{V: 1}, nil
+		}
+		return Int{V: 0}, nil
+	case Nil:
+		return Int{V: 0}, nil
 	}
-	return nil, newError(ErrType, "int expects a number or a string, got %s", describe(args[0]))
+	return nil, newError(ErrType, "int expects a number, a numeric string, a boolean or nil, got %s", describe(args[0]))
 }
 
+func truncFloat(fn string, f float64) (Value, error) {
+	if math.IsNaN(f) || math.Abs(f) >= 9.2e18 {
+		return nil, newError(ErrArithmetic, "%s: %v does not fit in a 64-bit integer", fn, f)
+	}
+	return Int{V: int64(f)}, nil
+}
+
+// fnFloat coerces a value to a float, as int does.
 func fnFloat(_ *Interp, args []Value) (Value, error) {
 	if err := arity("float", args, 1, 1); err != nil {
 		return nil, err
@@ -357,11 +424,72 @@ func fnFloat(_ *Interp, args []Value) (Value, error) {
 	case String:
 		f, err := strconv.ParseFloat(strings.TrimSpace(x.V), 64)
 		if err != nil {
-			return nil, newError(ErrValue, "cannot parse %s as a float", QuoteString(x.V))
+			return nil, newError(ErrValue, "float: cannot parse %s as a number", QuoteString(x.V))
 		}
 		return Float{V: f}, nil
+	case Bool:
+		if x.V {
+			return Float{V: 1}, nil
+		}
+		return Float{V: 0}, nil
+	case Nil:
+		return Float{V: 0}, nil
 	}
-	return nil, newError(ErrType, "float expects a number or a string, got %s", describe(args[0]))
+	return nil, newError(ErrType, "float expects a number, a numeric string, a boolean or nil, got %s", describe(args[0]))
+}
+
+// fnParseInt parses a string to an integer (spec 10 §6), giving nil when
+// the string is not an integer, so that (or (parse-int s) 0) reads input.
+// Numbers are converted as by int; nil gives nil.
+func fnParseInt(in *Interp, args []Value) (Value, error) {
+	if err := arity("parse-int", args, 1, 1); err != nil {
+		return nil, err
+	}
+	switch x := args[0].(type) {
+	case String:
+		if n, err := strconv.ParseInt(strings.TrimSpace(x.V), 10, 64); err == nil {
+			return Int{V: n}, nil
+		}
+		return Nil{}, nil
+	case Int, Float:
+		return fnInt(in, args)
+	case Nil:
+		return Nil{}, nil
+	}
+	return nil, newError(ErrType, "parse-int expects a string, got %s", describe(args[0]))
+}
+
+// fnParseFloat parses a string to a float, giving nil when it is not a
+// finite number.
+func fnParseFloat(in *Interp, args []Value) (Value, error) {
+	if err := arity("parse-float", args, 1, 1); err != nil {
+		return nil, err
+	}
+	switch x := args[0].(type) {
+	case String:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x.V), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return Nil{}, nil
+		}
+		return Float{V: f}, nil
+	case Int, Float:
+		return fnFloat(in, args)
+	case Nil:
+		return Nil{}, nil
+	}
+	return nil, newError(ErrType, "parse-float expects a string, got %s", describe(args[0]))
+}
+
+// fnTypeName is (type-name v): the name of the value's type as the
+// string of its type keyword, such as ":int" or ":vector" (spec 10 §8).
+func fnTypeName(_ *Interp, args []Value) (Value, error) {
+	if err := arity("type-name", args, 1, 1); err != nil {
+		return nil, err
+	}
+	if n, ok := typeNames[args[0].Kind()]; ok {
+		return String{V: ":" + n}, nil
+	}
+	return String{V: ":value"}, nil
 }
 
 func fnIdentity(_ *Interp, args []Value) (Value, error) {
@@ -426,148 +554,6 @@ func fnPrStr(in *Interp, args []Value) (Value, error) {
 		}
 	}
 	return String{V: b.String()}, nil
-}
-
-func strArg(fn string, v Value) (string, error) {
-	s, ok := v.(String)
-	if !ok {
-		return "", newError(ErrType, "%s expects a string, got %s", fn, describe(v))
-	}
-	return s.V, nil
-}
-
-func fnSubs(_ *Interp, args []Value) (Value, error) {
-	if err := arity("subs", args, 2, 3); err != nil {
-		return nil, err
-	}
-	s, err := strArg("subs", args[0])
-	if err != nil {
-		return nil, err
-	}
-	r := []rune(s)
-	start, err := toInt("subs", args[1])
-	if err != nil {
-		return nil, err
-	}
-	end := int64(len(r))
-	if len(args) == 3 {
-		if end, err = toInt("subs", args[2]); err != nil {
-			return nil, err
-		}
-	}
-	if start < 0 || end > int64(len(r)) || start > end {
-		return nil, newError(ErrIndex, "subs [%d, %d) is outside a string of %d characters", start, end, len(r))
-	}
-	return String{V: string(r[start:end])}, nil
-}
-
-func fnJoin(in *Interp, args []Value) (Value, error) {
-	if err := arity("join", args, 1, 2); err != nil {
-		return nil, err
-	}
-	sep := ""
-	if len(args) == 2 {
-		var err error
-		if sep, err = strArg("join", args[0]); err != nil {
-			return nil, err
-		}
-	}
-	items, err := seqArg("join", args[len(args)-1])
-	if err != nil {
-		return nil, err
-	}
-	s, err := in.buildString("join", items, sep)
-	if err != nil {
-		return nil, err
-	}
-	return String{V: s}, nil
-}
-
-func fnSplit(_ *Interp, args []Value) (Value, error) {
-	if err := arity("split", args, 2, 2); err != nil {
-		return nil, err
-	}
-	s, err := strArg("split", args[0])
-	if err != nil {
-		return nil, err
-	}
-	sep, err := strArg("split", args[1])
-	if err != nil {
-		return nil, err
-	}
-	parts := strings.Split(s, sep)
-	out := make([]Value, len(parts))
-	for i, p := range parts {
-		out[i] = String{V: p}
-	}
-	return vec(out), nil
-}
-
-func strFn(fn string, f func(string) string) NativeFunc {
-	return func(_ *Interp, args []Value) (Value, error) {
-		if err := arity(fn, args, 1, 1); err != nil {
-			return nil, err
-		}
-		s, err := strArg(fn, args[0])
-		if err != nil {
-			return nil, err
-		}
-		return String{V: f(s)}, nil
-	}
-}
-
-func strPred(fn string, f func(string, string) bool) NativeFunc {
-	return func(_ *Interp, args []Value) (Value, error) {
-		if err := arity(fn, args, 2, 2); err != nil {
-			return nil, err
-		}
-		s, err := strArg(fn, args[0])
-		if err != nil {
-			return nil, err
-		}
-		t, err := strArg(fn, args[1])
-		if err != nil {
-			return nil, err
-		}
-		return mkBool(f(s, t)), nil
-	}
-}
-
-func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
-
-func fnReplace(in *Interp, args []Value) (Value, error) {
-	if err := arity("replace", args, 3, 3); err != nil {
-		return nil, err
-	}
-	var ss [3]string
-	for i, a := range args {
-		var err error
-		if ss[i], err = strArg("replace", a); err != nil {
-			return nil, err
-		}
-	}
-	if ss[1] == "" {
-		return nil, newError(ErrValue, "replace: the string to replace must not be empty")
-	}
-	n := strings.Count(ss[0], ss[1])
-	if len(ss[0])+n*(len(ss[2])-len(ss[1])) > in.lim.MaxCollection {
-		return nil, newError(ErrLimit, "replace: result longer than %d bytes (Limits.MaxCollection)", in.lim.MaxCollection)
-	}
-	return String{V: strings.ReplaceAll(ss[0], ss[1], ss[2])}, nil
-}
-
-func fnBlank(_ *Interp, args []Value) (Value, error) {
-	if err := arity("blank?", args, 1, 1); err != nil {
-		return nil, err
-	}
-	if _, ok := args[0].(Nil); ok {
-		return mkBool(true), nil
-	}
-	s, err := strArg("blank?", args[0])
-	if err != nil {
-		return nil, err
-	}
-	return mkBool(strings.TrimSpace(s) == ""), nil
 }
 
 // write appends to the captured output, enforcing Limits.MaxOutput.

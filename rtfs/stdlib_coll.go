@@ -301,11 +301,13 @@ func (in *Interp) conjInto(fn string, coll Value, items []Value) (Value, error) 
 		if err := in.checkSize(len(c.Items)+len(items), fn+" result"); err != nil {
 			return nil, err
 		}
-		out := make([]Value, 0, len(c.Items)+len(items))
-		for i := len(items) - 1; i >= 0; i-- {
-			out = append(out, items[i])
+		if err := in.charge(len(c.Items) + len(items)); err != nil {
+			return nil, err
 		}
-		return NewList(append(out, c.Items...)...), nil
+		// Spec 03 §2 and 10 §7: conj appends, to lists too ((conj (1 2) 3)
+		// is (1 2 3)), where Clojure would prepend.
+		out := make([]Value, 0, len(c.Items)+len(items))
+		return NewList(append(append(out, c.Items...), items...)...), nil
 	case *Map:
 		if err := in.checkSize(c.Len()+len(items), fn+" result"); err != nil {
 			return nil, err
@@ -430,21 +432,25 @@ func nth(items []Value, idx Value, def Value) (Value, error) {
 	return items[i.V], nil
 }
 
-func fnCount(_ *Interp, args []Value) (Value, error) {
-	if err := arity("count", args, 1, 1); err != nil {
-		return nil, err
+// countFn is count and its spec name length: the number of elements of a
+// collection (entries of a map, characters of a string, 0 for nil).
+func countFn(fn string) NativeFunc {
+	return func(_ *Interp, args []Value) (Value, error) {
+		if err := arity(fn, args, 1, 1); err != nil {
+			return nil, err
+		}
+		switch x := args[0].(type) {
+		case String:
+			return Int{V: int64(utf8.RuneCountInString(x.V))}, nil
+		case *Map:
+			return Int{V: int64(x.Len())}, nil
+		}
+		items, err := seqArg(fn, args[0])
+		if err != nil {
+			return nil, err
+		}
+		return Int{V: int64(len(items))}, nil
 	}
-	switch x := args[0].(type) {
-	case String:
-		return Int{V: int64(utf8.RuneCountInString(x.V))}, nil
-	case *Map:
-		return Int{V: int64(x.Len())}, nil
-	}
-	items, err := seqArg("count", args[0])
-	if err != nil {
-		return nil, err
-	}
-	return Int{V: int64(len(items))}, nil
 }
 
 func fnConcat(in *Interp, args []Value) (Value, error) {
@@ -624,6 +630,62 @@ func fnRange(in *Interp, args []Value) (Value, error) {
 		out = append(out, mkInt(i))
 	}
 	return vec(out), nil
+}
+
+// fnNumbers is (numbers start end): the integers from start to end,
+// inclusive (spec 10 §7).
+func fnNumbers(in *Interp, args []Value) (Value, error) {
+	if err := arity("numbers", args, 2, 2); err != nil {
+		return nil, err
+	}
+	start, err := toInt("numbers", args[0])
+	if err != nil {
+		return nil, err
+	}
+	end, err := toInt("numbers", args[1])
+	if err != nil {
+		return nil, err
+	}
+	if end < start {
+		return vec(nil), nil
+	}
+	if n := float64(end) - float64(start) + 1; n > float64(in.lim.MaxCollection) {
+		return nil, newError(ErrLimit, "numbers of %.0f elements exceeds the collection size limit of %d (Limits.MaxCollection)", n, in.lim.MaxCollection)
+	}
+	out := make([]Value, 0, end-start+1)
+	for i := start; ; i++ {
+		out = append(out, mkInt(i))
+		if i == end {
+			break
+		}
+	}
+	return vec(out), nil
+}
+
+// fnFind is (find coll key): the [key value] entry of a map (or [index
+// element] of a vector), or nil.
+func fnFind(in *Interp, args []Value) (Value, error) {
+	if err := arity("find", args, 2, 2); err != nil {
+		return nil, err
+	}
+	switch c := args[0].(type) {
+	case *Map:
+		if err := in.checkTree(args[1], "find"); err != nil {
+			return nil, err
+		}
+		if v, ok := c.Get(args[1]); ok {
+			return vec([]Value{args[1], v}), nil
+		}
+		return Nil{}, nil
+	case *Vector:
+		if i, ok := args[1].(Int); ok && i.V >= 0 && i.V < int64(len(c.Items)) {
+			return vec([]Value{i, c.Items[i.V]}), nil
+		}
+		return Nil{}, nil
+	case Nil:
+		return Nil{}, nil
+	}
+	return nil, newError(ErrType, "find expects a map or a vector, got %s", describe(args[0]))
 }
 
 func fnKeys(_ *Interp, args []Value) (Value, error) { return mapPart("keys", args, true) }

@@ -2,6 +2,7 @@ package rtfs
 
 import (
 	"math"
+	"strings"
 )
 
 // Numeric semantics: an operation on integers gives an integer and fails
@@ -249,6 +250,9 @@ func numCompare(fn string, ok func(int) bool) NativeFunc {
 		if err := arity(fn, args, 1, -1); err != nil {
 			return nil, err
 		}
+		if _, isStr := args[0].(String); isStr {
+			return compareStrings(fn, args, ok)
+		}
 		res := true
 		for i := 0; i+1 < len(args); i++ {
 			c, err := compareNum(fn, args[i], args[i+1])
@@ -266,6 +270,22 @@ func numCompare(fn string, ok func(int) bool) NativeFunc {
 		}
 		return mkBool(res), nil
 	}
+}
+
+// compareStrings orders strings by their bytes (spec 10 §4: comparisons
+// take any comparable values), with the same chaining as for numbers.
+func compareStrings(fn string, args []Value, ok func(int) bool) (Value, error) {
+	res := true
+	for i := 0; i < len(args); i++ {
+		s, isStr := args[i].(String)
+		if !isStr {
+			return nil, newError(ErrType, "%s compares numbers with numbers or strings with strings, got %s and %s", fn, describe(args[0]), describe(args[i]))
+		}
+		if i > 0 && !ok(strings.Compare(args[i-1].(String).V, s.V)) {
+			res = false
+		}
+	}
+	return mkBool(res), nil
 }
 
 func minMax(fn string, want int) NativeFunc {
@@ -341,6 +361,9 @@ func roundFn(fn string, f func(float64) float64) NativeFunc {
 	}
 }
 
+// fnPow raises a base to a power. Two integers with a non-negative
+// exponent give an integer (spec 13 §5.5: all-Int operands give an Int),
+// and overflow is an ArithmeticError; anything else gives a float.
 func fnPow(_ *Interp, args []Value) (Value, error) {
 	if err := arity("pow", args, 2, 2); err != nil {
 		return nil, err
@@ -350,7 +373,67 @@ func fnPow(_ *Interp, args []Value) (Value, error) {
 			return nil, err
 		}
 	}
-	return Float{V: math.Pow(toFloat(args[0]), toFloat(args[1]))}, nil
+	b, bok := args[0].(Int)
+	x, xok := args[1].(Int)
+	if !bok || !xok || x.V < 0 {
+		return Float{V: math.Pow(toFloat(args[0]), toFloat(args[1]))}, nil
+	}
+	r, base, e := int64(1), b.V, x.V
+	for e > 0 {
+		var ok bool
+		if e&1 == 1 {
+			if r, ok = mulInt(r, base); !ok {
+				return nil, newError(ErrArithmetic, "integer overflow in (pow %d %d); use a float base (pow %d.0 %d) for larger magnitudes", b.V, x.V, b.V, x.V)
+			}
+		}
+		if e >>= 1; e > 0 {
+			if base, ok = mulInt(base, base); !ok {
+				return nil, newError(ErrArithmetic, "integer overflow in (pow %d %d); use a float base (pow %d.0 %d) for larger magnitudes", b.V, x.V, b.V, x.V)
+			}
+		}
+	}
+	return mkInt(r), nil
+}
+
+// floatFn2 is a two-argument float function, such as Math/pow (which, as
+// in Java, always gives a float).
+func floatFn2(fn string, f func(float64, float64) float64) NativeFunc {
+	return func(_ *Interp, args []Value) (Value, error) {
+		if err := arity(fn, args, 2, 2); err != nil {
+			return nil, err
+		}
+		for _, a := range args {
+			if _, err := numArg(fn, a); err != nil {
+				return nil, err
+			}
+		}
+		return Float{V: f(toFloat(args[0]), toFloat(args[1]))}, nil
+	}
+}
+
+// maxFactorial is the largest n whose factorial fits in 64 bits.
+const maxFactorial = 20
+
+// fnFactorial is (factorial n) for 0 <= n <= 20; a larger n overflows at
+// once, without computing anything.
+func fnFactorial(_ *Interp, args []Value) (Value, error) {
+	if err := arity("factorial", args, 1, 1); err != nil {
+		return nil, err
+	}
+	n, ok := args[0].(Int)
+	switch {
+	case !ok:
+		return nil, newError(ErrType, "factorial expects an integer, got %s", describe(args[0]))
+	case n.V < 0:
+		return nil, newError(ErrValue, "factorial of a negative number (%d) is undefined", n.V)
+	case n.V > maxFactorial:
+		return nil, newError(ErrArithmetic, "factorial of %d overflows a 64-bit integer (the largest is %d! = 2432902008176640000)", n.V, maxFactorial)
+	}
+	r := int64(1)
+	for i := int64(2); i <= n.V; i++ {
+		r *= i
+	}
+	return mkInt(r), nil
 }
 
 func numPred(fn string, p func(Value) (bool, error)) NativeFunc {

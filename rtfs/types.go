@@ -918,53 +918,6 @@ func names0(names []string) string {
 	return names[0]
 }
 
-// Closest returns the candidate nearest to name by edit distance (with '_'
-// and '-' equal), or "" when none is near enough to be a likely typo. Ties
-// go to the earliest candidate.
-func Closest(name string, cands []string) string {
-	best, bestD := "", -1
-	fn := FoldKey(strings.ToLower(name))
-	for _, c := range cands {
-		d := editDistance(fn, FoldKey(strings.ToLower(c)))
-		if strings.HasPrefix(FoldKey(c), fn) || strings.HasPrefix(fn, FoldKey(c)) {
-			d = min(d, 1)
-		}
-		if bestD < 0 || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 0
-	if n := utf8.RuneCountInString(name); n >= 3 {
-		limit = max(1, n/3)
-	}
-	if bestD < 0 || bestD > limit {
-		return ""
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in runes.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
 // Complete returns v with every record key spelled as in the schema, every
 // absent defaulted key filled in with its default, record entries in schema
 // order, and keys unknown to the schema dropped. Values keep their spans;

@@ -222,8 +222,11 @@ func Start(ctx context.Context, name string, spec Spec) (Sandbox, error) {
 }
 
 // Attested is implemented by sandboxes whose provider measured what the
-// guest boots from (kernel, initramfs, rootfs) before starting it. The
-// values are "sha256:<hex>" digests by artifact name; the orchestrator
+// guest boots from (kernel, initramfs, rootfs, and a snapshot template's
+// memory and device state) before starting it. The values are digests by
+// artifact name ("sha256:<hex>" of a file, or another algorithm named
+// before the colon, such as the qemu provider's "sha256-pages:" of a
+// template's memory); the orchestrator
 // records them in the causal chain and compares the guest's own claims
 // with them.
 type Attested interface {
@@ -236,11 +239,21 @@ type AttestationError struct {
 	Artifact, Expected, Actual string
 	// Measurements are all the host measured, for the record.
 	Measurements map[string]string
+	// Source is where Expected comes from, "the config" when empty;
+	// Remedy says what to do, the config's advice when empty.
+	Source, Remedy string
 }
 
 func (e *AttestationError) Error() string {
-	return fmt.Sprintf("attestation failed: %s measures %s but the config expects %s; refusing to boot (rebuild the image, or update :microvm :attestation :expect_rootfs_hash after checking the new image)",
-		e.Artifact, e.Actual, e.Expected)
+	source, remedy := e.Source, e.Remedy
+	if source == "" {
+		source = "the config"
+	}
+	if remedy == "" {
+		remedy = "rebuild the image, or update :microvm :attestation :expect_rootfs_hash after checking the new image"
+	}
+	return fmt.Sprintf("attestation failed: %s measures %s but %s expects %s; refusing to boot (%s)",
+		e.Artifact, e.Actual, source, e.Expected, remedy)
 }
 
 // HostProcesses is implemented by sandboxes that can name the host

@@ -46,6 +46,7 @@ var Routes = []Route{
 	{"GET", "/v1/runs/{id}", false, (*Supervisor).handleGet},
 	{"GET", "/v1/runs/{id}/events", false, (*Supervisor).handleEvents},
 	{"POST", "/v1/runs/{id}/cancel", false, (*Supervisor).handleCancel},
+	{"GET", "/v1/runs/{id}/receipt", false, (*Supervisor).handleReceipt},
 	{"GET", "/v1/health", false, (*Supervisor).handleHealth},
 	{"GET", "/v1/openapi.json", false, func(_ *Supervisor, w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -264,6 +265,23 @@ func (s *Supervisor) handleCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "failed", err)
 	default:
 		writeJSON(w, http.StatusAccepted, run)
+	}
+}
+
+func (s *Supervisor) handleReceipt(w http.ResponseWriter, r *http.Request) {
+	run, ok := s.visibleRun(w, r)
+	if !ok {
+		return
+	}
+	env, err := s.Receipt(r.Context(), run.ID)
+	switch {
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "failed", err)
+	case env == nil:
+		writeError(w, http.StatusNotFound, "not-found", fmt.Errorf("run %s has no receipt (it is not over, or its agent's chain has no signing key)", run.ID))
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(env)
 	}
 }
 

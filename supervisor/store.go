@@ -24,7 +24,8 @@ import (
 // Schema (version 1):
 //
 //	runs(id PK, agent, status, file, source, approvals JSON, plan, plan_hash,
-//	     provider, submitted, started, finished (unix ns), attempts, result JSON)
+//	     provider, submitted, started, finished (unix ns), attempts, result JSON,
+//	     receipt: the run's signed receipt, a DSSE envelope, '' for none)
 //	calls(run, key, capability, args JSON, done, value, error; PK run, key)
 //	events(run, seq, data JSON; PK run, seq)
 type Store struct {
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
 	id TEXT PRIMARY KEY, agent TEXT NOT NULL, status TEXT NOT NULL, file TEXT NOT NULL,
 	source TEXT NOT NULL, approvals TEXT NOT NULL, plan TEXT NOT NULL, plan_hash TEXT NOT NULL,
 	provider TEXT NOT NULL, submitted INTEGER NOT NULL, started INTEGER NOT NULL, finished INTEGER NOT NULL,
-	attempts INTEGER NOT NULL, result TEXT NOT NULL);
+	attempts INTEGER NOT NULL, result TEXT NOT NULL, receipt TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (submitted DESC, id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent, submitted DESC, id DESC);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
@@ -194,13 +195,28 @@ func (s *Store) started(id, provider string, at time.Time) error {
 	})
 }
 
-// finish records a run's final state and outcome, and waits until durable.
-func (s *Store) finish(id string, st Status, out Outcome, at time.Time) error {
+// finish records a run's final state, outcome and receipt, and waits
+// until durable.
+func (s *Store) finish(id string, st Status, out Outcome, receipt []byte, at time.Time) error {
 	result, _ := json.Marshal(out)
 	return s.do(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`UPDATE runs SET status = ?, finished = ?, result = ? WHERE id = ?`, string(st), at.UnixNano(), string(result), id)
+		_, err := tx.Exec(`UPDATE runs SET status = ?, finished = ?, result = ?, receipt = ? WHERE id = ?`,
+			string(st), at.UnixNano(), string(result), string(receipt), id)
 		return err
 	})
+}
+
+// receipt returns a run's signed receipt (nil when it has none).
+func (s *Store) receipt(ctx context.Context, id string) ([]byte, error) {
+	var r string
+	err := s.r.QueryRowContext(ctx, `SELECT receipt FROM runs WHERE id = ?`, id).Scan(&r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil || r == "" {
+		return nil, err
+	}
+	return []byte(r), nil
 }
 
 // requeue puts a run that was in progress back in the queue, for a
@@ -428,13 +444,6 @@ func (s *Store) events(ctx context.Context, run string, after, limit int) ([]sto
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// lastEventSeq is the highest stored event sequence number of a run.
-func (s *Store) lastEventSeq(ctx context.Context, run string) (int, error) {
-	var n sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT MAX(seq) FROM events WHERE run = ?`, run).Scan(&n)
-	return int(n.Int64), err
 }
 
 // journal is a run's call journal in the store.

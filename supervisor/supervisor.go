@@ -431,13 +431,22 @@ func (s *Supervisor) execute(id string) {
 		status = StatusInDoubt
 	}
 	s.m.duration.Observe(time.Since(start).Seconds())
-	s.finish(id, rec.Agent, status, out)
+	var receipt []byte
+	if res != nil {
+		receipt = res.Receipt
+	}
+	s.finishWith(id, rec.Agent, status, out, receipt)
 	s.log.Info("run ended", "run", id, "agent", rec.Agent, "plan", rec.Plan, "status", status, "duration", time.Since(start))
 }
 
 // finish records a run's end.
 func (s *Supervisor) finish(id, agent string, st Status, out Outcome) {
-	if err := s.o.Store.finish(id, st, out, time.Now().UTC()); err != nil {
+	s.finishWith(id, agent, st, out, nil)
+}
+
+// finishWith records a run's end with its receipt.
+func (s *Supervisor) finishWith(id, agent string, st Status, out Outcome, receipt []byte) {
+	if err := s.o.Store.finish(id, st, out, receipt, time.Now().UTC()); err != nil {
 		s.log.Error("recording a run's end", "run", id, "error", err)
 	}
 	s.m.runs.WithLabelValues(agent, string(st)).Inc()
@@ -537,6 +546,13 @@ func (s *Supervisor) Health(ctx context.Context) Health {
 	s.mu.Unlock()
 	h.Runs, _ = s.o.Store.counts(ctx)
 	return h
+}
+
+// Receipt returns a run's signed receipt (a DSSE envelope holding an
+// in-toto statement, see package receipt); nil when the run has none (it
+// is not over, or its agent's chain has no signing key).
+func (s *Supervisor) Receipt(ctx context.Context, id string) ([]byte, error) {
+	return s.o.Store.receipt(ctx, id)
 }
 
 // Engine is the supervisor's engine.

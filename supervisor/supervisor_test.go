@@ -23,6 +23,7 @@ import (
 
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/engine"
+	"github.com/ccos-project/ccos/receipt"
 	"github.com/ccos-project/ccos/sandbox"
 	. "github.com/ccos-project/ccos/supervisor"
 	"github.com/ccos-project/ccos/supervisor/client"
@@ -462,5 +463,42 @@ func TestDecodeSubmission(t *testing.T) {
 		if _, err := DecodeSubmission(strings.NewReader(tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.body, err)
 		}
+	}
+}
+
+// A run of an agent whose chain has a key has a signed receipt at
+// GET /v1/runs/{id}/receipt, which verifies against the agent's chain.
+func TestRunReceipt(t *testing.T) {
+	skey, vkey, _ := chain.GenerateKey("supervisor.test")
+	signer, _ := chain.ParseSigner(skey)
+	verifier, _ := chain.ParseVerifier(vkey)
+	h := newHarness(t, []string{"agent.r"}, Options{}, engine.AgentOptions{Signer: signer})
+	ctx := context.Background()
+	r, err := h.c.Submit(ctx, "agent.r", plan(`(plan "p" :body (step "s" (call :ccos.math.add 1 2)))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = h.c.Wait(ctx, r.ID); err != nil || r.Status != StatusSucceeded {
+		t.Fatalf("run: %v %+v", err, r)
+	}
+	env, err := h.c.Receipt(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := receipt.Open(env, verifier)
+	if err != nil || st.Predicate.Run.Session != r.ID || st.Predicate.Run.Agent != "agent.r" {
+		t.Fatalf("receipt: %v %+v", err, st)
+	}
+	cs, err := chain.OpenReadOnly(chain.StorageAppendFile, filepath.Join(h.dir, "agent.r.chain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := receipt.Verify(env, verifier, cs); err != nil {
+		t.Errorf("the receipt does not match the chain: %v", err)
+	}
+	var ae *client.APIError
+	if _, err := h.c.Receipt(ctx, "ccos-none"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("receipt of an unknown run: %v", err)
 	}
 }

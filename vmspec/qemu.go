@@ -66,11 +66,18 @@ func qMachine(in *Input, c *QEMUCommand) error {
 		accel = "kvm"
 	case "tcg":
 		cpu = "max"
+		if in.Host.TBSizeMiB > 0 {
+			accel += ",tb-size=" + strconv.Itoa(in.Host.TBSizeMiB)
+		}
 	default:
 		return fmt.Errorf("accelerator %q: want kvm or tcg", accel)
 	}
+	machine := "microvm,x-option-roms=off,isa-serial=on,rtc=on"
+	if in.Host.MemoryBackend != "" {
+		machine += ",memory-backend=ram0"
+	}
 	c.add(bin,
-		"-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on",
+		"-M", machine,
 		"-accel", accel, "-cpu", cpu,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot")
 	return nil
@@ -87,6 +94,15 @@ func qResources(in *Input, c *QEMUCommand) error {
 	r := in.Config.MicroVM.Resources
 	if r.MemMB < qemuMinMemMiB {
 		return fmt.Errorf("%w: QEMU microvm needs at least %d MiB, :microvm :resources :mem_mb is %d", ErrTooLittleMemory, qemuMinMemMiB, r.MemMB)
+	}
+	if b := in.Host.MemoryBackend; b != "" {
+		// The guest's RAM is this file: shared for a snapshot template,
+		// private (copy on write) for its clones.
+		share := "off"
+		if in.Host.MemoryShared {
+			share = "on"
+		}
+		c.add("-object", fmt.Sprintf("memory-backend-file,id=ram0,mem-path=%s,size=%dM,share=%s", qemuOptValue(b), r.MemMB, share))
 	}
 	c.add("-m", strconv.Itoa(r.MemMB), "-smp", strconv.Itoa(r.VCPUs))
 	return nil
@@ -171,8 +187,8 @@ func qMonitor(in *Input, c *QEMUCommand) error {
 	}
 	c.add("-qmp", "unix:"+qemuOptValue(in.Paths.QMPSocket)+",server=on,wait=off",
 		"-serial", "file:"+in.Paths.SerialLog)
-	if in.Host.Incoming > 0 {
-		c.add("-incoming", "fd:"+strconv.Itoa(in.Host.Incoming))
+	if in.Host.Incoming != "" {
+		c.add("-incoming", in.Host.Incoming)
 	}
 	return nil
 }

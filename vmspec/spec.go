@@ -110,9 +110,21 @@ type Host struct {
 	// Hold makes a QEMU guest a snapshot template (or a copy of one): its
 	// /init waits on the control port for the host's go (ccos.hold=1).
 	Hold bool
-	// Incoming, when not zero, restores a QEMU VM from the snapshot file
-	// open as this descriptor (-incoming fd:N) instead of booting it.
-	Incoming int
+	// Incoming, when set, restores a QEMU VM instead of booting it
+	// (-incoming): "defer" waits for QMP migrate-incoming, so that
+	// migration capabilities can be set first; "fd:N" reads the saved VM
+	// from descriptor N at once.
+	Incoming string
+	// MemoryBackend, when set, is the file QEMU maps as the guest's RAM
+	// (memory-backend-file mem-path=), such as /proc/self/fd/N of a memfd
+	// the host made. MemoryShared maps it shared (share=on: a snapshot
+	// template, whose RAM is the file); otherwise it is mapped private,
+	// copy on write (a clone of the template).
+	MemoryBackend string
+	MemoryShared  bool
+	// TBSizeMiB bounds TCG's translated-code cache (tb-size); QEMU's
+	// default when zero. Ignored under KVM.
+	TBSizeMiB int
 	// WorkdirMiB sizes the /work tmpfs of OCI containers (64 when zero)
 	// and of QEMU guests (ccos.workdir_mb; the guest's default when zero).
 	WorkdirMiB int

@@ -246,6 +246,42 @@ func TestQEMU(t *testing.T) {
 	}
 }
 
+// A snapshot template maps its RAM file shared; a clone maps the same file
+// private and waits for migrate-incoming; TCG's code cache is bounded.
+func TestQEMUTemplateAndClone(t *testing.T) {
+	cfg := load(t, "microvm-min.rtfs")
+	h := host
+	h.Accel, h.TBSizeMiB, h.MemoryBackend, h.MemoryShared, h.Hold = "tcg", 16, "/proc/self/fd/7", true, true
+	tmpl, err := vmspec.QEMU(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.MemoryShared, h.Incoming = false, "defer"
+	clone, err := vmspec.QEMU(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		argv       []string
+		want, lack []string
+	}{
+		{tmpl, []string{"memory-backend=ram0", "-accel tcg,tb-size=16", "memory-backend-file,id=ram0,mem-path=/proc/self/fd/7,size=256M,share=on", "ccos.hold=1"}, []string{"-incoming"}},
+		{clone, []string{"memory-backend=ram0", "mem-path=/proc/self/fd/7,size=256M,share=off", "-incoming defer"}, []string{"share=on"}},
+	} {
+		line := strings.Join(c.argv, " ")
+		for _, w := range c.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("lacks %q:\n%s", w, line)
+			}
+		}
+		for _, w := range c.lack {
+			if strings.Contains(line, w) {
+				t.Errorf("has %q:\n%s", w, line)
+			}
+		}
+	}
+}
+
 func TestOCI(t *testing.T) {
 	cfg := load(t, "microvm.rtfs")
 	s, err := vmspec.OCI(cfg, host)

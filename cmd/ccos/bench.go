@@ -31,6 +31,8 @@ func init() {
 	var asJSON bool
 	var only []string
 	var snapshots bool
+	var burst, vmMem int
+	var milestones bool
 	bench := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure ccos on this host",
@@ -45,6 +47,12 @@ func init() {
 			"(bwrap --unshare-all) over the same protocol, when bwrap is installed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if burst > 0 || milestones {
+				if len(only) != 1 || only[0] != "qemu" {
+					return usageError("--burst and --milestones measure the qemu provider: add --provider qemu")
+				}
+				return benchQEMU(cmd.OutOrStdout(), qemuBench{n: n, burst: burst, memMiB: vmMem, snapshots: snapshots, milestones: milestones, json: asJSON})
+			}
 			rows, err := benchSandboxes(n, only, snapshots)
 			if err != nil {
 				return rejected("ccos bench: " + err.Error())
@@ -65,7 +73,10 @@ func init() {
 		},
 	}
 	sb.Flags().IntVar(&n, "n", 30, "runs per provider and mode")
-	sb.Flags().BoolVar(&snapshots, "vm-snapshots", false, "start qemu guests from a snapshot (see ccos run --vm-snapshots)")
+	sb.Flags().BoolVar(&snapshots, "vm-snapshots", false, "start qemu guests as clones of a template (see ccos run --vm-snapshots)")
+	sb.Flags().IntVar(&burst, "burst", 0, "qemu: start this many guests at once (clones with --vm-snapshots) and report the time until all are ready and their memory (PSS, private)")
+	sb.Flags().BoolVar(&milestones, "milestones", false, "qemu: print each start's timeline: the host's start steps and the guest's own boot milestones (kernel, /init, modules, ready)")
+	sb.Flags().IntVar(&vmMem, "vm-mem", 0, "qemu: guest memory in MiB for --burst and --milestones (default: the sandbox's memory limit)")
 	sb.Flags().StringArrayVar(&only, "provider", nil, "benchmark only this provider (repeatable; default: every available one)")
 	sb.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	bench.AddCommand(sb)

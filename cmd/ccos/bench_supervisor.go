@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -25,6 +26,7 @@ func init() {
 	var conc []int
 	var providers []string
 	var snapshots, asJSON bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "supervisor",
 		Short: "Throughput and submit-to-done latency of a supervisor, per provider and concurrency, against ccos run one at a time",
@@ -36,6 +38,17 @@ func init() {
 			"at a time.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return usageErr("--cpuprofile: %v", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return usageErr("--cpuprofile: %v", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			rows, err := benchSupervisor(providers, conc, n, baselineN, snapshots)
 			if err != nil {
 				return rejected("ccos bench supervisor: " + err.Error())
@@ -57,6 +70,7 @@ func init() {
 	cmd.Flags().StringArrayVar(&providers, "provider", []string{"process", "wasm"}, "providers to measure (repeatable): process, wasm, gvisor, qemu")
 	cmd.Flags().BoolVar(&snapshots, "vm-snapshots", false, "start qemu guests from a snapshot")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write the supervisor process's CPU profile here (sandboxes are other processes)")
 	for _, c := range rootCmd.Commands() {
 		if c.Name() == "bench" {
 			c.AddCommand(cmd)

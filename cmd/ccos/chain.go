@@ -30,15 +30,19 @@ func init() {
 
 func chainVerifyCmd() *cobra.Command {
 	var key, external string
+	var witnesses []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "verify FILE",
+		Use:   "verify FILE [--witness KEY]...",
 		Short: "Recompute every hash, the hash chain, the Merkle root and every checkpoint signature",
 		Long: "verify reads the whole chain read-only and recomputes each event's hash,\n" +
 			"the parent links, the Merkle tree and every checkpoint (signature, size\n" +
 			"and root). On damage it exits 1 naming the first bad sequence number.\n" +
 			"--checkpoint NOTE checks the chain against a signed checkpoint kept\n" +
-			"elsewhere: a chain cut short or rewritten before that size fails.",
+			"elsewhere: a chain cut short or rewritten before that size fails.\n" +
+			"--witness KEY (repeatable) requires the cosigned checkpoint (FILE.witnessed,\n" +
+			"from `ccos chain checkpoint --witness`, or --checkpoint) to carry a valid\n" +
+			"cosignature of that witness, and the chain to be consistent with it.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -54,6 +58,9 @@ func chainVerifyCmd() *cobra.Command {
 			tree, rep, verr := chain.VerifyTree(s, v)
 			if verr == nil && external != "" {
 				verr = checkExternalCheckpoint(tree, external, v)
+			}
+			if verr == nil && len(witnesses) > 0 {
+				verr = checkWitnessed(tree, path, external, v, witnesses)
 			}
 			if asJSON {
 				doc := map[string]any{"file": path, "ok": verr == nil, "events": rep.Events,
@@ -90,6 +97,7 @@ func chainVerifyCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&key, "key", "", "verifier key (or a file holding it) for checkpoint signatures")
 	cmd.Flags().StringVar(&external, "checkpoint", "", "file holding a signed checkpoint kept elsewhere")
+	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "require a cosignature of the witness with this verifier key (or a file holding it); repeatable")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -281,13 +289,16 @@ func chainProveCmd() *cobra.Command {
 
 func chainCheckpointCmd() *cobra.Command {
 	var key string
+	var witnesses []string
 	cmd := &cobra.Command{
-		Use:   "checkpoint FILE --key SIGNER_FILE",
+		Use:   "checkpoint FILE --key SIGNER_FILE [--witness URL]...",
 		Short: "Sign the chain's current tree, append the checkpoint and print it",
 		Long: "checkpoint opens the chain for writing (a torn tail is truncated and\n" +
 			"reported), signs its tree with the key in SIGNER_FILE, appends the\n" +
 			"checkpoint event and prints the signed note. The verifier is stored in\n" +
-			"FILE.pub when that file does not exist yet.",
+			"FILE.pub when that file does not exist yet. With --witness URL (repeatable)\n" +
+			"each witness (C2SP tlog-witness, e.g. `ccos witness`) is asked to cosign it;\n" +
+			"the note with every cosignature is kept in FILE.witnessed and printed.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -325,11 +336,18 @@ func chainCheckpointCmd() *cobra.Command {
 			if err != nil {
 				return rejected(fmt.Sprintf("%s: %v", path, err))
 			}
-			_, err = cmd.OutOrStdout().Write(c.Note)
+			out := c.Note
+			if len(witnesses) > 0 {
+				if out, err = witnessCheckpoint(path, c, witnesses); err != nil {
+					return rejected(fmt.Sprintf("%s: %v", path, err))
+				}
+			}
+			_, err = cmd.OutOrStdout().Write(out)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "file holding the signer key (PRIVATE+KEY+...)")
+	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "ask the witness at this URL to cosign the checkpoint (repeatable)")
 	if err := cmd.MarkFlagRequired("key"); err != nil {
 		panic(err)
 	}

@@ -35,7 +35,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.rootCA, "egress-ca", "", "CA certificates (PEM) the egress proxy verifies origins with (default: the system's)")
 	fl.StringVar(&f.logFile, "egress-log", "", "append the egress proxy's decisions as JSON lines to this file")
 	fl.StringVar(&f.upstream, "egress-upstream", "", "reach every origin through this forward proxy (http://HOST:PORT, e.g. a cluster's egress proxy), by name, after the egress proxy's own decision")
-	fl.BoolVar(&f.snapshots, "vm-snapshots", false, "start QEMU guests from a snapshot of a booted, warmed-up guest (a fraction of a TCG boot; every copy gets fresh entropy, but copies share the memory layout of the snapshot)")
+	fl.BoolVar(&f.snapshots, "vm-snapshots", false, "start QEMU guests as clones of a booted, warmed-up template guest (copy-on-write RAM, a fraction of a TCG boot; each clone gets fresh entropy, its own hostname, machine id and workdir, but clones share the template's memory layout)")
 }
 
 // open builds the engine of the flags; close releases it and the

@@ -55,10 +55,12 @@ func TestRunFetchThroughEgressProxy(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"domain outside the step's ACL", `(call :ccos.network.http-fetch "` + fmt.Sprintf("http://other.test:%s/", port) + `")`, withRange, "other.test"},
+		// Computed URLs and methods: admission cannot read them, the
+		// step's grant refuses them.
+		{"domain outside the step's ACL", `(call :ccos.network.http-fetch (str "` + fmt.Sprintf("http://other.test:%s/", port) + `"))`, withRange, "other.test"},
 		{"allowlisted name resolving to loopback", `(call :ccos.network.http-fetch "` + url + `")`, base, "loopback"},
 		{"secret in the body", `(call :ccos.network.http-fetch "` + url + `" {:method "GET" :body "{\"key\": \"AKIAQYLPMN5HHHFPZAM2\"}"})`, withRange, "aws-access-token"},
-		{"method the step did not declare", `(call :ccos.network.http-fetch "` + url + `" {:method "DELETE"})`, withRange, "DELETE"},
+		{"method the step did not declare", `(call :ccos.network.http-fetch "` + url + `" {:method (str "DEL" "ETE")})`, withRange, "DELETE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(hits)
@@ -83,5 +85,48 @@ func TestRunFetchWithoutNetwork(t *testing.T) {
 	p := writeTemp(t, "p.rtfs", `(plan "f" :body (step "get" (call :ccos.network.http-fetch "http://example.com/")))`)
 	if _, errOut, code := runCCOS(t, "", "run", "--provider", "process", p); code != 1 || !strings.Contains(errOut, "not admitted") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// Literal URLs are read at admission: inside the allowlist a plan needs
+// no :effects and runs; outside it is refused before anything runs,
+// naming the step, the domain and the rule; a computed URL without
+// declared effects is refused as such. ccos plan check shows what was
+// derived and from where.
+func TestRunLiteralURLs(t *testing.T) {
+	var hits []string
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits = append(hits, r.Host)
+		io.WriteString(w, "fetched")
+	}))
+	defer origin.Close()
+	_, port, _ := net.SplitHostPort(origin.Listener.Addr().String())
+	cfg := writeTemp(t, "net.rtfs", `(-> (profile:networked "agent.lit" ["api.test"])
+	  (assoc-in [:network :egress :mtls] false)
+	  (assoc-in [:capabilities :http :egress :mtls] false))`)
+	args := []string{"--config", cfg, "--security-level", "full"}
+	run := append([]string{"run", "--provider", "process", "--egress-resolve", "api.test=127.0.0.1", "--egress-resolve", "evil.test=127.0.0.1",
+		"--egress-allow-range", "127.0.0.1/32"}, args...)
+
+	allowed := writeTemp(t, "ok.rtfs", fmt.Sprintf(`(step "get" (get (call :ccos.network.http-fetch "http://api.test:%s/x") :body))`, port))
+	out, errOut, code := runCCOS(t, "", append(run, allowed)...)
+	if code != 0 || strings.TrimSpace(out) != `"fetched"` || len(hits) != 1 {
+		t.Fatalf("a literal URL inside the allowlist: exit %d %q %s %v", code, out, errOut, hits)
+	}
+	out, _, code = runCCOS(t, "", append(append([]string{"plan", "check"}, args...), allowed)...)
+	if code != 0 || !strings.Contains(out, `ok.rtfs:1:18: step "get": :network api.test GET from :ccos.network.http-fetch's url`) {
+		t.Errorf("plan check does not show the derivation: exit %d\n%s", code, out)
+	}
+
+	outside := writeTemp(t, "evil.rtfs", fmt.Sprintf(`(step "get" (call :ccos.network.http-fetch "http://evil.test:%s/"))`, port))
+	_, errOut, code = runCCOS(t, "", append(run, outside)...)
+	if code != 1 || !strings.Contains(errOut, `evil.rtfs:1:13: DOMAIN_NOT_ALLOWED: step "get"`) || !strings.Contains(errOut, "evil.test") || len(hits) != 1 {
+		t.Errorf("a literal URL outside the allowlist: exit %d %s %v", code, errOut, hits)
+	}
+
+	computed := writeTemp(t, "computed.rtfs", fmt.Sprintf(`(step "get" (call :ccos.network.http-fetch (str "http://api.test:" "%s/")))`, port))
+	_, errOut, code = runCCOS(t, "", append(run, computed)...)
+	if code != 1 || !strings.Contains(errOut, `COMPUTED_TARGET: step "get"`) || len(hits) != 1 {
+		t.Errorf("a computed URL without effects: exit %d %s", code, errOut)
 	}
 }

@@ -45,7 +45,15 @@ func init() {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s/%s\t%d\t%d\n", p.Step, orDash(caps), net, orDash(strings.Join(p.FS.Paths, ",")),
 					orDash(strings.Join(p.Env, ",")), p.Determinism.Time, p.Determinism.Random, p.MaxTimeMS, p.Retry)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, p := range adm.Profiles {
+				for _, d := range p.Derived {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: step %q: %s from :%s's %s %q\n", d.Where, p.Step, d.Effect, d.Capability, d.Arg, d.Value)
+				}
+			}
+			return nil
 		},
 	}
 	af.register(check)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -109,6 +110,9 @@ func policyFor(cfg *config.Config, f proxyFlags) (egress.Policy, *x509.CertPool,
 	}
 	p, err := egress.PolicyFromConfig(cfg)
 	if err != nil {
+		return egress.Policy{}, nil, rejected("ccos proxy: " + f.configFile + ": " + err.Error())
+	}
+	if p.Secrets, err = egress.SecretsFromConfig(cfg, filepath.Dir(f.configFile), nil); err != nil {
 		return egress.Policy{}, nil, rejected("ccos proxy: " + f.configFile + ": " + err.Error())
 	}
 	switch f.mode {

@@ -43,6 +43,7 @@ type runFlags struct {
 	agent    agentFlags
 	asJSON   bool
 	restarts int
+	receipt  string
 	eng      engineFlags
 }
 
@@ -50,6 +51,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	f.agent.register(cmd, "ccos run")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON document with the value, output, steps and timings")
+	fl.StringVar(&f.receipt, "receipt", "", "write the run's signed receipt (in-toto statement in a DSSE envelope; needs --chain-key) to this file")
 	fl.IntVar(&f.restarts, "restarts", 0, "run the plan again in a new sandbox, up to this many times, if its sandbox crashes (side-effecting host calls already made are not repeated)")
 	f.eng.register(cmd)
 }
@@ -192,6 +194,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if rf.receipt != "" && rf.agent.chainKey == "" {
+		return usageErr("--receipt needs --chain-key: a receipt is signed with the chain's key")
+	}
 	eng, closeEng, err := rf.eng.open(nil)
 	if err != nil {
 		return err
@@ -210,7 +215,16 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 	if errors.As(err, &ae) {
 		return admissionError(err)
 	}
+	if rf.receipt != "" && res != nil && res.Receipt != nil {
+		if werr := writeFileAtomic(rf.receipt, append(res.Receipt, '\n')); werr != nil && err == nil {
+			err = fmt.Errorf("writing the receipt: %w", werr)
+		}
+	}
 	if err != nil {
+		// What the host saw of a run that failed: the output it sent.
+		if res != nil && !rf.asJSON {
+			io.WriteString(stdout, res.Output)
+		}
 		return rejected("ccos run: " + err.Error())
 	}
 	if rf.asJSON {
@@ -230,6 +244,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, planPath string, af 
 		msg := res.Error.Type + ": " + res.Error.Message
 		if res.Error.Where != "" {
 			msg = res.Error.Where + ": " + msg
+		}
+		if res.Error.Hint != "" {
+			msg += " (hint: " + res.Error.Hint + ")"
 		}
 		for _, f := range res.Error.Stack {
 			msg += "\n  at " + f

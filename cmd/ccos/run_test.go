@@ -253,9 +253,16 @@ func TestRunGetEnv(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "CCOS_TEST_HIDDEN is not in the agent config's :capabilities :env :vars") {
 		t.Errorf("unnamed variable: exit %d, stderr %q", code, errOut)
 	}
+	// A literal name outside the step's declared effect is refused at
+	// admission; a computed one by the host at run time.
 	_, errOut, code = runCCOS(t, "", append(run, narrowed)...)
+	if code != 1 || !strings.Contains(errOut, "UNDECLARED_EFFECT") || !strings.Contains(errOut, "CCOS_TEST_UNSET") {
+		t.Errorf("literal variable outside the step's effect: exit %d, stderr %q", code, errOut)
+	}
+	narrowedComputed := writeTemp(t, "narrow2.rtfs", `(step "s" [:effects [[:env {:vars ["CCOS_TEST_LANG"]}]]] (call :ccos.system.get-env (str "CCOS_TEST_" "UNSET")))`)
+	_, errOut, code = runCCOS(t, "", append(run, narrowedComputed)...)
 	if code != 1 || !strings.Contains(errOut, "not in the step's admitted effect") {
-		t.Errorf("variable outside the step's effect: exit %d, stderr %q", code, errOut)
+		t.Errorf("computed variable outside the step's effect: exit %d, stderr %q", code, errOut)
 	}
 	_, errOut, code = runCCOS(t, "", "run", "--provider", "process", "--security-level", "full", ok)
 	if code != 1 || !strings.Contains(errOut, "ENV_NOT_CONFIGURED") {

@@ -16,7 +16,9 @@
 //  4. measures the rootfs block device (root=/dev/vda) with sha256 and
 //     mounts it read-only at /store (rootfstype=, squashfs by default);
 //     /capabilities points into it;
-//  5. mounts a size-limited tmpfs at the guest workdir (ccos.workdir_mb=N).
+//  5. mounts a size-limited tmpfs at the guest workdir (ccos.workdir_mb=N);
+//     a snapshot template (ccos.hold=1) leaves that to each clone, after
+//     its wake-up (HoldForRestore).
 //
 // Main runs Setup, serves the control protocol on the port and powers the
 // machine off when the session ends.
@@ -40,9 +42,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/control/link"
 	"github.com/ccos-project/ccos/guest"
 	"golang.org/x/sys/unix"
@@ -55,7 +59,7 @@ type bootParams struct {
 	rootfs    string // block device holding the read-only store
 	rootfsFS  string // its filesystem type
 	workdirMB int
-	hold      bool       // a snapshot template: wait for the host's go (ccos.hold=1)
+	hold      bool       // a snapshot template: wait for the host's wake-up (ccos.hold=1)
 	net       *net.IPNet // eth0's address, when the VM has a NIC
 	proxy     string     // the egress proxy's host:port on that network
 }
@@ -69,9 +73,13 @@ type Env struct {
 	// Proxy is the egress proxy's address when the VM has a NIC (its only
 	// way out); empty otherwise.
 	Proxy string
-	// Hold is set for a snapshot template: Main waits for the host's go
-	// (HoldForRestore) before it serves.
+	// Hold is set for a snapshot template: Main waits for the host's
+	// wake-up (HoldForRestore) before it serves, and the workdir is
+	// mounted only then.
 	Hold bool
+
+	workdirMB int
+	clone     bool // restored from a template (HoldForRestore returned)
 
 	portPath string
 }
@@ -88,11 +96,18 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	env, err := Setup()
 	if err == nil && env.Hold {
 		guest.WarmUp()
-		err = HoldForRestore(env.Port)
+		err = env.HoldForRestore()
 	}
 	if err == nil {
 		guest.Measurements = env.Measurements
-		if status := serve(env.Link()); status != 0 {
+		conn := env.Link()
+		if env.clone {
+			// Once the clone has said hello (and waits for a plan, in a
+			// pool), it runs the agent's warm-up again, so that the first
+			// plan finds its code paths translated (guest.WarmUpAgain).
+			conn = &afterFirstWrite{ReadWriteCloser: conn, then: guest.WarmUpAgain}
+		}
+		if status := serve(conn); status != 0 {
 			err = fmt.Errorf("guest agent ended with status %d", status)
 		}
 	}
@@ -103,6 +118,22 @@ func Main(serve func(conn io.ReadWriteCloser) int) {
 	}
 	logf("ccos-init: exit %d", code)
 	PowerOff()
+}
+
+// afterFirstWrite runs then in the background once the first write (the
+// guest's hello) has gone through.
+type afterFirstWrite struct {
+	io.ReadWriteCloser
+	once sync.Once
+	then func()
+}
+
+func (c *afterFirstWrite) Write(p []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Write(p)
+	if err == nil {
+		c.once.Do(func() { go c.then() })
+	}
+	return n, err
 }
 
 // PowerOff syncs and powers the machine off; it never returns.
@@ -139,7 +170,7 @@ func Setup() (*Env, error) {
 		}
 		mark("control port " + port)
 	}
-	env := &Env{Hold: p.hold}
+	env := &Env{Hold: p.hold, workdirMB: p.workdirMB}
 	if err := setupLoopback(); err != nil {
 		return nil, err
 	}
@@ -157,8 +188,11 @@ func Setup() (*Env, error) {
 		}
 		env.Measurements = map[string]string{"rootfs": m}
 	}
-	if err := mountWorkdir(p.workdirMB); err != nil {
-		return nil, err
+	if !p.hold {
+		// A template's clones each mount their own after the wake-up.
+		if err := mountWorkdir(p.workdirMB); err != nil {
+			return nil, err
+		}
 	}
 	mark("ready")
 	if p.vsockPort != 0 {
@@ -270,12 +304,14 @@ func (e *Env) Link() io.ReadWriteCloser {
 // console is the kernel console, once devtmpfs is mounted.
 var console io.Writer = os.Stderr
 
-// mark logs a boot milestone with the guest's uptime, so the console log
-// shows where boot time goes.
+// mark logs a boot milestone with the guest's uptime (CLOCK_BOOTTIME, the
+// time since the kernel started, to the millisecond), so the console log
+// shows where boot time goes; the host reads these lines back (package
+// sandbox/qemu, ParseGuestMarks).
 func mark(what string) {
-	up, _ := os.ReadFile("/proc/uptime")
-	t, _, _ := strings.Cut(string(up), " ")
-	logf("ccos-init: %s at %ss", what, t)
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	logf("ccos-init: %s at %d.%03ds", what, ts.Sec, ts.Nsec/1e6)
 }
 
 func logf(format string, args ...any) {
@@ -507,47 +543,48 @@ func mountWorkdir(mb int) error {
 	return nil
 }
 
-// The bytes of the snapshot hand-over on the raw control port, before the
-// link starts: the guest says it is ready to be frozen, the host (of the
-// restored copy) says go and hands over fresh entropy.
-const (
-	holdReady = 'S'
-	holdGo    = 'G'
-	// HoldEntropy is how many random bytes follow the go.
-	HoldEntropy = 32
-)
-
-// HoldForRestore is the template side of a snapshot start: it tells the
-// host the guest is ready (the host then freezes and saves the VM) and
-// waits. A copy restored from the snapshot continues here: it reads the
-// host's go and fresh entropy, which it mixes into the kernel's pool and
-// makes the kernel reseed its generator with, so that no two restored
-// copies share random numbers.
-func HoldForRestore(port *os.File) error {
-	if _, err := port.Write([]byte{holdReady}); err != nil {
+// HoldForRestore is the template side of a snapshot start (the exchange
+// is specified in package control, control.ReadWake): it tells the host
+// the guest is warmed up and ready (the host then saves the VM) and waits.
+// A clone restored from the snapshot continues here: it reads the host's
+// wake-up, mixes its entropy into the kernel's pool and makes the kernel
+// reseed its generator, takes the hostname and machine id it carries, and
+// only then mounts its own empty workdir, so that no two clones share
+// random numbers, an identity or files.
+func (e *Env) HoldForRestore() error {
+	if _, err := e.Port.Write([]byte{control.WakeReady}); err != nil {
 		return fmt.Errorf("snapshot hold: %w", err)
 	}
-	buf := make([]byte, 1+HoldEntropy)
-	for got := 0; got < len(buf); {
-		n, err := port.Read(buf[got:])
-		if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
-			// No host on the port (the template's host went away): wait.
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		if err != nil && n == 0 {
-			return fmt.Errorf("snapshot hold: %w", err)
-		}
-		got += n
+	// No host on the port (the template's host went away, or the clone's
+	// has not attached yet) reads as nothing: wait.
+	w, err := control.ReadWake(e.Port.Read, func() { time.Sleep(2 * time.Millisecond) })
+	if err != nil {
+		return err
 	}
-	if buf[0] != holdGo {
-		return fmt.Errorf("snapshot hold: the host sent %q, not go", buf[0])
+	mark("woken")
+	if err := addEntropy(w.Entropy[:]); err != nil {
+		return fmt.Errorf("snapshot wake-up: %w", err)
 	}
-	if err := addEntropy(buf[1:]); err != nil {
-		return fmt.Errorf("snapshot hold: %w", err)
+	if err := takeIdentity(w); err != nil {
+		return fmt.Errorf("snapshot wake-up: %w", err)
 	}
-	mark("restored from snapshot")
+	if err := mountWorkdir(e.workdirMB); err != nil {
+		return err
+	}
+	mark("restored from snapshot as " + w.Hostname)
+	e.clone = true
 	return nil
+}
+
+// takeIdentity makes the wake-up's hostname and machine id the clone's.
+func takeIdentity(w *control.Wake) error {
+	if err := unix.Sethostname([]byte(w.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	if err := os.MkdirAll("/etc", 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile("/etc/machine-id", []byte(hex.EncodeToString(w.MachineID[:])+"\n"), 0o444)
 }
 
 // Linux's RNDADDENTROPY (_IOW('R', 3, int[2])) and RNDRESEEDCRNG

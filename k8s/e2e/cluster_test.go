@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -299,8 +298,6 @@ func indent(s, prefix string) string {
 	}
 	return b.String()
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // execOutput runs a command and returns its standard output.
 func execOutput(name string, args ...string) (string, error) {

@@ -180,21 +180,23 @@ func (s *gvSandbox) runscError() string {
 	return msgs[0]
 }
 
-// classify decides the ExitError, most specific cause first: a host
-// decision (deadline, Kill), the memory limit, the pids limit, runsc's own
+// classify decides the ExitError, most specific cause first: the memory
+// limit, a host decision (deadline, Kill), the pids limit, runsc's own
 // failure, then the guest's signal or status. runsc reports a guest killed
 // by signal N as status 128+N.
 func (s *gvSandbox) classify(waitErr error, oomKills, pidsRefused int, runscErr string) error {
+	ps := s.cmd.ProcessState
+	// The memory limit explains a failed guest even when the host, seeing
+	// it die, killed what was left.
+	if oomKills > 0 && (ps == nil || !ps.Success()) {
+		return &sandbox.ExitError{Reason: sandbox.ExitMemory, Status: exitStatus(ps),
+			Detail: fmt.Sprintf("the memory cgroup killed %d process(es) of the sandbox at the limit of %d bytes", oomKills, s.lim.MemoryBytes)}
+	}
 	if err := s.HostError(int(syscall.SIGKILL)); err != nil {
 		return err
 	}
-	ps := s.cmd.ProcessState
 	if ps == nil {
 		return &sandbox.ExitError{Reason: sandbox.ExitSetup, Status: -1, Detail: fmt.Sprint(waitErr)}
-	}
-	if oomKills > 0 && !ps.Success() {
-		return &sandbox.ExitError{Reason: sandbox.ExitMemory, Status: ps.ExitCode(),
-			Detail: fmt.Sprintf("the memory cgroup killed %d process(es) of the sandbox at the limit of %d bytes", oomKills, s.lim.MemoryBytes)}
 	}
 	// The sentry cannot fail a fork it has no host task for: it aborts,
 	// ending the whole sandbox (runsc 2022-12-19).
@@ -223,4 +225,11 @@ func (s *gvSandbox) drainLog(r *os.File) {
 	defer close(s.logDone)
 	defer r.Close()
 	_, _ = io.Copy(s.log, r)
+}
+
+func exitStatus(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	return ps.ExitCode()
 }

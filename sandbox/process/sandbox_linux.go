@@ -80,24 +80,26 @@ func (s *procSandbox) monitor() {
 }
 
 // classify decides the ExitError, most specific cause first: a failed
-// setup step, then a host decision (deadline, Kill), then the memory
-// limit (when the guest failed), then the guest's own signal or status.
+// setup step, then the memory limit (when the guest failed: the host that
+// sees its guest die kills what is left, and the limit is still why),
+// then a host decision (deadline, Kill), then the guest's own signal or
+// status.
 func (s *procSandbox) classify(waitErr error, report string, oomKills int) error {
 	if step, ok := strings.CutPrefix(report, "fail "); ok {
 		return &sandbox.ExitError{Reason: sandbox.ExitSetup, Status: exitCode(s.cmd), Detail: "setup step " + strings.TrimSpace(step)}
 	}
+	ps := s.cmd.ProcessState
+	// An OOM kill explains a failed guest; a guest that lost a child of its
+	// own to the limit but still exited 0 succeeded.
+	if oomKills > 0 && (ps == nil || !ps.Success()) {
+		return &sandbox.ExitError{Reason: sandbox.ExitMemory, Status: int(syscall.SIGKILL),
+			Detail: fmt.Sprintf("the memory cgroup killed %d process(es) at the limit of %d bytes", oomKills, s.lim.MemoryBytes)}
+	}
 	if err := s.HostError(int(syscall.SIGKILL)); err != nil {
 		return err
 	}
-	ps := s.cmd.ProcessState
 	if ps == nil {
 		return &sandbox.ExitError{Reason: sandbox.ExitStatus, Status: -1, Detail: fmt.Sprint(waitErr)}
-	}
-	// An OOM kill explains a failed guest; a guest that lost a child of its
-	// own to the limit but still exited 0 succeeded.
-	if oomKills > 0 && !ps.Success() {
-		return &sandbox.ExitError{Reason: sandbox.ExitMemory, Status: int(syscall.SIGKILL),
-			Detail: fmt.Sprintf("the memory cgroup killed %d process(es) at the limit of %d bytes", oomKills, s.lim.MemoryBytes)}
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return &sandbox.ExitError{Reason: sandbox.ExitSignal, Status: int(ws.Signal()), Detail: ws.Signal().String()}

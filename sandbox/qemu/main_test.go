@@ -61,7 +61,7 @@ func buildImages(dir string) error {
 	}
 	for _, v := range []struct{ name, init, mode string }{
 		{"guest", "ccos-init", ""}, {"escape", "hostile", "escape"}, {"hold", "hostile", "hold"}, {"nic", "hostile", "nic"},
-		{"vsock", "hostile", "vsock"}, {"random", "hostile", "random"},
+		{"vsock", "hostile", "vsock"}, {"random", "hostile", "random"}, {"scribble", "hostile", "scribble"},
 	} {
 		in := image.Inputs{Init: inits[v.init], ConfigFile: cfg, NIC: v.mode == "nic", Vsock: v.mode == "vsock"}
 		if v.mode == "vsock" {

@@ -74,11 +74,19 @@ type Options struct {
 	// UID and GID QEMU runs as; 65534 (nobody) when zero. QEMU never runs
 	// as root.
 	UID, GID uint32
-	// SnapshotDir, when set, makes Start restore guests from a snapshot
-	// of a booted, warmed-up guest kept there (made on first use, keyed by
-	// the image's measurements and the command line) instead of booting
-	// each one; VMs with a NIC always boot.
+	// SnapshotDir, when set, makes Start clone guests from a template
+	// instead of booting each one: a booted, warmed-up guest whose RAM is
+	// a sealed memfd that each clone maps private (copy on write), and
+	// whose device state is all a clone restores. The template is made on
+	// first use (keyed by the image's measurements and the command line),
+	// kept in memory for the provider's life, and saved here so that the
+	// next process loads it instead of booting one; VMs with a NIC always
+	// boot.
 	SnapshotDir string
+	// TBSizeMiB bounds the translated-code cache of each QEMU under TCG
+	// (-accel tcg,tb-size=N), part of its private memory (about 6 MiB in
+	// a clone that has said hello); QEMU's default when zero.
+	TBSizeMiB int
 	// Proxy is the egress proxy a guest NIC ends at (see nicNet); a config
 	// that enables :microvm :devices :nic is refused without it.
 	Proxy http.Handler
@@ -90,8 +98,13 @@ type Options struct {
 
 // Provider starts QEMU microVM sandboxes.
 type Provider struct {
-	o      Options
-	snapMu sync.Mutex // one snapshot made at a time
+	o Options
+	// measured remembers image measurements by file identity (see
+	// measure).
+	measured sync.Map // fileID -> string
+	// tmplMu guards templates and makes one template at a time.
+	tmplMu    sync.Mutex
+	templates map[string]*template // by templateKey
 }
 
 // New returns a provider with the given options.
@@ -116,8 +129,8 @@ func (*Provider) Name() string { return Name }
 // Configure replaces the provider's options. cmd/ccos calls it on the
 // registered provider once it knows the config and how to build images.
 func (p *Provider) Configure(o Options) {
-	p.snapMu.Lock()
-	defer p.snapMu.Unlock()
+	p.tmplMu.Lock()
+	defer p.tmplMu.Unlock()
 	p.o = New(o).o
 }
 

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,7 +240,7 @@ func measureFile(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	_, meas, err := openMeasured(Image{Kernel: path, Initrd: path, Rootfs: path})
+	_, meas, err := New(Options{}).openMeasured(Image{Kernel: path, Initrd: path, Rootfs: path})
 	if err != nil {
 		return "", err
 	}
@@ -386,9 +388,9 @@ func TestGuestVsockListener(t *testing.T) {
 	}
 }
 
-// With a snapshot directory, the first Start makes a snapshot of a booted,
-// warmed-up guest, and every Start restores a copy of it: plans run the
-// same, and each copy gets fresh entropy.
+// With a snapshot directory, the first Start makes a template of a booted,
+// warmed-up guest, and every Start clones it: plans run the same, and the
+// template's measurements are the sandbox's.
 func TestSnapshotStart(t *testing.T) {
 	src := `(plan "snap" :body (step "a" (println "restored") (call :ccos.math.add 40 2)))`
 	p, err := plan.Read([]byte(src), "snap.rtfs")
@@ -412,20 +414,22 @@ func TestSnapshotStart(t *testing.T) {
 		if rep.Error != nil || rtfs.Print(rep.Value) != "42" || rep.Output != "restored\n" {
 			t.Fatalf("run %d: value %s error %+v output %q", i, rtfs.Print(rep.Value), rep.Error, rep.Output)
 		}
-		if rep.Measurements["snapshot"] == "" || rep.Measurements["rootfs"] == "" {
+		if !strings.HasPrefix(rep.Measurements[measTemplateMemory], "sha256-pages:") || !strings.HasPrefix(rep.Measurements[measTemplateState], "sha256:") || rep.Measurements["rootfs"] == "" {
 			t.Errorf("run %d: measurements %v", i, rep.Measurements)
 		}
 		t.Logf("run %d: startup %v", i, rep.Startup)
 	}
-	if snaps, _ := filepath.Glob(filepath.Join(prov.o.SnapshotDir, "*.vmstate")); len(snaps) != 1 {
-		t.Errorf("snapshots: %v", snaps)
+	for _, ext := range []string{".mem", ".state", ".json"} {
+		if files, _ := filepath.Glob(filepath.Join(prov.o.SnapshotDir, "*"+ext)); len(files) != 1 {
+			t.Errorf("template files %s: %v", ext, files)
+		}
 	}
 }
 
-// Copies restored from one snapshot do not share random numbers: each is
-// handed fresh entropy and reseeds the kernel's generator before anything
-// runs.
-func TestSnapshotCopiesGetFreshEntropy(t *testing.T) {
+// Clones of one template do not share random numbers, an identity or a
+// workdir: each is handed fresh entropy, a hostname and a machine id of
+// its own before anything runs, and mounts an empty workdir.
+func TestClonesAreFreshMachines(t *testing.T) {
 	prov := provider("random", nil)
 	prov.o.SnapshotDir = t.TempDir()
 	seen := map[string]bool{}
@@ -434,19 +438,236 @@ func TestSnapshotCopiesGetFreshEntropy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b := sb.(*box)
 		sc := bufio.NewScanner(sb.Control())
-		line := ""
-		if sc.Scan() {
-			line = sc.Text()
+		var lines []string
+		for sc.Scan() && sc.Text() != "done" {
+			lines = append(lines, sc.Text())
 		}
 		sb.Kill()
 		sb.Wait()
-		if !strings.HasPrefix(line, "random ") {
-			t.Fatalf("copy %d said %q\n%s", i, line, sb.Log())
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "random ") {
+			t.Fatalf("clone %d said %q\n%s", i, lines, sb.Log())
 		}
-		if seen[line] {
-			t.Fatalf("two restored copies drew the same random bytes: %s", line)
+		if want := "identity " + b.hostname + " " + b.machineID; lines[1] != want || b.hostname == "" || len(b.machineID) != 32 {
+			t.Errorf("clone %d: %q, host gave %q", i, lines[1], want)
 		}
-		seen[line] = true
+		if lines[2] != "workdir 0" {
+			t.Errorf("clone %d sees another clone's workdir: %q", i, lines[2])
+		}
+		for _, l := range lines[:2] {
+			if seen[l] {
+				t.Fatalf("two clones share %q", l)
+			}
+			seen[l] = true
+		}
 	}
+}
+
+// Clones that write over their RAM leave the template as it was measured:
+// its memory is a sealed memfd that they map copy on write, and that not
+// even the host can write any more.
+func TestTemplateUnchangedByClones(t *testing.T) {
+	prov := provider("scribble", nil)
+	prov.o.SnapshotDir = t.TempDir()
+	for i := 0; i < 2; i++ {
+		sb, err := prov.Start(context.Background(), sandbox.Spec{ID: "scribble", Limits: sandbox.Limits{Deadline: time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(sb.Control())
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), "scribbled ") {
+			t.Fatalf("clone %d: %q %v\n%s", i, sc.Text(), sc.Err(), sb.Log())
+		}
+		sb.Kill()
+		sb.Wait()
+	}
+	if len(prov.templates) != 1 {
+		t.Fatalf("%d templates", len(prov.templates))
+	}
+	for _, tm := range prov.templates {
+		got, err := tm.measure()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[measTemplateMemory] != tm.meas[measTemplateMemory] || got[measTemplateState] != tm.meas[measTemplateState] {
+			t.Errorf("the template changed: %v, made as %v", got, tm.meas)
+		}
+		if _, err := tm.mem.WriteAt([]byte{1}, 4096); !errors.Is(err, syscall.EPERM) {
+			t.Errorf("writing the sealed template memory: %v, want EPERM", err)
+		}
+		if err := tm.checkSealed(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A saved template whose memory or device state was changed after it was
+// made is refused by measurement: no clone starts from it.
+func TestChangedTemplateRefused(t *testing.T) {
+	dir := t.TempDir()
+	prov := provider("random", nil)
+	prov.o.SnapshotDir = dir
+	sb, err := prov.Start(context.Background(), sandbox.Spec{ID: "first", Limits: sandbox.Limits{Deadline: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Kill()
+	sb.Wait()
+	for _, ext := range []string{".mem", ".state"} {
+		t.Run(ext, func(t *testing.T) {
+			files, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+			if len(files) != 1 {
+				t.Fatalf("template files: %v", files)
+			}
+			orig, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed := slices.Clone(orig)
+			// One byte in the first page that holds data.
+			i := slices.IndexFunc(changed, func(b byte) bool { return b != 0 })
+			changed[i] ^= 0xff
+			if err := os.WriteFile(files[0], changed, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(files[0], orig, 0o600)
+			fresh := provider("random", nil) // a new process: nothing held in memory
+			fresh.o.SnapshotDir = dir
+			_, err = fresh.Start(context.Background(), sandbox.Spec{ID: "changed", Limits: sandbox.Limits{Deadline: time.Minute}})
+			var ae *sandbox.AttestationError
+			if !errors.As(err, &ae) || !strings.Contains(ae.Artifact, ext) || ae.Expected == ae.Actual {
+				t.Fatalf("err = %v, want an attestation error naming the %s file", err, ext)
+			}
+			t.Log(err)
+		})
+	}
+	// Restored, it loads and clones again.
+	fresh := provider("random", nil)
+	fresh.o.SnapshotDir = dir
+	sb, err = fresh.Start(context.Background(), sandbox.Spec{ID: "again", Limits: sandbox.Limits{Deadline: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Kill()
+	sb.Wait()
+}
+
+// The page digest depends on the bytes only: a sparse file and a dense
+// one with the same bytes measure the same, and any change shows.
+func TestPageDigest(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64 << 10
+	dense := make([]byte, size)
+	dense[5000], dense[40000] = 1, 2
+	a := filepath.Join(dir, "dense")
+	if err := os.WriteFile(a, dense, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sparse, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sparse.Truncate(size)
+	sparse.WriteAt([]byte{1}, 5000)
+	sparse.WriteAt([]byte{2}, 40000)
+	fa, _ := os.Open(a)
+	defer fa.Close()
+	da, err := pageDigest(fa, size, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages []int64
+	db, err := pageDigest(sparse, size, func(off int64, _ []byte) error { pages = append(pages, off); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da != db || !slices.Equal(pages, []int64{4096, 36864}) {
+		t.Errorf("dense %s, sparse %s, pages %v", da, db, pages)
+	}
+	sparse.WriteAt([]byte{3}, 60000)
+	if dc, _ := pageDigest(sparse, size, nil); dc == da {
+		t.Error("a changed byte did not change the digest")
+	}
+	sparse.Close()
+}
+
+// With snapshots on, a pool keeps warm clones: each run takes a clone that
+// never ran anything, a clone handed out is never taken back, and a
+// waiting clone that dies (here: QEMU killed) is replaced by a new one.
+func TestPoolKeepsWarmClones(t *testing.T) {
+	prov := provider("random", nil)
+	prov.o.SnapshotDir = t.TempDir()
+	prov.o.RuntimeDir = runtimeDir(t)
+	pool := sandbox.NewPool(prov, sandbox.Spec{Limits: sandbox.Limits{Deadline: time.Minute}}, 1)
+	defer pool.Close()
+	waitReady := func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for pool.Stats().Ready == 0 {
+			if err := pool.Stats().LastFillError; err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the pool did not fill")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	take := func() *box {
+		waitReady()
+		sb, err := pool.Start(context.Background(), sandbox.Spec{Limits: sandbox.Limits{Deadline: time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := sb.(*box)
+		if tl, _ := TimelineOf(b); !tl.Clone {
+			t.Fatal("the pool handed out a booted guest, not a clone")
+		}
+		return b
+	}
+	first := take()
+	first.Kill()
+	first.Wait()
+	second := take()
+	if second == first || second.hostname == first.hostname {
+		t.Fatal("the pool handed out the same clone twice")
+	}
+	second.Kill()
+	second.Wait()
+	// A waiting clone that dies leaves the pool and is replaced.
+	waitReady()
+	died := pool.Stats().Died
+	pids := qemusUnder(prov.o.RuntimeDir)
+	if len(pids) != 1 {
+		t.Fatalf("QEMU processes of the pool: %v", pids)
+	}
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	deadline := time.Now().Add(time.Minute)
+	for pool.Stats().Died == died {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead clone stayed in the pool")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	third := take()
+	defer func() { third.Kill(); third.Wait() }()
+	if third.hostname == second.hostname {
+		t.Fatal("a dead clone was handed out")
+	}
+}
+
+// qemusUnder returns the QEMU processes whose command line names dir.
+func qemusUnder(dir string) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), dir) || !strings.HasPrefix(string(b), "qemu-system") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

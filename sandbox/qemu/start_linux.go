@@ -21,165 +21,307 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/control/link"
-	"github.com/ccos-project/ccos/guest/vminit"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/vmspec"
-	"github.com/digitalocean/go-qemu/qmp"
 )
 
-// The image files are QEMU's descriptors 3, 4 and 5.
+// The image files are QEMU's descriptors 3, 4 and 5; descriptors a role
+// adds (a template's memory, a clone's device state) follow.
 const (
 	fdKernel = "/proc/self/fd/3"
 	fdInitrd = "/proc/self/fd/4"
 	fdRootfs = "/proc/self/fd/5"
-	// fdSnapshot is the descriptor of a snapshot file, saved to or
-	// restored from.
-	fdSnapshot = 6
 )
 
-// Start boots a guest VM (or restores one from a snapshot, see
-// Options.SnapshotDir) and returns once the guest has said hello.
+// role is what one QEMU start is for.
+type role int
+
+const (
+	// roleBoot boots the guest from its image.
+	roleBoot role = iota
+	// roleTemplate boots a snapshot template: its RAM is a memfd mapped
+	// shared, its guest warms up and waits for a wake-up (ccos.hold=1).
+	roleTemplate
+	// roleClone restores a clone of a template: the template's RAM
+	// mapped private (copy on write), only the device state read.
+	roleClone
+)
+
+// starter holds what the steps of one start build; on failure undo
+// releases it.
+type starter struct {
+	p    *Provider
+	ctx  context.Context
+	spec sandbox.Spec
+	lim  sandbox.Limits
+	cfg  *config.Config
+	role role
+
+	img   Image
+	files []*os.File // the image files, measured; QEMU's descriptors 3-5
+	meas  map[string]string
+	tmpl  *template // roleClone: the template; roleTemplate: its memory
+	mem   *os.File  // roleTemplate: the memfd that becomes the template's RAM
+	state *os.File  // roleClone: the template's device state, opened for this clone
+	// extra are the descriptors QEMU inherits from 3 on; stateFD is the
+	// state's among them.
+	extra   []*os.File
+	stateFD int
+
+	host  vmspec.Host
+	paths vmspec.VMPaths
+	dir   string
+	ln    *net.UnixListener
+	argv  []string
+	nic   *nicNet
+	b     *box
+	// exited is closed when QEMU has exited.
+	exited <-chan struct{}
+	conn   *net.UnixConn
+	// times are the steps' durations so far.
+	times []StepTime
+}
+
+// step is one named step of a start.
+type step struct {
+	name string
+	run  func(*starter) error
+}
+
+// imageSteps resolve, measure and attest the guest image.
+var imageSteps = []step{
+	{"resolve-image", (*starter).resolveImage},
+	{"measure-image", (*starter).measureImage},
+	{"attest-rootfs", (*starter).attestRootfs},
+}
+
+// launchSteps start QEMU and accept its control connection, for every
+// role.
+var launchSteps = []step{
+	{"make-runtime-dir", (*starter).makeRuntimeDir},
+	{"listen-control", (*starter).listenControl},
+	{"synthesise-command-line", (*starter).synthesise},
+	{"setup-nic", (*starter).setupNIC},
+	{"start-qemu", (*starter).startQEMU},
+	{"restore-device-state", (*starter).restoreDeviceState},
+	{"accept-control", (*starter).acceptControl},
+}
+
+// startSteps is Start, in order: a boot, or (with Options.SnapshotDir) a
+// clone of the template, which find-template makes on first use.
+var startSteps = concat(imageSteps, []step{{"find-template", (*starter).findTemplate}}, launchSteps, []step{
+	{"wake-clone", (*starter).wakeClone},
+	{"await-hello", (*starter).awaitHello},
+})
+
+// templateSteps boot a template guest and save it (see makeTemplate).
+var templateSteps = concat([]step{{"create-template-memory", (*starter).createTemplateMemory}}, launchSteps, []step{
+	{"await-template-ready", (*starter).awaitTemplateReady},
+})
+
+func concat(lists ...[]step) []step {
+	var out []step
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// StepNames lists the names of Start's steps, in order.
+func StepNames() []string {
+	out := make([]string, len(startSteps))
+	for i, s := range startSteps {
+		out[i] = s.name
+	}
+	return out
+}
+
+// run runs steps in order; a failed step undoes what the steps built and
+// is named in the error.
+func (st *starter) run(steps []step) error {
+	for _, s := range steps {
+		t0 := time.Now()
+		if err := s.run(st); err != nil {
+			st.undo(err)
+			return fmt.Errorf("qemu sandbox %q: %s: %w", st.spec.ID, s.name, err)
+		}
+		st.times = append(st.times, StepTime{Name: s.name, Took: time.Since(t0)})
+	}
+	if st.b != nil {
+		st.b.steps = st.times
+	}
+	return nil
+}
+
+// undo releases whatever the steps built, after a failed step. Once QEMU
+// has started, its box owns the runtime directory, the listener and the
+// NIC, and releases them when QEMU has exited.
+func (st *starter) undo(cause error) {
+	if st.b != nil && st.b.cmd.Process != nil {
+		st.b.Stop(sandbox.ExitSetup, cause.Error())
+		<-st.b.Done()
+		return
+	}
+	if st.ln != nil {
+		st.ln.Close()
+	}
+	st.nic.close()
+	if st.dir != "" {
+		os.RemoveAll(st.dir)
+	}
+}
+
+// release closes the descriptors the start opened for QEMU, which has its
+// own copies once it runs.
+func (st *starter) release() {
+	closeAll(st.files)
+	if st.state != nil {
+		st.state.Close()
+	}
+	if st.mem != nil {
+		st.mem.Close()
+	}
+}
+
+// Start boots a guest VM, or clones one from a template (see
+// Options.SnapshotDir), and returns once the guest has said hello.
 func (p *Provider) Start(ctx context.Context, sp sandbox.Spec) (sandbox.Sandbox, error) {
 	if p.o.Image == nil {
 		return nil, fmt.Errorf("%w: qemu: no guest image source configured", sandbox.ErrUnavailable)
 	}
-	lim := sp.Limits.WithDefaults()
-	img, err := p.o.Image(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("qemu: guest image: %w", err)
-	}
-	files, meas, err := openMeasured(img)
-	if err != nil {
+	st := &starter{p: p, ctx: ctx, spec: sp, lim: sp.Limits.WithDefaults(), role: roleBoot}
+	st.cfg = p.vmConfig(st.lim)
+	defer st.release()
+	if err := st.run(startSteps); err != nil {
 		return nil, err
 	}
-	defer closeAll(files)
-	cfg := p.vmConfig(lim)
-	if a := cfg.MicroVM.Attestation; a.Enabled && a.ExpectRootfsHash != nil && *a.ExpectRootfsHash != meas["rootfs"] {
-		return nil, &sandbox.AttestationError{Artifact: "rootfs " + img.Rootfs, Expected: *a.ExpectRootfsHash,
-			Actual: meas["rootfs"], Measurements: meas}
-	}
-	var l launch
-	if p.snapshots(cfg) {
-		snap, err := p.snapshot(ctx, sp, cfg, lim, files, meas)
-		if err != nil {
-			return nil, err
-		}
-		defer snap.Close()
-		l = launch{hold: true, incoming: snap}
-	}
-	b, conn, exited, err := p.launch(ctx, sp, cfg, lim, files, meas, l)
-	if err != nil {
-		return nil, err
-	}
-	if l.incoming != nil {
-		// The restored guest waits on the raw port for the go and fresh
-		// entropy (vminit.HoldForRestore); then the link starts.
-		msg := make([]byte, 1+vminit.HoldEntropy)
-		msg[0] = 'G'
-		rand.Read(msg[1:])
-		if _, err := conn.Write(msg); err != nil {
-			b.Stop(sandbox.ExitSetup, err.Error())
-			<-b.Done()
-			return nil, fmt.Errorf("qemu: waking the restored guest: %w%s", err, logSuffix(b.Log()))
-		}
-	}
-	// The control stream runs over a link (package control/link): when the
-	// connection breaks, QEMU reconnects to the socket (reconnect=1), the
-	// next connection is attached, and nothing is lost or repeated.
-	b.link = link.New(0)
-	b.link.Attach(conn)
-	go b.reattach(b.ln)
-	// The sandbox is started when the guest is ready: its first bytes (the
-	// hello) have arrived. They are kept for the reader of Control, so a
-	// pool holds booted guests, not booting ones.
-	first, err := firstBytes(b.link, exited, p.o.BootTimeout)
-	if err != nil {
-		b.Stop(sandbox.ExitSetup, err.Error())
-		<-b.Done()
-		return nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
-	}
-	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
-	b.Arm(ctx, lim.Deadline)
-	return b, nil
+	st.b.Arm(ctx, st.lim.Deadline)
+	return st.b, nil
 }
 
-// launch says how to start QEMU beyond the config: hold (a snapshot
-// template, or a copy of one: ccos.hold=1 on the kernel command line) and
-// incoming (restore the VM saved in this file, QEMU's descriptor 6).
-type launch struct {
-	hold     bool
-	incoming *os.File
+func (st *starter) resolveImage() (err error) {
+	st.img, err = st.p.o.Image(st.ctx)
+	return err
 }
 
-// launch starts QEMU for cfg and returns the box and the first control
-// connection QEMU made (raw: the caller decides what runs on it), and a
-// channel closed when QEMU exits.
-func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Config, lim sandbox.Limits, files []*os.File, meas map[string]string, l launch) (*box, *net.UnixConn, <-chan struct{}, error) {
-	accel, _ := p.accel()
-	root := p.o.RuntimeDir
+func (st *starter) measureImage() (err error) {
+	st.files, st.meas, err = st.p.openMeasured(st.img)
+	return err
+}
+
+// attestRootfs refuses a rootfs that differs from the config's
+// :expect_rootfs_hash when :microvm :attestation is on.
+func (st *starter) attestRootfs() error {
+	if a := st.cfg.MicroVM.Attestation; a.Enabled && a.ExpectRootfsHash != nil && *a.ExpectRootfsHash != st.meas["rootfs"] {
+		return &sandbox.AttestationError{Artifact: "rootfs " + st.img.Rootfs, Expected: *a.ExpectRootfsHash,
+			Actual: st.meas["rootfs"], Measurements: st.meas}
+	}
+	return nil
+}
+
+// findTemplate makes this start a clone of the VM's template when
+// snapshots are on, making the template first if there is none; the
+// template's measurements join the image's.
+func (st *starter) findTemplate() error {
+	if !st.p.snapshots(st.cfg) {
+		return nil
+	}
+	t, err := st.p.template(st.ctx, st.spec, st.cfg, st.lim, st.files, st.meas)
+	if err != nil {
+		return err
+	}
+	if st.state, err = t.openState(); err != nil {
+		return err
+	}
+	st.role, st.tmpl = roleClone, t
+	for k, v := range t.meas {
+		st.meas[k] = v
+	}
+	return nil
+}
+
+func (st *starter) makeRuntimeDir() error {
+	root := st.p.o.RuntimeDir
 	if root == "" {
 		root = os.TempDir()
 	}
 	if err := reachable(root); err != nil {
-		return nil, nil, nil, fmt.Errorf("qemu: runtime directory: %w", err)
+		return err
 	}
 	dir, err := os.MkdirTemp(root, "ccos-q")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("qemu: runtime directory: %w", err)
+		return err
 	}
-	host := vmspec.Host{RuntimeDir: dir, Initrd: fdInitrd, Accel: accel, QEMUBinary: p.binary(), TSCKHz: tscKHz(),
-		WorkdirMiB: int(lim.WorkdirBytes >> 20), Hold: l.hold}
-	extra := append([]*os.File(nil), files...)
-	if l.incoming != nil {
-		host.Incoming = fdSnapshot
-		extra = append(extra, l.incoming)
+	st.dir = dir
+	accel, _ := st.p.accel()
+	st.host = vmspec.Host{RuntimeDir: dir, Initrd: fdInitrd, Accel: accel, QEMUBinary: st.p.binary(), TSCKHz: tscKHz(),
+		WorkdirMiB: int(st.lim.WorkdirBytes >> 20), TBSizeMiB: st.p.o.TBSizeMiB}
+	st.extra = append([]*os.File(nil), st.files...)
+	switch st.role {
+	case roleTemplate:
+		st.host.Hold = true
+		st.host.MemoryBackend, st.host.MemoryShared = fdPath(st.passFD(st.mem)), true
+	case roleClone:
+		st.host.Hold = true
+		st.host.MemoryBackend = fdPath(st.passFD(st.tmpl.mem))
+		st.stateFD = st.passFD(st.state)
+		st.host.Incoming = "defer"
 	}
-	paths := host.Paths(cfg)
-	b := &box{id: sp.ID, dir: dir, qmpPath: paths.QMPSocket, serialLog: paths.SerialLog, lim: lim, meas: meas,
-		log: &sandbox.LogBuffer{Max: lim.LogBytes}}
-	b.Init(b.kill)
-	fail := func(err error) (*box, *net.UnixConn, <-chan struct{}, error) {
-		os.RemoveAll(dir)
-		return nil, nil, nil, err
-	}
+	st.paths = st.host.Paths(st.cfg)
 	// QEMU (unprivileged) creates its monitor socket and console log in
 	// the VM's directory and connects to the control socket there.
-	if err := prepareDirs(dir, paths.Dir, p.o.UID, p.o.GID); err != nil {
-		return fail(fmt.Errorf("qemu: runtime directory: %w", err))
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: paths.ControlSocket, Net: "unix"})
+	return prepareDirs(dir, st.paths.Dir, st.p.o.UID, st.p.o.GID)
+}
+
+// passFD passes f to QEMU and returns its descriptor number there.
+func (st *starter) passFD(f *os.File) int {
+	st.extra = append(st.extra, f)
+	return 2 + len(st.extra)
+}
+
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+func (st *starter) listenControl() (err error) {
+	st.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: st.paths.ControlSocket, Net: "unix"})
 	if err != nil {
-		return fail(fmt.Errorf("qemu: control socket: %w", err))
+		return err
 	}
-	b.ln = ln
-	if err := os.Chown(paths.ControlSocket, int(p.o.UID), int(p.o.GID)); err != nil {
-		ln.Close()
-		return fail(fmt.Errorf("qemu: control socket: %w", err))
+	return os.Chown(st.paths.ControlSocket, int(st.p.o.UID), int(st.p.o.GID))
+}
+
+func (st *starter) synthesise() (err error) {
+	st.argv, err = vmspec.QEMU(st.cfg, st.host)
+	return err
+}
+
+func (st *starter) setupNIC() (err error) {
+	nic := st.cfg.MicroVM.Devices.NIC
+	if !nic.Enabled {
+		return nil
 	}
-	argv, err := vmspec.QEMU(cfg, host)
-	if err != nil {
-		ln.Close()
-		return fail(fmt.Errorf("qemu: %w", err))
+	nsName := "ccos-" + filepath.Base(st.dir)
+	if nic.ProxyNS != nil && *nic.ProxyNS != "" {
+		nsName = *nic.ProxyNS + "-" + filepath.Base(st.dir)
 	}
-	if nic := cfg.MicroVM.Devices.NIC; nic.Enabled {
-		nsName := "ccos-" + filepath.Base(dir)
-		if nic.ProxyNS != nil && *nic.ProxyNS != "" {
-			nsName = *nic.ProxyNS + "-" + filepath.Base(dir)
-		}
-		if b.nic, err = setupNIC(nsName, vmspec.TapName(vmspec.VMName(cfg.AgentID, host.Instance)), p.o.UID, p.o.GID, p.o.Proxy); err != nil {
-			ln.Close()
-			return fail(fmt.Errorf("qemu: %w", err))
-		}
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = paths.Dir
+	st.nic, err = setupNIC(nsName, vmspec.TapName(vmspec.VMName(st.cfg.AgentID, st.host.Instance)), st.p.o.UID, st.p.o.GID, st.p.o.Proxy)
+	return err
+}
+
+// startQEMU starts QEMU as the unprivileged user in its own process group;
+// from here on the box owns the runtime directory, listener and NIC.
+func (st *starter) startQEMU() error {
+	b := &box{id: st.spec.ID, dir: st.dir, qmpPath: st.paths.QMPSocket, serialLog: st.paths.SerialLog, lim: st.lim,
+		meas: st.meas, log: &sandbox.LogBuffer{Max: st.lim.LogBytes}, ln: st.ln, nic: st.nic, role: st.role}
+	b.Init(b.kill)
+	cmd := exec.Command(st.argv[0], st.argv[1:]...)
+	cmd.Dir = st.paths.Dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = b.log, b.log
-	cmd.ExtraFiles = extra
-	cred := &syscall.Credential{Uid: p.o.UID, Gid: p.o.GID}
-	if accel == "kvm" {
+	cmd.ExtraFiles = st.extra
+	cred := &syscall.Credential{Uid: st.p.o.UID, Gid: st.p.o.GID}
+	if st.host.Accel == "kvm" {
 		if g, err := user.LookupGroup("kvm"); err == nil {
 			if gid, err := strconv.Atoi(g.Gid); err == nil {
 				cred.Groups = []uint32{uint32(gid)}
@@ -188,25 +330,86 @@ func (p *Provider) launch(ctx context.Context, sp sandbox.Spec, cfg *config.Conf
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	b.cmd = cmd
-	b.started = time.Now()
 	start := cmd.Start
-	if b.nic != nil {
-		start = func() error { return b.nic.startIn(cmd) }
+	if st.nic != nil {
+		start = func() error { return st.nic.startIn(cmd) }
 	}
+	b.started = time.Now()
 	if err := start(); err != nil {
-		ln.Close()
-		b.nic.close()
-		return fail(fmt.Errorf("qemu: starting %s: %w", argv[0], err))
+		return fmt.Errorf("starting %s: %w", st.argv[0], err)
 	}
+	st.b = b
 	exited := make(chan struct{})
+	st.exited = exited
 	go b.monitor(exited)
-	conn, err := accept(ctx, ln, exited, p.o.BootTimeout)
-	if err != nil {
-		b.Stop(sandbox.ExitSetup, err.Error())
-		<-b.Done()
-		return nil, nil, nil, fmt.Errorf("qemu: %w%s", err, logSuffix(b.Log()))
+	return nil
+}
+
+// restoreDeviceState has a clone's QEMU (started with -incoming defer) map
+// the template's RAM as it is and read only the device state: the
+// x-ignore-shared capability leaves out RAM the source shared, which is
+// the template's memory file.
+func (st *starter) restoreDeviceState() error {
+	if st.role != roleClone {
+		return nil
 	}
-	return b, conn, exited, nil
+	m, err := dialMonitor(st.paths.QMPSocket, st.p.o.BootTimeout, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w%s", err, logSuffix(st.b.Log()))
+	}
+	defer m.close()
+	if err := m.setCapability("x-ignore-shared", true); err != nil {
+		return err
+	}
+	return m.migrateIncoming("fd:" + strconv.Itoa(st.stateFD))
+}
+
+func (st *starter) acceptControl() (err error) {
+	st.conn, err = accept(st.ctx, st.ln, st.exited, st.p.o.BootTimeout)
+	if err != nil {
+		return fmt.Errorf("%w%s", err, logSuffix(st.b.Log()))
+	}
+	st.b.connected = time.Now()
+	return nil
+}
+
+// wakeClone hands the restored guest, still waiting in the template's
+// hold, fresh entropy and an identity of its own (control.Wake).
+func (st *starter) wakeClone() error {
+	if st.role != roleClone {
+		return nil
+	}
+	w := &control.Wake{}
+	rand.Read(w.Entropy[:])
+	rand.Read(w.MachineID[:])
+	w.Hostname = "ccos-" + hex.EncodeToString(w.MachineID[:6])
+	st.b.hostname, st.b.machineID = w.Hostname, hex.EncodeToString(w.MachineID[:])
+	if err := control.WriteWake(st.conn, w); err != nil {
+		return fmt.Errorf("waking the clone: %w%s", err, logSuffix(st.b.Log()))
+	}
+	return nil
+}
+
+// awaitHello puts the control connection on a link and waits for the
+// guest's first bytes (its hello): the sandbox is then ready, so a pool
+// holds booted guests, not booting ones. The bytes are kept for the reader
+// of Control.
+func (st *starter) awaitHello() error {
+	b := st.b
+	// When the connection breaks, QEMU reconnects to the socket
+	// (reconnect=1), the next connection is attached, and nothing is lost
+	// or repeated.
+	b.link = link.New(0)
+	b.link.Attach(st.conn)
+	go b.reattach(b.ln)
+	first, err := firstBytes(b.link, st.exited, st.p.o.BootTimeout)
+	if err != nil {
+		return fmt.Errorf("%w%s", err, logSuffix(b.Log()))
+	}
+	b.ready = time.Now()
+	b.readyCPU = processCPU(b.cmd.Process.Pid)
+	b.conn = &readyConn{ReadWriteCloser: b.link, first: first}
+	return nil
 }
 
 // vmConfig is the config the command line is synthesised from: the
@@ -239,7 +442,7 @@ func (p *Provider) vmConfig(lim sandbox.Limits) *config.Config {
 // openMeasured opens the image files and measures them through the open
 // descriptors that QEMU inherits, so what boots is what was measured even
 // if a path is replaced in between.
-func openMeasured(img Image) ([]*os.File, map[string]string, error) {
+func (p *Provider) openMeasured(img Image) ([]*os.File, map[string]string, error) {
 	var files []*os.File
 	meas := map[string]string{}
 	for _, a := range []struct{ name, path string }{{"kernel", img.Kernel}, {"initrd", img.Initrd}, {"rootfs", img.Rootfs}} {
@@ -258,7 +461,7 @@ func openMeasured(img Image) ([]*os.File, map[string]string, error) {
 			closeAll(files)
 			return nil, nil, fmt.Errorf("qemu: guest %s %s is not world-readable; QEMU runs unprivileged and must read it (chmod 0644)", a.name, a.path)
 		}
-		m, err := measure(f, fi)
+		m, err := p.measure(f, fi)
 		if err != nil {
 			closeAll(files)
 			return nil, nil, fmt.Errorf("qemu: measuring %s: %w", a.path, err)
@@ -268,25 +471,23 @@ func openMeasured(img Image) ([]*os.File, map[string]string, error) {
 	return files, meas, nil
 }
 
-// measured remembers measurements by file identity and change time: a
-// file whose device, inode, size, modification and change times are all
-// the same has not been written since (any write moves its ctime, which
-// only the kernel sets), so it is not hashed again. The VM still boots the
-// open descriptor that was checked.
-var measured sync.Map // fileID -> string
-
 type fileID struct {
 	dev, ino     uint64
 	size         int64
 	mtime, ctime int64
 }
 
-func measure(f *os.File, fi os.FileInfo) (string, error) {
+// measure hashes f, or returns the measurement the provider remembers for
+// it: a file whose device, inode, size, modification and change times are
+// all the same has not been written since (any write moves its ctime,
+// which only the kernel sets), so it is not hashed again. The VM still
+// boots the open descriptor that was checked.
+func (p *Provider) measure(f *os.File, fi os.FileInfo) (string, error) {
 	var id fileID
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if ok {
 		id = fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
-		if m, ok := measured.Load(id); ok {
+		if m, ok := p.measured.Load(id); ok {
 			return m.(string), nil
 		}
 	}
@@ -298,7 +499,7 @@ func measure(f *os.File, fi os.FileInfo) (string, error) {
 	// Keep it only if nothing changed while hashing.
 	if after, err := f.Stat(); ok && err == nil {
 		if st2, ok2 := after.Sys().(*syscall.Stat_t); ok2 && st2.Ctim.Nano() == id.ctime && st2.Size == id.size {
-			measured.Store(id, m)
+			p.measured.Store(id, m)
 		}
 	}
 	return m, nil
@@ -465,12 +666,24 @@ type box struct {
 	link                        *link.Conn
 	ln                          *net.UnixListener
 	log                         *sandbox.LogBuffer
-	started                     time.Time
 	nic                         *nicNet // nil without a NIC
+	role                        role
+	// started, connected and ready are when QEMU was started, made its
+	// control connection and the guest's first bytes arrived.
+	started, connected, ready time.Time
+	// readyCPU is the CPU time QEMU had used when the guest was ready.
+	readyCPU time.Duration
+	// hostname and machineID are a clone's identity (empty for a boot).
+	hostname, machineID string
+	// steps are how long each step of the start took.
+	steps []StepTime
 
 	// Wait, Kill and the stop bookkeeping.
 	sandbox.Lifecycle
 }
+
+// A pool holds QEMU sandboxes (boots or clones) until a run takes them.
+var _ sandbox.Holdable = (*box)(nil)
 
 // Control returns the host end of the virtio-serial control port.
 func (b *box) Control() io.ReadWriteCloser { return b.conn }
@@ -492,32 +705,35 @@ func (b *box) HostPIDs() []int { return []int{b.cmd.Process.Pid} }
 func (b *box) Log() []byte { return b.log.Bytes() }
 
 // kill ends the VM: QMP "quit" first, then SIGKILL to QEMU's process
-// group if it is still there a second later.
+// group if QMP failed, or QEMU is still there a second later.
 func (b *box) kill() {
 	go func() {
-		if err := quit(b.qmpPath); err == nil {
-			select {
-			case <-b.Done():
-				return
-			case <-time.After(time.Second):
+		quitErr := make(chan error, 1)
+		go func() {
+			m, err := dialMonitor(b.qmpPath, 0, 500*time.Millisecond)
+			if err == nil {
+				err = m.quit()
+				m.close()
 			}
+			quitErr <- err
+		}()
+		timer := time.NewTimer(time.Second)
+		defer timer.Stop()
+		select {
+		case <-b.Done():
+			return
+		case err := <-quitErr:
+			if err == nil {
+				select {
+				case <-b.Done():
+					return
+				case <-timer.C:
+				}
+			}
+		case <-timer.C:
 		}
 		_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
 	}()
-}
-
-// quit asks QEMU to exit over its monitor socket.
-func quit(path string) error {
-	m, err := qmp.NewSocketMonitor("unix", path, 500*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	if err := m.Connect(); err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	_, err = m.Run([]byte(`{"execute":"quit"}`))
-	return err
 }
 
 // monitor waits for QEMU, collects the console log and removes the VM's

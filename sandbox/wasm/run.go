@@ -153,13 +153,23 @@ func (s *guestSandbox) run(ctx context.Context, prep *prepared, config wazero.Mo
 	close(s.done)
 }
 
-// classify turns the instantiation result into Wait's answer. The host's
-// own record (deadline, Kill, refused memory growth) decides the reason
-// first; the guest's exit status only says how it ended otherwise.
+// classify turns the instantiation result into Wait's answer. A refused
+// memory growth explains a guest that failed, even one the host then
+// killed (it sees the guest die); otherwise the host's own record
+// (deadline, Kill) decides the reason first, and the guest's exit status
+// only says how it ended otherwise.
 func (s *guestSandbox) classify(err, cause error) error {
 	var exit *sys.ExitError
 	isExit := errors.As(err, &exit)
+	clean := err == nil || isExit && exit.ExitCode() == 0
 	switch {
+	case s.mem.refused.Load() && !clean:
+		e := &sandbox.ExitError{Reason: sandbox.ExitMemory, Detail: fmt.Sprintf(
+			"memory growth to %d bytes refused (limit %d): %v", s.mem.requested.Load(), s.limits.MemoryBytes, err)}
+		if isExit {
+			e.Status = int(exit.ExitCode())
+		}
+		return e
 	case errors.Is(cause, context.DeadlineExceeded):
 		s.deadlineMu.Lock()
 		d := s.deadlineD
@@ -169,15 +179,8 @@ func (s *guestSandbox) classify(err, cause error) error {
 		return &sandbox.ExitError{Reason: sandbox.ExitKilled}
 	case cause != nil:
 		return &sandbox.ExitError{Reason: sandbox.ExitKilled, Detail: "start context ended: " + cause.Error()}
-	case err == nil || isExit && exit.ExitCode() == 0:
+	case clean:
 		return nil
-	case s.mem.refused.Load():
-		e := &sandbox.ExitError{Reason: sandbox.ExitMemory, Detail: fmt.Sprintf(
-			"memory growth to %d bytes refused (limit %d): %v", s.mem.requested.Load(), s.limits.MemoryBytes, err)}
-		if isExit {
-			e.Status = int(exit.ExitCode())
-		}
-		return e
 	case isExit:
 		return &sandbox.ExitError{Reason: sandbox.ExitStatus, Status: int(exit.ExitCode())}
 	default:

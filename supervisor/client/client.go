@@ -137,6 +137,15 @@ func (c *Client) Cancel(ctx context.Context, id string) (*supervisor.Run, error)
 	return &r, c.do(ctx, "POST", "/v1/runs/"+url.PathEscape(id)+"/cancel", nil, &r)
 }
 
+// Receipt returns a run's signed receipt (a DSSE envelope).
+func (c *Client) Receipt(ctx context.Context, id string) ([]byte, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, "GET", "/v1/runs/"+url.PathEscape(id)+"/receipt", nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // Agents returns the agents this client may act for.
 func (c *Client) Agents(ctx context.Context) ([]supervisor.AgentInfo, error) {
 	var out struct {

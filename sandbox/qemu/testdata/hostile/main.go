@@ -12,7 +12,11 @@
 //   - "vsock": checks the Firecracker control path of vminit (listen and
 //     accept on a vsock port) against a connection over vsock loopback;
 //   - "hold": says "holding", then nothing more, and never powers off (for
-//     the deadline and kill tests).
+//     the deadline and kill tests);
+//   - "random": says what it draws from the kernel's generator, its
+//     hostname and machine id, and how many files its workdir holds (then
+//     leaves one there), for the snapshot clone tests;
+//   - "scribble": writes over most of its RAM, for the template tests.
 package main
 
 import (
@@ -38,7 +42,7 @@ func main() {
 	}
 	mode, _ := os.ReadFile("/store/capabilities/mode")
 	if env.Hold {
-		if err := vminit.HoldForRestore(env.Port); err != nil {
+		if err := env.HoldForRestore(); err != nil {
 			fmt.Fprintln(os.Stderr, "hostile:", err)
 			vminit.PowerOff()
 		}
@@ -52,10 +56,30 @@ func main() {
 	case "vsock":
 		vsockCheck(port)
 	case "random":
-		// What a restored copy draws from the kernel's generator.
+		// What a clone draws from the kernel's generator, who it is, and
+		// whether its workdir is its own (empty: no other clone's marker).
 		b := make([]byte, 16)
 		rand.Read(b)
-		fmt.Fprintf(port, "random %x\ndone\n", b)
+		host, _ := os.Hostname()
+		id, _ := os.ReadFile("/etc/machine-id")
+		entries, _ := os.ReadDir("/work")
+		os.WriteFile("/work/marker", []byte("x"), 0o644)
+		fmt.Fprintf(port, "random %x\nidentity %s %s\nworkdir %d\ndone\n", b, host, strings.TrimSpace(string(id)), len(entries))
+	case "scribble":
+		// A clone writes over most of its RAM: the template's memory must
+		// not change.
+		const size = 96 << 20
+		mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			fmt.Fprintf(port, "mmap: %v\ndone\n", err)
+			break
+		}
+		for i := range mem {
+			mem[i] = 0xa5
+		}
+		// The page cache too: drop it, so the kernel reuses its pages.
+		os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200)
+		fmt.Fprintf(port, "scribbled %d bytes\ndone\n", size)
 	case "hold":
 		fmt.Fprintln(port, "holding")
 		for {
