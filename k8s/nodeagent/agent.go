@@ -240,6 +240,14 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("nodeagent: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.AgentRun{}, indexPhase, func(o client.Object) []string {
+		if p := o.(*v1alpha1.AgentRun).Status.Phase; p != "" {
+			return []string{string(p)}
+		}
+		return []string{string(v1alpha1.PhasePending)}
+	}); err != nil {
+		return nil, fmt.Errorf("nodeagent: %w", err)
+	}
 	err = builder.ControllerManagedBy(mgr).
 		Named("agentrun-claims").
 		For(&v1alpha1.AgentRun{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -258,7 +266,13 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 	return a, nil
 }
 
-const indexNode = "status.node"
+// Cache indexes of AgentRuns: by status.node, and by phase (Pending for a
+// run without one), so that finding the runs to look at again does not
+// walk the finished ones.
+const (
+	indexNode  = "status.node"
+	indexPhase = "status.phase"
+)
 
 // Client-side rate limits of a node agent's API requests when the config
 // sets none: client-go's default (5 requests per second, bursts of 10)
@@ -431,13 +445,16 @@ func (a *Agent) leaseChanged(ctx context.Context, o client.Object) []reconcile.R
 // wakePending enqueues again every run this node might claim (pending, or
 // held by another node whose Lease may have expired): a slot is free.
 func (a *Agent) wakePending() {
-	var runs v1alpha1.AgentRunList
-	if err := a.c.List(context.Background(), &runs); err != nil {
-		return
-	}
-	for i := range runs.Items {
-		r := &runs.Items[i]
-		if !r.Status.Phase.Final() && r.Status.Node != a.o.Node {
+	for _, phase := range []v1alpha1.Phase{v1alpha1.PhasePending, v1alpha1.PhaseRunning} {
+		var runs v1alpha1.AgentRunList
+		if err := a.c.List(context.Background(), &runs, client.MatchingFields{indexPhase: string(phase)}); err != nil {
+			return
+		}
+		for i := range runs.Items {
+			r := &runs.Items[i]
+			if r.Status.Node == a.o.Node {
+				continue
+			}
 			select {
 			case a.wake <- event.GenericEvent{Object: r}:
 			default:
