@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+
+	"github.com/ccos-project/ccos/internal/atomicfile"
 )
 
 // Errors of archive operations, tested with errors.Is.
@@ -416,7 +418,7 @@ func (a *Archive) Delete(h string) error {
 		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("archive: %w", err)
 		}
-		return syncDir(filepath.Dir(full))
+		return atomicfile.SyncDir(filepath.Dir(full))
 	})
 }
 
@@ -519,7 +521,7 @@ func (a *Archive) recover() error {
 			if err := os.Remove(filepath.Join(a.dir, rel)); err != nil {
 				return err
 			}
-			return syncDir(dir)
+			return atomicfile.SyncDir(dir)
 		}
 		h, ok := hashOfName(rel)
 		if !ok {
@@ -564,7 +566,7 @@ func removeTemps(dir string) error {
 		}
 	}
 	if removed {
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 	return nil
 }

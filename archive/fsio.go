@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ccos-project/ccos/internal/atomicfile"
 )
 
 // tempPrefix starts the name of every temporary file the archive writes.
@@ -24,59 +26,13 @@ func step(name string) {
 	}
 }
 
-// writeAtomic stores data as dir/name so that a reader sees either the old
-// file or the whole new one: temp file in the same directory, write, fsync,
-// close, rename over name, fsync the directory. what names the steps for
+// writeAtomic stores data as dir/name (mode 0600) so that a reader sees
+// either the old file or the whole new one (atomicfile: temp file in the
+// same directory, fsync, rename, directory fsync). what names the steps for
 // crashHook.
-func writeAtomic(dir, name string, data []byte, what string) (err error) {
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	step(what + "-temp-written")
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	step(what + "-temp-synced")
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	step(what + "-renamed")
-	if err = syncDir(dir); err != nil {
-		return err
-	}
-	step(what + "-dir-synced")
-	return nil
-}
-
-// syncDir fsyncs a directory so that the names created, renamed or removed
-// in it survive a power loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
+func writeAtomic(dir, name string, data []byte, what string) error {
+	o := atomicfile.Options{TempPrefix: tempPrefix, Step: func(s string) { step(what + "-" + s) }}
+	return o.Write(filepath.Join(dir, name), data, 0o600)
 }
 
 // ensureDir creates dir (and its parent, one level up, if missing),
@@ -101,7 +57,7 @@ func ensureDirOnce(dir string) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	return atomicfile.SyncDir(filepath.Dir(dir))
 }
 
 // fileLock is an advisory flock(2) lock on the archive's lock file. Each

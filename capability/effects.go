@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/rtfs"
-	"golang.org/x/net/idna"
 )
 
 // DecodeError is an effect, contract or entry that does not read, at the
@@ -136,39 +135,6 @@ func nameList(v rtfs.Value) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// DomainCovered reports whether domain d (possibly a leading-"*."
-// wildcard) is covered by the allowlist: an exact entry, or a "*.suffix"
-// entry that d lies strictly below. Names are compared in their IDNA
-// ASCII form.
-func DomainCovered(d string, allow []string) bool {
-	d = normDomain(d)
-	for _, a := range allow {
-		a = normDomain(a)
-		if d == a {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(a, "*."); ok {
-			rest := strings.TrimPrefix(d, "*.")
-			if strings.HasSuffix(rest, "."+suffix) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func normDomain(d string) string {
-	d = strings.TrimSuffix(strings.ToLower(d), ".")
-	star := strings.HasPrefix(d, "*.")
-	if ascii, err := idna.Lookup.ToASCII(strings.TrimPrefix(d, "*.")); err == nil {
-		d = ascii
-		if star {
-			d = "*." + d
-		}
-	}
-	return d
 }
 
 // PathCovered reports whether p is one of roots or below one of them; a

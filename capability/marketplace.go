@@ -38,6 +38,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/rtfs"
 )
 
@@ -507,7 +508,7 @@ func broadening(parent, child Contract) *finding {
 			child, parent []string
 			covered       func(string, []string) bool
 		}{
-			{"domains", ce.Domains, pe.Domains, DomainCovered},
+			{"domains", ce.Domains, pe.Domains, domain.Covered},
 			{"methods", upperAll(ce.Methods), upperAll(pe.Methods), listed},
 			{"paths", ce.Paths, pe.Paths, PathCovered},
 			{"models", ce.Models, pe.Models, listed},

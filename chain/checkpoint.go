@@ -12,17 +12,29 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ccos-project/ccos/internal/atomicfile"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/rtfs"
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Checkpoint is a signed statement of the tree: its origin, size and root.
+// Checkpoint is a signed statement of the tree: its origin, size and root,
+// and the binding of the checkpoint event that records it.
 type Checkpoint struct {
 	Origin string
 	Size   uint64
 	Root   []byte
-	Note   []byte // the whole signed note (body and signature lines)
+	// Event is EventBinding of the checkpoint event that carries this
+	// checkpoint, so that the signature covers that event's own fields
+	// (time, id, origin, parent...) as well as the tree before it. Zero
+	// when the body has no binding line.
+	Event Hash
+	Note  []byte // the whole signed note (body and signature lines)
 }
+
+// eventLinePrefix starts the checkpoint body's extension line that binds
+// the checkpoint event.
+const eventLinePrefix = "ccos-event "
 
 // The checkpoint errors.
 var (
@@ -34,15 +46,21 @@ var (
 )
 
 // Body returns the C2SP tlog-checkpoint body: origin, size and base64 root,
-// one per line.
+// one per line, then the extension line "ccos-event <base64 binding>" when
+// the checkpoint binds its event.
 func (c *Checkpoint) Body() string {
-	return c.Origin + "\n" + strconv.FormatUint(c.Size, 10) + "\n" + base64.StdEncoding.EncodeToString(c.Root) + "\n"
+	body := c.Origin + "\n" + strconv.FormatUint(c.Size, 10) + "\n" + base64.StdEncoding.EncodeToString(c.Root) + "\n"
+	if !c.Event.IsZero() {
+		body += eventLinePrefix + base64.StdEncoding.EncodeToString(c.Event[:]) + "\n"
+	}
+	return body
 }
 
-// SignCheckpoint signs the checkpoint of a tree of the given size and root;
-// the origin is the signer's name.
-func SignCheckpoint(signer note.Signer, size uint64, root []byte) (*Checkpoint, error) {
-	c := &Checkpoint{Origin: signer.Name(), Size: size, Root: append([]byte(nil), root...)}
+// SignCheckpoint signs the checkpoint of a tree of the given size and root,
+// binding the checkpoint event whose EventBinding is event (zero: none); the
+// origin is the signer's name.
+func SignCheckpoint(signer note.Signer, size uint64, root []byte, event Hash) (*Checkpoint, error) {
+	c := &Checkpoint{Origin: signer.Name(), Size: size, Root: append([]byte(nil), root...), Event: event}
 	msg, err := note.Sign(&note.Note{Text: c.Body()}, signer)
 	if err != nil {
 		return nil, fmt.Errorf("chain: signing checkpoint: %w", err)
@@ -52,9 +70,8 @@ func SignCheckpoint(signer note.Signer, size uint64, root []byte) (*Checkpoint, 
 }
 
 // OpenCheckpoint verifies a signed checkpoint note with verifier and parses
-// its body strictly: exactly three lines (origin, decimal size without
-// leading zeros, base64 of a 32-byte hash); extension lines are rejected.
-// The origin must be the verifier's name.
+// its body strictly (ParseCheckpointBody). The origin must be the verifier's
+// name.
 func OpenCheckpoint(msg []byte, verifier note.Verifier) (*Checkpoint, error) {
 	n, err := note.Open(msg, note.VerifierList(verifier))
 	if err != nil {
@@ -72,11 +89,14 @@ func OpenCheckpoint(msg []byte, verifier note.Verifier) (*Checkpoint, error) {
 }
 
 // ParseCheckpointBody parses a checkpoint body without checking a
-// signature.
+// signature, strictly: three lines (origin, decimal size without leading
+// zeros, base64 of a 32-byte hash), and optionally the one extension line
+// ccos writes, "ccos-event " and the base64 of a 32-byte event binding;
+// any other extension line is rejected.
 func ParseCheckpointBody(text string) (*Checkpoint, error) {
 	lines := strings.Split(text, "\n")
-	if len(lines) != 4 || lines[3] != "" {
-		return nil, fmt.Errorf("%w: want 3 lines", ErrCheckpointFormat)
+	if len(lines) < 4 || len(lines) > 5 || lines[len(lines)-1] != "" {
+		return nil, fmt.Errorf("%w: want 3 lines and an optional %q line", ErrCheckpointFormat, strings.TrimSpace(eventLinePrefix))
 	}
 	if lines[0] == "" {
 		return nil, fmt.Errorf("%w: empty origin", ErrCheckpointFormat)
@@ -89,7 +109,32 @@ func ParseCheckpointBody(text string) (*Checkpoint, error) {
 	if err != nil || len(root) != HashSize {
 		return nil, fmt.Errorf("%w: bad root hash", ErrCheckpointFormat)
 	}
-	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
+	c := &Checkpoint{Origin: lines[0], Size: size, Root: root}
+	if len(lines) == 5 {
+		b64, ok := strings.CutPrefix(lines[3], eventLinePrefix)
+		ev, err := base64.StdEncoding.Strict().DecodeString(b64)
+		if !ok || err != nil || len(ev) != HashSize {
+			return nil, fmt.Errorf("%w: bad extension line %q", ErrCheckpointFormat, lines[3])
+		}
+		copy(c.Event[:], ev)
+		if c.Event.IsZero() {
+			return nil, fmt.Errorf("%w: zero event binding", ErrCheckpointFormat)
+		}
+	}
+	return c, nil
+}
+
+// EventBinding returns what a checkpoint signs of the checkpoint event that
+// carries it: SHA-256 of the event's canonical encoding with its payload
+// (the signed note itself) replaced by nil. It covers every other field.
+func EventBinding(e *Event) (Hash, error) {
+	bare := *e
+	bare.Payload = nil
+	data, err := Encode(&bare)
+	if err != nil {
+		return Hash{}, err
+	}
+	return HashOf(data), nil
 }
 
 // GenerateKey returns a new Ed25519 note key pair named name: the signer
@@ -124,18 +169,19 @@ func ParseVerifier(text string) (note.Verifier, error) {
 	return v, nil
 }
 
-// ReadSignerFile reads a signer key file.
+// ReadSignerFile reads a signer key file (a regular file of at most 1 MiB).
 func ReadSignerFile(path string) (note.Signer, error) {
-	b, err := os.ReadFile(path)
+	b, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
 	}
 	return ParseSigner(string(b))
 }
 
-// ReadVerifierFile reads a verifier key file.
+// ReadVerifierFile reads a verifier key file (a regular file of at most 1
+// MiB).
 func ReadVerifierFile(path string) (note.Verifier, error) {
-	b, err := os.ReadFile(path)
+	b, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
 	}
@@ -147,27 +193,12 @@ func VerifierOf(signer string) (string, error) {
 	return verifierFromSigner(strings.TrimRight(signer, " \t\r\n"))
 }
 
-// WriteKeyFile writes one key string to path with mode perm, through a
-// temporary file, fsync and rename.
+// WriteKeyFile writes one key string to path with mode perm, atomically
+// (atomicfile: a new temporary file, never a leftover or a planted link, so
+// the key gets exactly perm).
 func WriteKeyFile(path, key string, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
+	if err := atomicfile.Write(path, append([]byte(key), '\n'), perm); err != nil {
 		return fmt.Errorf("chain: %w", err)
-	}
-	_, err = f.Write(append([]byte(key), '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("chain: writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -49,17 +49,28 @@
 //
 // # Checkpoints
 //
-// A checkpoint is the C2SP tlog-checkpoint body
+// A checkpoint is the C2SP tlog-checkpoint body with one extension line
 //
 //	<origin>\n
 //	<tree size, decimal>\n
 //	<base64 (std, padded) of the 32-byte root hash>\n
+//	ccos-event <base64 (std, padded) of the 32-byte event binding>\n
 //
 // signed with golang.org/x/mod/sumdb/note by an Ed25519 key whose name is
 // the origin. It is itself recorded in the chain as an event of type
 // TypeCheckpoint whose payload is the whole signed note as an RTFS string,
 // and whose seq equals the tree size it signs: a checkpoint at seq n
 // commits to events 0..n-1, and later checkpoints commit to it.
+//
+// The event binding (EventBinding) is SHA-256 of the checkpoint event's
+// canonical encoding with its payload replaced by nil: the signature thus
+// covers the checkpoint event's own fields (seq, time, origin, parent, id,
+// session, plan, intent, step), which the tree it signs cannot contain. The
+// recorder stamps the event first, signs, then sets the payload. A
+// checkpoint event whose body has no binding line (ErrCheckpointUnbound), or
+// whose fields do not hash to its binding (ErrCheckpointEvent), fails
+// verification. ParseCheckpointBody accepts the three lines alone (a
+// checkpoint that binds no event) and refuses every other extension line.
 //
 // Keys are note key strings: a signer "PRIVATE+KEY+<name>+<hash>+<base64>"
 // and a verifier "<name>+<hash>+<base64>" (GenerateKey). A key file holds
@@ -139,4 +150,11 @@
 // Verify recomputes everything from a store's bytes and names the first bad
 // sequence number; Tree gives inclusion and consistency proofs and
 // CheckCheckpoint compares a chain with a checkpoint kept elsewhere.
+//
+// The events after the latest checkpoint event (all of them when there is
+// none) are the unsigned tail: their hashes and links verify, but whoever
+// can write the store can append such events, so they are protected by the
+// hash chain only. Verify does not call them damage; its Report counts them
+// (UnsignedTail), and `ccos chain verify` fails on them unless told
+// --allow-unsigned-tail.
 package chain

@@ -8,10 +8,13 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/ccos-project/ccos/internal/groupcommit"
 	"golang.org/x/sys/unix"
+
+	"github.com/ccos-project/ccos/internal/atomicfile"
 )
 
 const fileMagic = "CCOSCHN1"
@@ -102,8 +105,8 @@ func (s *FileStore) open() error {
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("chain: %w", err)
 		}
-		if err := syncDir(s.path); err != nil {
-			return err
+		if err := atomicfile.SyncDir(filepath.Dir(s.path)); err != nil {
+			return fmt.Errorf("chain: %w", err)
 		}
 		st, _ = s.f.Stat()
 	}
@@ -257,27 +260,6 @@ func (s *FileStore) Close() error {
 		err = fmt.Errorf("chain: %w", cerr)
 	}
 	return err
-}
-
-// syncDir fsyncs the directory holding path, so that a new file's entry is
-// durable.
-func syncDir(path string) error {
-	dir := "."
-	for i := len(path) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(path[i]) {
-			dir = path[:i+1]
-			break
-		}
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("chain: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("chain: fsync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // zeroFrom reports whether every byte of f from off to size is zero.

@@ -49,6 +49,7 @@ type Recorder struct {
 	failed   error
 	closed   bool
 	recovery Recovery
+	last     *Checkpoint // the latest checkpoint recorded
 }
 
 // NewRecorder opens a recorder on store, replaying the events already in
@@ -65,7 +66,7 @@ func NewRecorder(store Store, signer note.Signer, opts Options) (*Recorder, erro
 	}); err != nil {
 		return nil, fmt.Errorf("chain: replaying the store: %w", err)
 	}
-	r := &Recorder{store: store, signer: signer, opts: opts, tree: st.tree, head: st.head, lastCP: opts.Now()}
+	r := &Recorder{store: store, signer: signer, opts: opts, tree: st.tree, head: st.head, lastCP: opts.Now(), last: st.report.Last}
 	// Events after the last checkpoint of an earlier session count towards
 	// the next one.
 	r.sinceCP = int(st.report.Events)
@@ -126,11 +127,20 @@ func (r *Recorder) checkpointDue() bool {
 }
 
 func (r *Recorder) appendLocked(e *Event) (uint64, <-chan error, error) {
+	if err := r.stampLocked(e); err != nil {
+		return 0, nil, err
+	}
+	return r.commitLocked(e)
+}
+
+// stampLocked sets the fields the recorder owns: Seq, Parent, Time, and
+// Origin and ID when unset.
+func (r *Recorder) stampLocked(e *Event) error {
 	switch {
 	case r.closed:
-		return 0, nil, ErrClosed
+		return ErrClosed
 	case r.failed != nil:
-		return 0, nil, fmt.Errorf("%w: %w", ErrFailed, r.failed)
+		return fmt.Errorf("%w: %w", ErrFailed, r.failed)
 	}
 	e.Seq = r.tree.Size()
 	e.Parent = r.head
@@ -141,6 +151,11 @@ func (r *Recorder) appendLocked(e *Event) (uint64, <-chan error, error) {
 	if e.ID == "" {
 		e.ID = newID()
 	}
+	return nil
+}
+
+// commitLocked encodes a stamped event and appends it.
+func (r *Recorder) commitLocked(e *Event) (uint64, <-chan error, error) {
 	data, err := Encode(e)
 	if err != nil {
 		return 0, nil, err
@@ -168,16 +183,28 @@ func (r *Recorder) checkpointLocked() (*Checkpoint, <-chan error, error) {
 	if r.signer == nil {
 		return nil, nil, ErrNoSigner
 	}
-	c, err := SignCheckpoint(r.signer, r.tree.Size(), r.tree.Root())
+	// The event is stamped first so that the signature can cover its own
+	// fields (EventBinding), then it gets the signed note as its payload.
+	e := &Event{Type: TypeCheckpoint}
+	if err := r.stampLocked(e); err != nil {
+		return nil, nil, err
+	}
+	binding, err := EventBinding(e)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, done, err := r.appendLocked(&Event{Type: TypeCheckpoint, Payload: rtfs.String{V: string(c.Note)}})
+	c, err := SignCheckpoint(r.signer, r.tree.Size(), r.tree.Root(), binding)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.Payload = rtfs.String{V: string(c.Note)}
+	_, done, err := r.commitLocked(e)
 	if err != nil {
 		return nil, nil, err
 	}
 	r.sinceCP = 0
 	r.lastCP = r.opts.Now()
+	r.last = c
 	return c, done, nil
 }
 
@@ -237,6 +264,35 @@ func (r *Recorder) Close() error {
 // CanCheckpoint reports whether the recorder has a signer, so that
 // Checkpoint can sign.
 func (r *Recorder) CanCheckpoint() bool { return r.signer != nil }
+
+// LastCheckpoint returns the latest checkpoint recorded in the chain (the
+// one found when the store was opened, or signed since), nil when there
+// is none.
+func (r *Recorder) LastCheckpoint() *Checkpoint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Verify reads back every durable record of the recorder's store and
+// verifies it as VerifyTree does: from the stored bytes, not from what the
+// recorder holds in memory, so damage done to the store since it was
+// opened shows. With a nil verifier, checkpoint signatures are not checked
+// (their sizes and roots are). Appends may go on meanwhile; the events
+// made durable after the read began may or may not be verified.
+func (r *Recorder) Verify(verifier note.Verifier) (*Tree, *Report, error) {
+	st := newState(verifier, verifier != nil)
+	err := r.store.Records(func(_ uint64, data []byte) error {
+		_, err := st.add(data)
+		return err
+	})
+	return st.tree, st.finish(), err
+}
+
+// Prove is ProveInclusion on the recorder's store.
+func (r *Recorder) Prove(verifier note.Verifier, index uint64) (*Inclusion, error) {
+	return ProveInclusion(r.store, verifier, index)
+}
 
 // Events returns the recorded events from sequence number from on (those
 // durable in the store), decoded; earlier records are read but not

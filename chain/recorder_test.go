@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -229,7 +230,7 @@ func TestRecorderCheckpointInterval(t *testing.T) {
 func TestCheckpointFormat(t *testing.T) {
 	signer, verifier := testKey(t)
 	root := bytes.Repeat([]byte{7}, 32)
-	c, err := SignCheckpoint(signer, 5, root)
+	c, err := SignCheckpoint(signer, 5, root, Hash{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +290,45 @@ func TestKeys(t *testing.T) {
 	}
 	if _, _, err := GenerateKey("bad name"); err == nil {
 		t.Errorf("GenerateKey accepted a name with a space")
+	}
+}
+
+// TestWriteKeyFileLeftovers: a leftover "<key>.tmp" (mode 0644, say, from
+// an older ccos that wrote through that fixed name) or a symbolic link
+// planted under that name neither widens the key's mode nor is written
+// through.
+func TestWriteKeyFileLeftovers(t *testing.T) {
+	skey, _, err := GenerateKey("ccos.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	if err := os.WriteFile(key+".tmp", []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(key, skey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("victim"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key2 := filepath.Join(dir, "k2")
+	if err := os.Symlink(victim, key2+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(key2, skey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "victim" {
+		t.Fatalf("the key was written through the planted link: %q", b)
+	}
+	if s, err := ReadSignerFile(key2); err != nil || s.Name() != "ccos.example/log" {
+		t.Fatalf("ReadSignerFile: %v", err)
 	}
 }
 

@@ -15,6 +15,13 @@ var (
 	ErrCheckpointSize = errors.New("checkpoint size is not the checkpoint's sequence number")
 	ErrCheckpointRoot = errors.New("checkpoint root does not match the recomputed tree")
 	ErrNoVerifier     = errors.New("chain has checkpoints but no verifier key was given")
+	// ErrCheckpointUnbound: a checkpoint event whose signed body does not
+	// bind the event (its time, id and other fields could be rewritten
+	// without breaking the signature).
+	ErrCheckpointUnbound = errors.New("checkpoint does not bind its own event (no ccos-event line)")
+	// ErrCheckpointEvent: the checkpoint event's fields are not those its
+	// signature covers: the event was rewritten.
+	ErrCheckpointEvent = errors.New("checkpoint event's fields differ from those its signature covers")
 )
 
 // VerifyError is the first damage found in a chain: Seq is the sequence
@@ -34,6 +41,11 @@ type Report struct {
 	Head        Hash        // hash of the last event (zero when empty)
 	Checkpoints int         // checkpoints found (and verified)
 	Last        *Checkpoint // the latest checkpoint, nil if none
+	// UnsignedTail counts the events after the latest checkpoint event
+	// (every event when there is none): no signature covers them, only
+	// the hash chain, which whoever can write the chain can extend. A
+	// verified chain with an unsigned tail is not a signed chain.
+	UnsignedTail uint64
 }
 
 // state replays a chain: it checks each record and grows the tree.
@@ -100,6 +112,12 @@ func (st *state) checkpoint(e *Event) error {
 	if c.Size != e.Seq {
 		return fmt.Errorf("%w: size %d", ErrCheckpointSize, c.Size)
 	}
+	if c.Event.IsZero() {
+		return ErrCheckpointUnbound
+	}
+	if binding, err := EventBinding(e); err != nil || binding != c.Event {
+		return ErrCheckpointEvent
+	}
 	if !bytes.Equal(c.Root, st.tree.Root()) {
 		return ErrCheckpointRoot
 	}
@@ -112,16 +130,23 @@ func (st *state) finish() *Report {
 	r := st.report
 	r.Root = st.tree.Root()
 	r.Head = st.head
+	r.UnsignedTail = r.Events
+	if r.Last != nil {
+		r.UnsignedTail = r.Events - r.Last.Size - 1
+	}
 	return &r
 }
 
 // Verify reads every record of s and recomputes everything: it decodes
 // each event strictly, checks its sequence number and parent hash, rebuilds
-// the Merkle tree, and checks every checkpoint's signature with verifier
-// and its size and root against the rebuilt tree. A chain with checkpoints
-// needs a verifier (ErrNoVerifier). The first damage is returned as a
-// *VerifyError naming its sequence number (or a *RecordError from the
-// store).
+// the Merkle tree, and checks every checkpoint's signature with verifier,
+// its size and root against the rebuilt tree, and its binding of the
+// checkpoint event itself. A chain with checkpoints needs a verifier
+// (ErrNoVerifier). The first damage is returned as a *VerifyError naming
+// its sequence number (or a *RecordError from the store). Events after the
+// latest checkpoint are not damage but are not signed either: the Report
+// counts them (UnsignedTail), and a caller that wants a signed chain must
+// check that count.
 func Verify(s Store, verifier note.Verifier) (*Report, error) {
 	_, rep, err := VerifyTree(s, verifier)
 	return rep, err

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ccos-project/ccos/rtfs"
@@ -100,6 +101,67 @@ func BenchmarkLoadProfileBaseline(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		res := (&Loader{}).Load(src, "microvm-networked.rtfs")
+		if res.Diags.HasErrors() {
+			b.Fatal(res.Diags)
+		}
+	}
+}
+
+// manyKeysConfig returns a config of about 3 MB with n unknown keys, written
+// as an (agent.config ...) form or, with asMap, as a map literal.
+func manyKeysConfig(n int, asMap bool) []byte {
+	var b []byte
+	if asMap {
+		b = append(b, `{:version "0.1" :agent-id "agent.big"`...)
+	} else {
+		b = append(b, `(agent.config :version "0.1" :agent-id "agent.big"`...)
+	}
+	for i := range n {
+		b = fmt.Appendf(b, " :k%06d %d", i, i)
+	}
+	if asMap {
+		return append(b, "}\n"...)
+	}
+	return append(b, ")\n"...)
+}
+
+// BenchmarkLoadManyKeys loads a 3 MB config with 200,000 keys (each an
+// UNKNOWN_KEY diagnostic): every pass must be linear. The map literal form
+// of the same keys is the baseline.
+func BenchmarkLoadManyKeys(b *testing.B) {
+	for _, form := range []struct {
+		name  string
+		asMap bool
+	}{{"agent.config", false}, {"map", true}} {
+		src := manyKeysConfig(200_000, form.asMap)
+		b.Run(form.name, func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				res := (&Loader{}).Load(src, "big.rtfs")
+				if !res.Diags.HasErrors() {
+					b.Fatal("no diagnostics")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoadLargeAllowlist loads a config whose :http and :network
+// allowlists name 20,000 domains each: checking that one lies within the
+// other is linear (a domain.Set), not a product of the two lengths.
+func BenchmarkLoadLargeAllowlist(b *testing.B) {
+	var list []byte
+	for i := range 20_000 {
+		list = fmt.Appendf(list, ` "h%d.example.com"`, i)
+	}
+	src := fmt.Appendf(nil, `(agent.config :version "0.1" :agent-id "agent.big" :features [:network]
+  :capabilities {:http {:enabled true :egress {:allow-domains [%s]}}}
+  :network {:enabled true :egress {:via :proxy :allow-domains [%s "*.example.org"]}})`, list, list)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res := (&Loader{}).Load(src, "big.rtfs")
 		if res.Diags.HasErrors() {
 			b.Fatal(res.Diags)
 		}

@@ -3,10 +3,10 @@ package config
 import (
 	_ "embed"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/rtfs"
 )
 
@@ -73,10 +73,15 @@ func LoadFile(path string, ev Evaluator) (*Result, error) {
 	return (&Loader{Evaluator: ev}).LoadFile(path)
 }
 
+// MaxFileSize bounds a config file: LoadFile refuses a larger one, and
+// anything but a regular file, before reading it.
+const MaxFileSize = input.MaxSource
+
 // LoadFile reads and loads the config at path. The error is for a file that
-// cannot be read; problems in the config are in Result.Diags.
+// cannot be read (missing, not a regular file, over MaxFileSize); problems
+// in the config are in Result.Diags.
 func (l *Loader) LoadFile(path string) (*Result, error) {
-	src, err := os.ReadFile(path)
+	src, err := input.ReadFile(path, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +305,7 @@ func agentConfigMap(form *rtfs.List, args []rtfs.Value) (*rtfs.Map, Diagnostics)
 	}
 	m := rtfs.NewMap(len(args) / 2)
 	m.S = form.S
+	first := make(map[string]rtfs.Value, len(args)/2) // key name -> where it was written
 	for i := 0; i < len(args); i += 2 {
 		k := args[i]
 		if _, ok := k.(rtfs.Keyword); !ok {
@@ -308,24 +314,17 @@ func agentConfigMap(form *rtfs.List, args []rtfs.Value) (*rtfs.Map, Diagnostics)
 				Hint:    "write :key value pairs, such as :version \"0.1\""})
 			continue
 		}
-		if prev, ok := findKey(m, k); ok {
-			diags = append(diags, Diagnostic{Code: CodeDuplicateKey, Path: k.(rtfs.Keyword).Name, Span: k.Span(),
+		name := k.(rtfs.Keyword).Name
+		if prev, ok := first[name]; ok {
+			diags = append(diags, Diagnostic{Code: CodeDuplicateKey, Path: name, Span: k.Span(),
 				Message: fmt.Sprintf("key %s is given twice; it was first written at %s", rtfs.Print(k), lineCol(prev.Span().Start)),
 				Hint:    "remove one of the two entries"})
 			continue
 		}
+		first[name] = k
 		m.Set(k, args[i+1])
 	}
 	return m, diags
-}
-
-func findKey(m *rtfs.Map, k rtfs.Value) (rtfs.Value, bool) {
-	for _, key := range m.Keys() {
-		if rtfs.Equal(key, k) {
-			return key, true
-		}
-	}
-	return nil, false
 }
 
 // isLiteral reports whether v holds no list, so that reading it is all the

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -14,8 +15,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/rtfs"
-	"golang.org/x/net/idna"
 )
 
 // The codes of the semantic rules. The first group are the reference codes
@@ -260,11 +261,6 @@ func ruleMicroVMHardening(c *Config, r *report) {
 	}
 }
 
-// domainProfile converts names for lookup: UTS #46 mapping, bidi and
-// label rules, STD3 characters only, and DNS length limits.
-var domainProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLabels(true),
-	idna.StrictDomainName(true), idna.VerifyDNSLength(true), idna.Transitional(false))
-
 // checkDomain returns why name is not a valid allowlist entry, with a hint,
 // or "" when it is valid.
 func checkDomain(name string) (msg, hint string) {
@@ -292,9 +288,15 @@ func checkDomain(name string) (msg, hint string) {
 	if strings.HasSuffix(host, ".") {
 		return fmt.Sprintf("%q ends with a dot", name), "write " + strings.TrimSuffix(name, ".")
 	}
-	ascii, err := domainProfile.ToASCII(host)
+	// The one IDNA profile and name rules (package domain), as admission
+	// and the egress proxy apply them.
+	ascii, err := domain.Normalize(host)
 	if err != nil {
-		return fmt.Sprintf("%q is not a valid domain name: %v", name, err), "use letters, digits and '-' in labels of 1 to 63 characters"
+		reason := err.Error()
+		if de := (*domain.Error)(nil); errors.As(err, &de) {
+			reason = de.Reason
+		}
+		return fmt.Sprintf("%q is not a valid domain name: %s", name, reason), "use letters, digits, '-' and '_' in labels of 1 to 63 characters, not starting or ending with '-'"
 	}
 	if !strings.Contains(ascii, ".") {
 		if host != name {
@@ -334,8 +336,9 @@ func ruleDomains(c *Config, r *report) {
 	if c.Network == nil || !c.Network.Enabled || !c.Capabilities.HTTP.Enabled {
 		return
 	}
+	network, _ := domain.ParseSet(c.Network.Egress.AllowDomains)
 	for i, d := range c.Capabilities.HTTP.Egress.AllowDomains {
-		if !domainAllowed(d, c.Network.Egress.AllowDomains) {
+		if validDomain(d) && !covered(d, network) {
 			r.errorf(CodeDomainNotAllowed, fmt.Sprintf("capabilities.http.egress.allow-domains.%d", i),
 				"add it to :network :egress :allow-domains, or remove it here",
 				"the :http capability allows %q, which the network allowlist does not; a capability cannot broaden the agent's egress", d)
@@ -345,17 +348,15 @@ func ruleDomains(c *Config, r *report) {
 
 // ruleEffectDomains: an enabled capability entry may only declare network
 // effects on domains the agent's egress allows (spec 17 §4: no privilege
-// broadening). The bound is the network allowlist when :network is on, else
-// the :http capability's.
+// broadening). The bound is the allowlist of Config.Egress, the one the
+// proxy enforces.
 func ruleEffectDomains(c *Config, r *report) {
-	var allow []string
-	bound := "no egress is enabled"
-	switch {
-	case c.Network != nil && c.Network.Enabled:
-		allow, bound = c.Network.Egress.AllowDomains, "the network allowlist does not include it"
-	case c.Capabilities.HTTP.Enabled:
-		allow, bound = c.Capabilities.HTTP.Egress.AllowDomains, "the :http allowlist does not include it"
+	eg := c.Egress()
+	bound := "the agent's egress allowlist does not include it"
+	if !eg.Enabled {
+		bound = "the agent has no network: " + eg.Off
 	}
+	allow, _ := domain.ParseSet(eg.AllowDomains)
 	for i, e := range c.Capabilities.Entries {
 		if !e.Enabled {
 			continue
@@ -363,7 +364,7 @@ func ruleEffectDomains(c *Config, r *report) {
 		for j, eff := range e.Effects {
 			path := fmt.Sprintf("capabilities.entries.%d.effects.%d.1", i, j)
 			for k, d := range effectDomains(eff) {
-				if validDomain(d.V) && !domainAllowed(d.V, allow) {
+				if validDomain(d.V) && !covered(d.V, allow) {
 					r.diags = append(r.diags, Diagnostic{Code: CodeDomainNotAllowed, Path: fmt.Sprintf("%s.domains.%d", path, k),
 						Message: fmt.Sprintf("capability :%s declares network access to %q, but %s", e.Capability, d.V, bound),
 						Hint:    "add the domain to the agent's egress allowlist, or remove it from the effect",
@@ -410,21 +411,12 @@ func effectDomains(e Effect) []rtfs.String {
 	return out
 }
 
-// domainAllowed reports whether name is within the allowlist: listed, or
-// under a listed wildcard (a wildcard is allowed only by an equal or wider
-// wildcard).
-func domainAllowed(name string, allow []string) bool {
-	name = strings.ToLower(name)
-	for _, a := range allow {
-		a = strings.ToLower(a)
-		if a == name {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(a, "*"); ok && strings.HasSuffix(name, suffix) && len(name) > len(suffix) {
-			return true
-		}
-	}
-	return false
+// covered reports whether name (a domain or a leading-"*." pattern) is
+// within the allowlist: listed, or strictly under a listed wildcard (a
+// wildcard only by an equal or wider one), in IDNA-normalized form.
+func covered(name string, allow domain.Set) bool {
+	p, err := domain.ParsePattern(name)
+	return err == nil && allow.Covers(p)
 }
 
 // ruleTLSPins: a pin is sha256/ and the standard base64 of a 32-byte
@@ -633,14 +625,13 @@ var reservedSecretHeaders = map[string]bool{
 // bound to a domain the agent's egress allows, goes in a header the proxy
 // may set, and cannot be read by a plan (through get-env or host files).
 func ruleSecrets(c *Config, r *report) {
-	var allow []string
-	bound := "the config enables no egress"
-	switch {
-	case c.Network != nil && c.Network.Enabled:
-		allow, bound = c.Network.Egress.AllowDomains, "it is not in :network :egress :allow-domains"
-	case c.Network == nil && c.Capabilities.HTTP.Enabled:
-		allow, bound = c.Capabilities.HTTP.Egress.AllowDomains, "it is not in :capabilities :http :egress :allow-domains"
+	// The bound is Config.Egress, the allowlist the proxy enforces.
+	eg := c.Egress()
+	bound := "it is not in the agent's egress allowlist"
+	if !eg.Enabled {
+		bound = "the config enables no egress (" + eg.Off + ")"
 	}
+	allow, _ := domain.ParseSet(eg.AllowDomains)
 	names := map[string]int{}
 	targets := map[string]int{}
 	for i, sec := range c.Secrets {
@@ -656,7 +647,7 @@ func ruleSecrets(c *Config, r *report) {
 		}
 		if msg, hint := checkDomain(sec.Domain); msg != "" {
 			r.errorf(CodeInvalidDomain, path+".domain", hint, "%s", msg)
-		} else if !domainAllowed(sec.Domain, allow) {
+		} else if !covered(sec.Domain, allow) {
 			r.errorf(CodeSecretDomain, path+".domain", "bind the secret to a domain the agent may reach, or add the domain to the allowlist",
 				"secret %s is bound to %s, but %s: the proxy would never send it", sec.Name, sec.Domain, bound)
 		}

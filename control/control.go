@@ -29,7 +29,7 @@
 //
 // # Session
 //
-//	guest → host   hello      {"protocol": 1}
+//	guest → host   hello      {"protocol": 1, "measurements": {"rootfs": "sha256:..."}}   measurements optional: at most 8, names of 1 to 32 bytes, values of at most 80
 //	host  → guest  welcome    {"protocol": 1, "session": "..."}
 //	host  → guest  run        {"plan": "...", "file": "...", "plan_hash": "sha256:...", "steps": [...], "grants": [...], "unstepped": [...], "limits": {...}}
 //	guest → host   step.begin {"name": "..."}           request; reply ok or error

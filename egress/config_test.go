@@ -23,6 +23,7 @@ func TestPolicyFromConfig(t *testing.T) {
 	pin := PinOf(newPKI(t).serverLeaf)
 	cfg := loadConfig(t, `(agent.config :version "0.1" :agent-id "agent.a" :features [:network]
   :orchestrator {:dlp {:enabled true :policy :moderate}}
+  :capabilities {:http {:enabled true :egress {:allow-domains ["api.example.com"]}}}
   :network {:enabled true
             :egress {:via :proxy :allow-domains ["api.example.com" "*.slack.com"]
                      :mtls true :tls_pins ["`+pin.String()+`"]}})`)
@@ -54,7 +55,11 @@ func TestPolicyFromConfig(t *testing.T) {
 		dlp       DLPAction
 	}{
 		{"no network", `(agent.config :version "0.1" :agent-id "b")`, 0, DLPOff},
-		{"via none", `(agent.config :version "0.1" :agent-id "b" :features [:network] :network {:enabled true :egress {:via :none :allow-domains ["a.example"]}})`, 0, DLPOff},
+		{"via none", `(agent.config :version "0.1" :agent-id "b" :features [:network] :capabilities {:http {:enabled true}} :network {:enabled true :egress {:via :none :allow-domains ["a.example"]}})`, 0, DLPOff},
+		// Config.Egress is the one rule: no proxy egress for :via :direct,
+		// none without the :http capability, as admission decides.
+		{"via direct", `(agent.config :version "0.1" :agent-id "b" :features [:network] :capabilities {:http {:enabled true}} :network {:enabled true :egress {:via :direct :allow-domains ["a.example"]}})`, 0, DLPOff},
+		{"network without http", `(agent.config :version "0.1" :agent-id "b" :features [:network] :network {:enabled true :egress {:via :proxy :allow-domains ["a.example"]}})`, 0, DLPOff},
 		{"http capability", `(agent.config :version "0.1" :agent-id "b" :features [:network] :capabilities {:http {:enabled true :egress {:allow-domains ["a.example"]}}} :orchestrator {:dlp {:enabled true :policy :lenient}})`, 1, DLPLog},
 		{"strict", `(agent.config :version "0.1" :agent-id "b" :orchestrator {:dlp {:enabled true}})`, 0, DLPBlock},
 	} {
@@ -74,6 +79,7 @@ func TestPolicyFromConfig(t *testing.T) {
 func TestMissingClientCertAfterACL(t *testing.T) {
 	o := newOrigin(t)
 	cfg := loadConfig(t, `(agent.config :version "0.1" :agent-id "agent.test" :features [:network]
+  :capabilities {:http {:enabled true :egress {:allow-domains ["allowed.example"]}}}
   :network {:enabled true :egress {:via :proxy :allow-domains ["allowed.example"] :mtls true}})`)
 	p, err := PolicyFromConfig(cfg)
 	if err != nil {

@@ -127,6 +127,17 @@ func TestDLPProxy(t *testing.T) {
 		if d := h.lastDecision(t); len(d.DLP) == 0 || d.DLP[0] != "github-pat" {
 			t.Errorf("decision %+v", d)
 		}
+		// In a header name too, though HTTP folds its case on the way.
+		req, _ = http.NewRequest("GET", url_, nil)
+		req.Header["X-"+awsKey] = []string{"1"}
+		if resp, err := h.client(nil).Do(req); err != nil || resp.StatusCode != 403 {
+			t.Errorf("header name: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+			if d := h.lastDecision(t); d.Rule != RuleDLP || len(d.DLP) == 0 || d.DLP[0] != "aws-access-token" {
+				t.Errorf("header name decision %+v", d)
+			}
+		}
 		req, _ = http.NewRequest("GET", url_, nil)
 		req.Header.Set("Authorization", "token "+githubPAT)
 		if resp, err := h.client(nil).Do(req); err != nil || resp.StatusCode != 200 {
@@ -160,6 +171,18 @@ func TestDLPProxy(t *testing.T) {
 		}
 		if d := h.lastDecision(t); d.Action != ActionReport || d.Rule != RuleDLP {
 			t.Errorf("decision %+v", d)
+		}
+		// A header name cannot be redacted in place: the request is refused.
+		before := o.count()
+		req, _ = http.NewRequest("GET", url_, nil)
+		req.Header["X-"+awsKey] = []string{"1"}
+		if resp, err := h.client(nil).Do(req); err != nil || resp.StatusCode != 403 {
+			t.Errorf("header name in redact mode: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if o.count() != before {
+			t.Errorf("the origin received the request with the secret in a header name")
 		}
 	})
 	t.Run("lenient reports", func(t *testing.T) {

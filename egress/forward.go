@@ -227,8 +227,19 @@ type outgoing struct {
 // authenticated call), everything else in the request it does.
 var credentialHeaders = map[string]bool{"Authorization": true, "Cookie": true}
 
+// headerNames is the text DLP scans for the request's header names. HTTP
+// parsing has already folded their case (X-AKIA... arrives as X-Akia...),
+// so each name is scanned as received, in upper case and in lower case.
+func headerNames(h http.Header) string {
+	var b strings.Builder
+	for k := range h {
+		b.WriteString(k + "\n" + strings.ToUpper(k) + "\n" + strings.ToLower(k) + "\n")
+	}
+	return b.String()
+}
+
 // checkRequest reads the request body within the size cap and applies DLP
-// to the body, the URL path and query, and the header values.
+// to the body, the URL path and query, and the header names and values.
 func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (outgoing, bool) {
 	out := outgoing{path: in.URL.Path, query: in.URL.RawQuery, header: in.Header.Clone()}
 	removeHopHeaders(out.header)
@@ -268,7 +279,9 @@ func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (out
 			}
 		}
 	}
+	names := headerNames(out.header)
 	joined.WriteByte('\n')
+	joined.WriteString(names)
 	joined.Write(out.body)
 	whole := s.scan(joined.String())
 	if len(whole) == 0 {
@@ -293,10 +306,12 @@ func (p *Proxy) checkRequest(d *Decision, st *agentState, in *http.Request) (out
 			}
 		}
 	}
-	// A match across two parts is in none of them: it cannot be redacted
-	// in place.
-	placed := len(all) > 0
-	if !placed {
+	// A finding in a header name, or a match across two parts, cannot be
+	// redacted in place.
+	nf := s.scan(names)
+	placed := len(all) > 0 && len(nf) == 0
+	all = append(all, nf...)
+	if len(all) == 0 {
 		all = whole
 	}
 	d.DLP = ruleNames(all)

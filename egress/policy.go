@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/domain"
 )
 
 // ErrWiden is returned by SetStep when a step ACL would allow something the
@@ -166,15 +167,15 @@ type StepACL struct {
 // compiled is a Policy checked and turned into matchers.
 type compiled struct {
 	Policy
-	patterns []Pattern
-	methods  map[string]bool
-	tls      []compiledTLS
-	dlp      *scanner
-	secrets  []compiledSecret
+	domains domain.Set
+	methods map[string]bool
+	tls     []compiledTLS
+	dlp     *scanner
+	secrets []compiledSecret
 }
 
 type compiledTLS struct {
-	pattern Pattern
+	pattern domain.Pattern
 	OriginTLS
 }
 
@@ -195,10 +196,10 @@ func compileMethods(ms []string) (map[string]bool, error) {
 	return out, nil
 }
 
-func compilePatterns(ds []string) ([]Pattern, error) {
-	out := make([]Pattern, 0, len(ds))
+func compilePatterns(ds []string) ([]domain.Pattern, error) {
+	out := make([]domain.Pattern, 0, len(ds))
 	for _, d := range ds {
-		p, err := ParsePattern(d)
+		p, err := domain.ParsePattern(d)
 		if err != nil {
 			return nil, err
 		}
@@ -220,9 +221,11 @@ func compilePolicy(p Policy) (*compiled, error) {
 	}
 	c := &compiled{Policy: p}
 	var err error
-	if c.patterns, err = compilePatterns(p.Domains); err != nil {
+	patterns, err := compilePatterns(p.Domains)
+	if err != nil {
 		return nil, fmt.Errorf("egress: agent %s: %w", p.Agent, err)
 	}
+	c.domains = domain.NewSet(patterns)
 	if c.methods, err = compileMethods(p.Methods); err != nil {
 		return nil, fmt.Errorf("egress: agent %s: %w", p.Agent, err)
 	}
@@ -232,7 +235,7 @@ func compilePolicy(p Policy) (*compiled, error) {
 		}
 	}
 	for _, t := range p.TLS {
-		pat, err := ParsePattern(t.Domain)
+		pat, err := domain.ParsePattern(t.Domain)
 		if err != nil {
 			return nil, fmt.Errorf("egress: agent %s: TLS origin: %w", p.Agent, err)
 		}
@@ -248,14 +251,7 @@ func compilePolicy(p Policy) (*compiled, error) {
 	return c, nil
 }
 
-func (c *compiled) domainAllowed(host string) bool {
-	for _, p := range c.patterns {
-		if p.Match(host) {
-			return true
-		}
-	}
-	return false
-}
+func (c *compiled) domainAllowed(host string) bool { return c.domains.Match(host) }
 
 func (c *compiled) rangeAllows(a netip.Addr) bool {
 	e, hasEmbedded := embedded(a)
@@ -278,20 +274,13 @@ func (c *compiled) originTLS(host string) (compiledTLS, bool) {
 
 // compiledStep is a StepACL checked against its agent's policy.
 type compiledStep struct {
-	name     string
-	patterns []Pattern
-	methods  map[string]bool
-	ranges   []netip.Prefix
+	name    string
+	domains domain.Set
+	methods map[string]bool
+	ranges  []netip.Prefix
 }
 
-func (s *compiledStep) domainAllowed(host string) bool {
-	for _, p := range s.patterns {
-		if p.Match(host) {
-			return true
-		}
-	}
-	return false
-}
+func (s *compiledStep) domainAllowed(host string) bool { return s.domains.Match(host) }
 
 func (s *compiledStep) rangeAllows(a netip.Addr) bool {
 	e, hasEmbedded := embedded(a)
@@ -307,11 +296,13 @@ func (s *compiledStep) rangeAllows(a netip.Addr) bool {
 func (c *compiled) compileStep(name string, acl StepACL) (*compiledStep, error) {
 	s := &compiledStep{name: name}
 	var err error
-	if s.patterns, err = compilePatterns(acl.Domains); err != nil {
+	patterns, err := compilePatterns(acl.Domains)
+	if err != nil {
 		return nil, err
 	}
-	for _, q := range s.patterns {
-		if !slices.ContainsFunc(c.patterns, func(p Pattern) bool { return p.Covers(q) }) {
+	s.domains = domain.NewSet(patterns)
+	for _, q := range patterns {
+		if !c.domains.Covers(q) {
 			return nil, fmt.Errorf("%w: step %s allows %s, which agent %s's domains do not cover", ErrWiden, name, q, c.Agent)
 		}
 	}
@@ -339,33 +330,15 @@ func (c *compiled) compileStep(name string, acl StepACL) (*compiledStep, error) 
 }
 
 // PolicyFromConfig derives an agent's policy from its configuration: the
-// domains of :network :egress :allow-domains (or, without a :network
-// section, of :capabilities :http :egress), the pins of :tls_pins for every
-// allowed domain, and the DLP action of :orchestrator :dlp. A network with
-// :via :none, or disabled, allows nothing. The config has no place for a
+// allowlist, mTLS and pins of config.Config.Egress (the same answer
+// admission uses: a config without network allows nothing), the pins for
+// every allowed domain, and the DLP action of :orchestrator :dlp. The config has no place for a
 // client certificate: when :mtls is true, the caller must set ClientCert on
 // the policy's TLS entries (NeedsClientCert reports it).
 func PolicyFromConfig(cfg *config.Config) (Policy, error) {
 	p := Policy{Agent: cfg.AgentID, Mode: Enforce}
-	var (
-		domains []string
-		pins    []string
-		mtls    bool
-	)
-	switch {
-	case cfg.Network != nil:
-		if cfg.Network.Enabled && cfg.Network.Egress.Via != config.EgressNone {
-			domains = cfg.Network.Egress.AllowDomains
-			pins = cfg.Network.Egress.TLSPins
-			mtls = cfg.Network.Egress.MTLS
-		}
-	case cfg.Capabilities.HTTP.Enabled:
-		domains = cfg.Capabilities.HTTP.Egress.AllowDomains
-		mtls = cfg.Capabilities.HTTP.Egress.MTLS
-	}
-	if cfg.Capabilities.HTTP.Egress.MTLS {
-		mtls = true
-	}
+	eg := cfg.Egress() // the one answer: is the network on, and what is allowed
+	domains, pins, mtls := eg.AllowDomains, eg.TLSPins, eg.MTLS
 	p.Domains = append([]string(nil), domains...)
 	var parsed []Pin
 	for _, s := range pins {

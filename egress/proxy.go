@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/ccos-project/ccos/domain"
 )
 
 // Resolver looks names up; *net.Resolver is one. Tests inject their own so
@@ -222,7 +224,7 @@ func (p *Proxy) evaluate(st *agentState, g *Grant, req Request, kind string) (De
 		d.deny(RuleBadRequest, "%q is not an HTTP method", req.Method)
 		return d, step
 	}
-	host, err := NormalizeHost(req.Host)
+	host, err := domain.Normalize(req.Host)
 	if err != nil {
 		d.deny(RuleInvalidHost, "%v", err)
 		return d, step

@@ -8,11 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/domain"
 )
 
 // Secret is a credential the proxy adds to the requests a step is allowed
@@ -44,7 +44,7 @@ const (
 
 type compiledSecret struct {
 	Secret
-	pattern Pattern
+	pattern domain.Pattern
 }
 
 // compileSecrets checks the policy's secrets: each bound to a domain the
@@ -63,11 +63,11 @@ func (c *compiled) compileSecrets() error {
 		if s.Header == "" || !validHeaderName(s.Header) {
 			return fmt.Errorf("secret %s: %q is not a header name", s.Name, s.Header)
 		}
-		p, err := ParsePattern(s.Domain)
+		p, err := domain.ParsePattern(s.Domain)
 		if err != nil {
 			return fmt.Errorf("secret %s: %w", s.Name, err)
 		}
-		if !slices.ContainsFunc(c.patterns, func(a Pattern) bool { return a.Covers(p) }) {
+		if !c.domains.Covers(p) {
 			return fmt.Errorf("%w: secret %s is bound to %s, which agent %s's domains do not cover", ErrWiden, s.Name, p, c.Agent)
 		}
 		c.secrets = append(c.secrets, compiledSecret{Secret: s, pattern: p})

@@ -267,6 +267,10 @@ func (a *Agent) Pool() *sandbox.Pool {
 	return a.pool
 }
 
+// Limits are the bounds of each of the agent's sandboxes, with the
+// sandbox defaults where the options left a field zero.
+func (a *Agent) Limits() sandbox.Limits { return a.o.Limits.WithDefaults() }
+
 // Recorder returns the agent's causal chain recorder, opening it on first
 // use.
 func (a *Agent) Recorder() (*chain.Recorder, error) { return a.recorder() }

@@ -50,7 +50,7 @@ func (eg *agentEgress) redact(err error) error {
 // proxy with the first networked agent); nil when the config gives the
 // agent no network.
 func (e *Engine) addEgress(cfg *config.Config, dir string) (*agentEgress, error) {
-	if !networkEnabled(cfg) {
+	if !cfg.Egress().Enabled {
 		return nil, nil
 	}
 	pol, err := egress.PolicyFromConfig(cfg)
@@ -102,15 +102,6 @@ func (e *Engine) removeEgress(agent string) {
 	if px != nil {
 		px.RemoveAgent(agent)
 	}
-}
-
-// networkEnabled says whether the config lets an agent reach the network
-// at all.
-func networkEnabled(cfg *config.Config) bool {
-	if !cfg.Capabilities.HTTP.Enabled {
-		return false
-	}
-	return cfg.Network == nil || (cfg.Network.Enabled && cfg.Network.Egress.Via == config.EgressProxy)
 }
 
 // decided routes an egress decision to the run it belongs to (its grant's

@@ -304,7 +304,7 @@ func (rs *runState) event(ev chain.Event) {
 	if rs.observe == nil {
 		return
 	}
-	e := Event{Type: string(ev.Type), Origin: string(ev.Origin), Step: ev.Step, Time: ev.Time}
+	e := Event{Type: string(ev.Type), Origin: ev.Origin.String(), Step: ev.Step, Time: ev.Time}
 	if ev.Payload != nil {
 		e.Data = payloadJSON(ev.Payload)
 	}

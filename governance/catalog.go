@@ -124,8 +124,8 @@ func catalogEntry(cp *capability.Capability, cfg *config.Config) CatalogEntry {
 		e.Effects = append(e.Effects, EffectDoc{Kind: ef.Kind, Domains: ef.Domains, Methods: ef.Methods, Paths: ef.Paths, Models: ef.Models, Vars: ef.Vars})
 		switch ef.Kind {
 		case capability.EffectNetwork:
-			if cfg.Network != nil {
-				allowed.Domains = cfg.Network.Egress.AllowDomains
+			if eg := cfg.Egress(); eg.Enabled {
+				allowed.Domains = eg.AllowDomains
 			}
 		case capability.EffectEnv:
 			allowed.Vars = cfg.Capabilities.Env.Vars

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/capability"
+	"github.com/ccos-project/ccos/domain"
 )
 
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -58,7 +59,7 @@ func pathsWithin(a, b []string) bool {
 
 func pathAllowed(p string, roots []string) bool { return capability.PathCovered(p, roots) }
 
-func domainAllowed(d string, allow []string) bool { return capability.DomainCovered(d, allow) }
+func domainAllowed(d string, allow []string) bool { return domain.Covered(d, allow) }
 
 func upper(xs []string) []string {
 	out := make([]string, len(xs))

@@ -398,12 +398,13 @@ func (k *kernel) checkEffects(s *plan.Step, prof *StepProfile) {
 	for i, e := range prof.Effects {
 		switch e.Kind {
 		case capability.EffectNetwork:
-			if c.Network == nil || !c.Network.Enabled || !c.Capabilities.HTTP.Enabled {
+			eg := c.Egress()
+			if !eg.Enabled {
 				k.reject(s.Name, s.Span, RuleNetworkDisabled, strings.Join(e.Domains, ","), "use a networked profile, or remove the network effect",
-					"needs the network, which the config does not enable (:network :enabled and :capabilities :http :enabled)")
+					"needs the network, which the config does not give: %s", eg.Off)
 				continue
 			}
-			allow := c.Network.Egress.AllowDomains
+			allow := eg.AllowDomains
 			for _, d := range e.Domains {
 				if domainAllowed(d, allow) {
 					continue

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 // bootImage is an image whose /init is testdata/bootcheck, a test init
@@ -29,10 +31,7 @@ func newBootImage(t testing.TB) bootImage {
 	t.Helper()
 	installedKernel(t)
 	needMksquashfs(t)
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
-	}
+	qemu := testenv.Tool(t, "qemu-system-x86_64", "install the Debian package qemu-system-x86 (scripts/test does)")
 	dir := t.TempDir()
 	initBin := filepath.Join(dir, "bootcheck")
 	build := exec.Command("go", "build", "-trimpath", "-o", initBin, "./testdata/bootcheck")
@@ -42,6 +41,7 @@ func newBootImage(t testing.TB) bootImage {
 	}
 	in := testInputs(t, fakeKernel{})
 	in.KernelPath, in.ModulesDir = "", ""
+	var err error
 	if in.Init, err = os.ReadFile(initBin); err != nil {
 		t.Fatal(err)
 	}

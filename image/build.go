@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ccos-project/ccos/internal/atomicfile"
 )
 
 // buildSteps write an image directory, in order; the manifest comes last
@@ -135,23 +137,23 @@ func writeRootfs(ctx context.Context, r *resolved, img *Image) error {
 	if err := stageRootfs(stage, r.config, r.caps); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
-	tmp := tempName(img.Rootfs)
-	defer os.Remove(tmp)
-	if err := runMksquashfs(ctx, r.mksquashfs, stage, tmp, r.compression, r.in.Epoch); err != nil {
-		return err
-	}
-	if err := syncFile(tmp); err != nil {
-		return err
-	}
-	digest, err := Measure(tmp)
+	f, err := atomicfile.Create(img.Rootfs, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, img.Rootfs); err != nil {
+	defer f.Abort()
+	if err := runMksquashfs(ctx, r.mksquashfs, stage, f.Name(), r.compression, r.in.Epoch); err != nil {
+		return err
+	}
+	digest, err := Measure(f.Name())
+	if err != nil {
+		return err
+	}
+	if err := f.Commit(); err != nil {
 		return err
 	}
 	img.Measurements.Rootfs = digest
-	return syncDir(img.Dir)
+	return nil
 }
 
 // Measure returns the sha256 of the file at path as "sha256:<hex>".
@@ -176,63 +178,19 @@ func digestOf(data []byte) string {
 
 func digestString(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
 
-// tempName is the name a file of an image is written under before it is
-// renamed into place.
-func tempName(path string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-}
-
-// writeAtomic writes the file at path through fill: to a temporary file in
-// the same directory, synced, then renamed into place, the directory synced
-// last. It returns the sha256 of what fill wrote.
+// writeAtomic writes the file at path (mode 0644) through fill, atomically
+// (atomicfile), and returns the sha256 of what fill wrote.
 func writeAtomic(path string, fill func(io.Writer) error) (string, error) {
-	tmp := tempName(path)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp)
 	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<16)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<16)
+		if err := fill(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 	if err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", err
-	}
-	return digestString(h), syncDir(filepath.Dir(path))
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return digestString(h), nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ccos-project/ccos/internal/atomicfile"
 )
 
 // builderVersion takes part in every cache key; bump it when the builder
@@ -141,7 +143,7 @@ func Cached(ctx context.Context, in Inputs, cacheRoot string) (*Image, error) {
 		}
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
-	if err := syncDir(cacheRoot); err != nil {
+	if err := atomicfile.SyncDir(cacheRoot); err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
 	return Open(final)

@@ -5,10 +5,11 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 // fakeELF returns a minimal ELF64 executable for machine that exits at
@@ -105,12 +106,11 @@ func mustWrite(t testing.TB, p string, data []byte, perm os.FileMode) {
 	}
 }
 
-// needMksquashfs skips the test when mksquashfs is not installed.
+// needMksquashfs skips the test (fails it under CI) when mksquashfs is
+// not installed.
 func needMksquashfs(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs is not installed (Debian package squashfs-tools)")
-	}
+	testenv.Tool(t, "mksquashfs", "install the Debian package squashfs-tools (scripts/test does)")
 }
 
 // testInputs are inputs for a fake kernel with a config and a small

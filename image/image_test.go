@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 func TestBuild(t *testing.T) {
@@ -93,9 +95,7 @@ func checkInitramfs(t *testing.T, img *Image, in Inputs, modules []string) {
 
 // checkRootfs lists and extracts the squashfs with unsquashfs.
 func checkRootfs(t *testing.T, img *Image, in Inputs) {
-	if _, err := exec.LookPath("unsquashfs"); err != nil {
-		t.Skip("unsquashfs is not installed (Debian package squashfs-tools)")
-	}
+	testenv.Tool(t, "unsquashfs", "install the Debian package squashfs-tools (scripts/test does)")
 	list := exec.Command("unsquashfs", "-lln", img.Rootfs)
 	list.Env = append(os.Environ(), "TZ=UTC")
 	out, err := list.CombinedOutput()

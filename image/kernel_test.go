@@ -3,11 +3,14 @@ package image
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 func TestCompareVersions(t *testing.T) {
@@ -63,11 +66,12 @@ func TestSquashfsCompression(t *testing.T) {
 func installedKernel(t testing.TB) string {
 	t.Helper()
 	k, err := DefaultKernel()
+	const how = "install the Debian package linux-image-cloud-amd64 (scripts/test does)"
 	if err != nil {
-		t.Skipf("no installed kernel: %v", err)
+		testenv.Missing(t, fmt.Sprintf("no installed kernel: %v", err), how)
 	}
 	if _, err := os.Stat(filepath.Join(modulesRoot, kernelVersion(k), "modules.dep")); err != nil {
-		t.Skipf("kernel %s has no modules: %v", k, err)
+		testenv.Missing(t, fmt.Sprintf("kernel %s has no modules: %v", k, err), how)
 	}
 	return k
 }

@@ -12,10 +12,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
-// conformanceDir holds the upstream RTFS feature corpus (see its README).
-const conformanceDir = "../../shared/conformance/rtfs/features"
+// corpusRel is where the upstream RTFS feature corpus lives in the shared
+// reference data (see its README); internal/testenv finds it.
+const corpusRel = "conformance/rtfs/features"
+
+// corpusDir returns the corpus directory, skipping t (failing it under CI)
+// when the shared data is missing.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	return testenv.Shared(t, corpusRel)
+}
 
 // divergences lists the corpus cases whose expectation we deliberately do
 // not meet, with the reason. docs/rtfs-conformance.md carries the same list.
@@ -356,9 +366,10 @@ func firstLine(s string) string {
 }
 
 func TestConformance(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(conformanceDir, "*.rtfs"))
+	dir := corpusDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.rtfs"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("RTFS conformance corpus not found in %s (expected the upstream feature files there; see /work/shared/conformance/rtfs/README.md)", conformanceDir)
+		t.Fatalf("RTFS conformance corpus not found in %s (expected the upstream feature files there; see conformance/rtfs/README.md in the shared data)", dir)
 	}
 	sort.Strings(files)
 	var total, passed, commented, valueTotal, valuePassed, diverged int

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 // fuzzLimits keep each fuzz input to a few milliseconds.
@@ -17,7 +19,11 @@ var fuzzLimits = Limits{Timeout: 200 * time.Millisecond, MaxSteps: 20_000, MaxDe
 // FuzzEval reads and evaluates arbitrary input under tight limits. It must
 // never panic, hang or report anything but an *Error (or a reader error).
 func FuzzEval(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(conformanceDir, "*.rtfs"))
+	// The shared corpus seeds the fuzzer when it is there.
+	var files []string
+	if dir, err := testenv.SharedPath(corpusRel); err == nil {
+		files, _ = filepath.Glob(filepath.Join(dir, "*.rtfs"))
+	}
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {

@@ -56,7 +56,7 @@ func TestPrintRawKeepsSpelling(t *testing.T) {
 // corpus files that read whole, the seed config (fixed) and the test data.
 func corpusSources(t testing.TB) map[string][]byte {
 	out := map[string][]byte{}
-	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.rtfs"))
+	files, _ := filepath.Glob(filepath.Join(corpusDir(t), "*.rtfs"))
 	more, _ := filepath.Glob("testdata/*.rtfs")
 	for _, f := range append(files, more...) {
 		b, err := os.ReadFile(f)

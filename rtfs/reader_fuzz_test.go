@@ -5,12 +5,17 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 // addCorpusSeeds adds every corpus and test-data file, whole and split at
 // blank lines, as fuzz seeds.
 func addCorpusSeeds(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.rtfs"))
+	var files []string
+	if dir, err := testenv.SharedPath(corpusRel); err == nil {
+		files, _ = filepath.Glob(filepath.Join(dir, "*.rtfs"))
+	}
 	more, _ := filepath.Glob("testdata/*.rtfs")
 	for _, name := range append(files, more...) {
 		b, err := os.ReadFile(name)

@@ -339,9 +339,10 @@ func TestComments(t *testing.T) {
 // upstream authors commented out only the first line of some cases; those
 // fail exactly at the remnants (see docs/rtfs-conformance.md).
 func TestConformanceCorpusReads(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(corpusDir, "*.rtfs"))
+	dir := corpusDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.rtfs"))
 	if err != nil || len(files) != 16 {
-		t.Fatalf("want the 16 corpus files in %s, found %d (%v)", corpusDir, len(files), err)
+		t.Fatalf("want the 16 corpus files in %s, found %d (%v)", dir, len(files), err)
 	}
 	broken := map[string]int{"type_system.rtfs": 9, "with_resource_expressions.rtfs": 9}
 	for _, f := range files {
@@ -362,5 +363,3 @@ func TestConformanceCorpusReads(t *testing.T) {
 		}
 	}
 }
-
-const corpusDir = "../../shared/conformance/rtfs/features"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 
-	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/rtfs"
 )
 
@@ -24,6 +23,8 @@ type AgentInfo struct {
 	ReplayOnCrash bool           `json:"replay_on_crash"`
 	Config        string         `json:"config"`
 	Runs          map[Status]int `json:"runs"`
+	// Limits are the bounds its runs get.
+	Limits AgentLimits `json:"limits"`
 }
 
 // Agents describes every agent, by id.
@@ -40,9 +41,10 @@ func (s *Supervisor) Agents() []AgentInfo {
 		if p, err := a.Provider(""); err == nil {
 			info.Provider = p.Name()
 		}
-		if cfg.Capabilities.HTTP.Enabled && cfg.Network != nil && cfg.Network.Enabled && cfg.Network.Egress.Via == config.EgressProxy {
+		info.Limits = s.agentLimits(a, info.Provider)
+		if eg := cfg.Egress(); eg.Enabled {
 			info.Network = true
-			info.AllowDomains = append(info.AllowDomains, cfg.Network.Egress.AllowDomains...)
+			info.AllowDomains = append(info.AllowDomains, eg.AllowDomains...)
 		}
 		info.Runs, _ = s.o.Store.agentCounts(context.Background(), a.ID())
 		out = append(out, info)

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ccos-project/ccos/engine"
@@ -120,7 +122,35 @@ func (s *Supervisor) Handler(gatherer prometheus.Gatherer) http.Handler {
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}
-	return mux
+	return checkHost(mux)
+}
+
+// checkHost refuses a request over the Unix socket whose Host header is not
+// a local name. The socket is the operator's; an operator who forwards it
+// to a local TCP port for the console must not let a web page of another
+// origin reach the API through that port by rebinding its own name to
+// 127.0.0.1 (the browser then sends the page's name as Host). Requests
+// over TLS are authenticated by their client certificate instead.
+func checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && !localHost(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, "forbidden", fmt.Errorf("host %q is not a local name: the supervisor's socket answers only localhost, 127.0.0.1, [::1] and supervisor", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func localHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	switch strings.ToLower(strings.Trim(host, "[]")) {
+	case "", "localhost", "127.0.0.1", "::1", "supervisor":
+		return true
+	}
+	return false
 }
 
 // ErrorBody is the body of every error answer.
@@ -334,11 +364,9 @@ func (s *Supervisor) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		fl.Flush()
 	}
-	s.mu.Lock()
-	h := s.hubs[run.ID]
-	s.mu.Unlock()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	h := s.awaitHub(ctx, run.ID, func() { io.WriteString(w, ": keep-alive\n\n"); fl.Flush() }, keepalive.C)
 	for h != nil {
 		seqs, data, done, changed := h.since(after)
 		for i := range seqs {

@@ -32,6 +32,8 @@ type Store struct {
 	w      *sql.DB
 	r      *sql.DB
 	commit *groupcommit.Committer[*op]
+	// changes numbers the changes of runs' states, for GET /v1/events.
+	changes *runFeed
 }
 
 // op is one write. Each runs inside a savepoint of the batch's
@@ -107,7 +109,7 @@ func OpenStore(path string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, changes: newRunFeed()}
 	s.commit = groupcommit.New(256, ErrStoreClosed, s.flush)
 	return s, nil
 }
@@ -178,32 +180,41 @@ type record struct {
 func (s *Store) insert(r *record) error {
 	approvals, _ := json.Marshal(r.Approvals)
 	result, _ := json.Marshal(r.Outcome)
-	return s.do(func(tx *sql.Tx) error {
+	err := s.do(func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO runs (id, agent, status, file, source, approvals, plan, plan_hash, provider, submitted, started, finished, attempts, result)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)`,
 			r.ID, r.Agent, string(r.Status), r.File, r.Source, string(approvals), r.Plan, r.PlanHash, r.Provider, r.Submitted.UnixNano(), string(result))
 		return err
 	})
+	return s.noted(r.ID, err)
+}
+
+// noted tells the feed that a run changed, when its write succeeded.
+func (s *Store) noted(id string, err error) error {
+	if err == nil {
+		s.changes.note(id)
+	}
+	return err
 }
 
 // started records that a run's attempt began, and waits until durable.
 func (s *Store) started(id, provider string, at time.Time) error {
-	return s.do(func(tx *sql.Tx) error {
+	return s.noted(id, s.do(func(tx *sql.Tx) error {
 		_, err := tx.Exec(`UPDATE runs SET status = ?, provider = ?, started = ?, attempts = attempts + 1 WHERE id = ?`,
 			string(StatusRunning), provider, at.UnixNano(), id)
 		return err
-	})
+	}))
 }
 
 // finish records a run's final state, outcome and receipt, and waits
 // until durable.
 func (s *Store) finish(id string, st Status, out Outcome, receipt []byte, at time.Time) error {
 	result, _ := json.Marshal(out)
-	return s.do(func(tx *sql.Tx) error {
+	return s.noted(id, s.do(func(tx *sql.Tx) error {
 		_, err := tx.Exec(`UPDATE runs SET status = ?, finished = ?, result = ?, receipt = ? WHERE id = ?`,
 			string(st), at.UnixNano(), string(result), string(receipt), id)
 		return err
-	})
+	}))
 }
 
 // receipt returns a run's signed receipt (nil when it has none).
@@ -222,10 +233,10 @@ func (s *Store) receipt(ctx context.Context, id string) ([]byte, error) {
 // requeue puts a run that was in progress back in the queue, for a
 // resumed supervisor.
 func (s *Store) requeue(id string) error {
-	return s.do(func(tx *sql.Tx) error {
+	return s.noted(id, s.do(func(tx *sql.Tx) error {
 		_, err := tx.Exec(`UPDATE runs SET status = ? WHERE id = ?`, string(StatusQueued), id)
 		return err
-	})
+	}))
 }
 
 // appendEvents queues events without waiting: they are a view, the chain

@@ -39,6 +39,7 @@ import (
 	"github.com/ccos-project/ccos/orchestrator"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Options configure a Supervisor.
@@ -59,6 +60,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger logs one line per run; slog.Default() when nil.
 	Logger *slog.Logger
+	// ChainVerifier checks the signatures of the checkpoints in the
+	// agents' chains when the console verifies them or proves an event;
+	// nil: their sizes and roots are checked, not their signatures.
+	ChainVerifier note.Verifier
 }
 
 // DefaultLimits are the concurrent runs per provider on this host: sized
@@ -91,6 +96,8 @@ type Supervisor struct {
 	running  map[string]context.CancelCauseFunc
 	hubs     map[string]*hub
 	draining bool
+
+	console consoleState
 }
 
 // The errors a submission can meet besides the plan's own.

@@ -430,7 +430,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", h.socket)
 	}}}
-	resp, err := hc.Get("http://s/v1/openapi.json")
+	resp, err := hc.Get("http://localhost/v1/openapi.json")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET /v1/openapi.json: %v", err)
 	}
@@ -500,5 +500,26 @@ func TestRunReceipt(t *testing.T) {
 	var ae *client.APIError
 	if _, err := h.c.Receipt(ctx, "ccos-none"); !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("receipt of an unknown run: %v", err)
+	}
+}
+
+// The Unix socket answers only local host names: a page that rebinds its
+// own name to a forwarded port cannot reach the API.
+func TestHostHeader(t *testing.T) {
+	h := newHarness(t, []string{"agent.host"}, Options{}, engine.AgentOptions{})
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", h.socket)
+	}}}
+	for host, want := range map[string]int{"localhost:8080": 200, "127.0.0.1": 200, "[::1]:9": 200, "supervisor": 200, "evil.example:8080": 421} {
+		req, _ := http.NewRequest("GET", "http://x/v1/agents", nil)
+		req.Host = host
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
 	}
 }

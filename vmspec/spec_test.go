@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
 	"github.com/ccos-project/ccos/vmspec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -38,9 +39,9 @@ func load(t *testing.T, name string) *config.Config {
 
 func loadAPI(t *testing.T) *contract.API {
 	t.Helper()
-	api, err := contract.LoadShared(".")
+	api, err := contract.Load(testenv.Shared(t, contract.SharedFile))
 	if err != nil {
-		t.Fatalf("the Firecracker contract %s is required: %v", contract.RelPath, err)
+		t.Fatal(err)
 	}
 	return api
 }

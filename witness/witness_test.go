@@ -73,7 +73,7 @@ func checkpoint(t testing.TB, s note.Signer, tr *chain.Tree, size uint64) *chain
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := chain.SignCheckpoint(s, size, root)
+	cp, err := chain.SignCheckpoint(s, size, root, chain.Hash{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
@@ -31,13 +32,17 @@ func init() {
 func chainVerifyCmd() *cobra.Command {
 	var key, external string
 	var witnesses []string
-	var asJSON bool
+	var asJSON, allowTail bool
 	cmd := &cobra.Command{
 		Use:   "verify FILE [--witness KEY]...",
 		Short: "Recompute every hash, the hash chain, the Merkle root and every checkpoint signature",
 		Long: "verify reads the whole chain read-only and recomputes each event's hash,\n" +
-			"the parent links, the Merkle tree and every checkpoint (signature, size\n" +
-			"and root). On damage it exits 1 naming the first bad sequence number.\n" +
+			"the parent links, the Merkle tree and every checkpoint (signature, size,\n" +
+			"root, and the checkpoint event's own fields). On damage it exits 1 naming\n" +
+			"the first bad sequence number. Events after the latest checkpoint are\n" +
+			"covered by no signature (anyone who can write the file can append them):\n" +
+			"verify exits 1 for such an unsigned tail unless --allow-unsigned-tail is\n" +
+			"given, and --json reports it in \"unsigned_tail\" either way.\n" +
 			"--checkpoint NOTE checks the chain against a signed checkpoint kept\n" +
 			"elsewhere: a chain cut short or rewritten before that size fails.\n" +
 			"--witness KEY (repeatable) requires the cosigned checkpoint (FILE.witnessed,\n" +
@@ -62,12 +67,17 @@ func chainVerifyCmd() *cobra.Command {
 			if verr == nil && len(witnesses) > 0 {
 				verr = checkWitnessed(tree, path, external, v, witnesses)
 			}
+			tailRefused := verr == nil && rep.UnsignedTail > 0 && !allowTail
 			if asJSON {
-				doc := map[string]any{"file": path, "ok": verr == nil, "events": rep.Events,
-					"checkpoints": rep.Checkpoints, "root": b64(rep.Root)}
+				doc := map[string]any{"file": path, "ok": verr == nil && !tailRefused, "events": rep.Events,
+					"checkpoints": rep.Checkpoints, "root": b64(rep.Root),
+					"unsigned_tail": rep.UnsignedTail, "signed_events": rep.Events - rep.UnsignedTail}
+				if tailRefused {
+					doc["error"] = unsignedTailMessage(rep)
+				}
 				if verr != nil {
 					doc["error"] = verr.Error()
-					if seq, ok := badSeq(verr); ok {
+					if seq, ok := chain.BadSeq(verr); ok {
 						doc["bad_seq"] = seq
 					}
 				}
@@ -77,29 +87,50 @@ func chainVerifyCmd() *cobra.Command {
 			}
 			if verr != nil {
 				msg := fmt.Sprintf("%s: damaged: %v", path, verr)
-				if seq, ok := badSeq(verr); ok {
+				if seq, ok := chain.BadSeq(verr); ok {
 					msg = fmt.Sprintf("%s: first bad event: seq %d: %v", path, seq, errors.Unwrap(verr))
 				}
 				return rejected(msg)
+			}
+			if tailRefused {
+				return rejected(fmt.Sprintf("%s: %s", path, unsignedTailMessage(rep)))
 			}
 			if !asJSON {
 				w := cmd.OutOrStdout()
 				fmt.Fprintf(w, "%s: ok: %d events, %d checkpoints, root %s\n", path, rep.Events, rep.Checkpoints, b64(rep.Root))
 				if rep.Last != nil {
 					fmt.Fprintf(w, "latest checkpoint: %s size %d root %s\n", rep.Last.Origin, rep.Last.Size, b64(rep.Last.Root))
-					if n := rep.Events - rep.Last.Size - 1; n > 0 {
-						fmt.Fprintf(w, "%d events after the latest checkpoint are protected by the hash chain only\n", n)
-					}
+				}
+				if rep.UnsignedTail > 0 {
+					fmt.Fprintf(w, "accepted with --allow-unsigned-tail: %s\n", unsignedTail(rep))
 				}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&allowTail, "allow-unsigned-tail", false, "exit 0 even when events follow the latest checkpoint (they are protected by the hash chain only)")
 	cmd.Flags().StringVar(&key, "key", "", "verifier key (or a file holding it) for checkpoint signatures")
 	cmd.Flags().StringVar(&external, "checkpoint", "", "file holding a signed checkpoint kept elsewhere")
 	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "require a cosignature of the witness with this verifier key (or a file holding it); repeatable")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// unsignedTail says which events no signature covers.
+func unsignedTail(rep *chain.Report) string {
+	first := rep.Events - rep.UnsignedTail
+	switch {
+	case rep.Last == nil:
+		return fmt.Sprintf("the chain has no checkpoint: no signature covers its %d events, only the hash chain", rep.Events)
+	case rep.UnsignedTail == 1:
+		return fmt.Sprintf("event %d follows the latest checkpoint: no signature covers it, only the hash chain", first)
+	}
+	return fmt.Sprintf("events %d to %d follow the latest checkpoint: no signature covers them, only the hash chain", first, rep.Events-1)
+}
+
+// unsignedTailMessage is the refusal of an unsigned tail.
+func unsignedTailMessage(rep *chain.Report) string {
+	return unsignedTail(rep) + " (sign them with ccos chain checkpoint, or pass --allow-unsigned-tail)"
 }
 
 // checkExternalCheckpoint checks the chain's tree against a signed
@@ -108,7 +139,7 @@ func checkExternalCheckpoint(tree *chain.Tree, path string, v note.Verifier) err
 	if v == nil {
 		return fmt.Errorf("--checkpoint: %w", chain.ErrNoVerifier)
 	}
-	msg, err := os.ReadFile(path)
+	msg, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return err
 	}
@@ -230,28 +261,14 @@ func chainProveCmd() *cobra.Command {
 				return rejected(err.Error())
 			}
 			defer s.Close()
-			_, tree, rep, err := chain.Load(s, v)
-			if err != nil {
+			inc, err := chain.ProveInclusion(s, v, index)
+			switch {
+			case errors.Is(err, chain.ErrNotCovered):
+				return rejected(fmt.Sprintf("%s: %v; run ccos chain checkpoint", path, err))
+			case err != nil:
 				return rejected(fmt.Sprintf("%s: %v", path, err))
 			}
-			cp := rep.Last
-			switch {
-			case index >= rep.Events:
-				return rejected(fmt.Sprintf("%s: no event %d (%d events)", path, index, rep.Events))
-			case cp == nil || index >= cp.Size:
-				return rejected(fmt.Sprintf("%s: event %d is not covered by a checkpoint yet; run ccos chain checkpoint", path, index))
-			}
-			leaf, err := tree.LeafHashAt(index)
-			if err != nil {
-				return rejected(err.Error())
-			}
-			proof, err := tree.InclusionProof(index, cp.Size)
-			if err != nil {
-				return rejected(err.Error())
-			}
-			if err := chain.VerifyInclusion(index, cp.Size, leaf, proof, cp.Root); err != nil {
-				return rejected(fmt.Sprintf("%s: inclusion proof does not verify: %v", path, err))
-			}
+			cp, leaf, proof := inc.Checkpoint, inc.LeafHash, inc.Proof
 			hashes := make([]string, len(proof))
 			for i, h := range proof {
 				hashes[i] = b64(h)
@@ -302,9 +319,9 @@ func chainCheckpointCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			b, err := os.ReadFile(key)
+			b, err := input.ReadFile(key, input.MaxSmall)
 			if err != nil {
-				return rejected(fmt.Sprintf("cannot read key: %v", err))
+				return rejected(err.Error())
 			}
 			signer, err := chain.ParseSigner(string(b))
 			if err != nil {
@@ -358,7 +375,7 @@ func chainCheckpointCmd() *cobra.Command {
 // one must hold the same key.
 func storeVerifierBeside(path, vkey string) error {
 	pub := path + ".pub"
-	b, err := os.ReadFile(pub)
+	b, err := input.ReadFile(pub, input.MaxSmall)
 	switch {
 	case err == nil:
 		if strings.TrimSpace(string(b)) != vkey {
@@ -419,20 +436,6 @@ func chainVerifier(path, key string) (note.Verifier, error) {
 		return nil, nil
 	}
 	return v, err
-}
-
-// badSeq returns the sequence number of the first bad event named by a
-// verification error.
-func badSeq(err error) (uint64, bool) {
-	var ve *chain.VerifyError
-	if errors.As(err, &ve) {
-		return ve.Seq, true
-	}
-	var re *chain.RecordError
-	if errors.As(err, &re) {
-		return re.Seq, true
-	}
-	return 0, false
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/rtfs"
@@ -212,5 +213,98 @@ func TestChainVerifyAgainstCheckpoint(t *testing.T) {
 	}
 	if _, stderr, code := runCCOS(t, "", "chain", "verify", cut, "--key", path+".pub", "--checkpoint", kept); code != 1 || !strings.Contains(stderr, "shorter than the checkpoint") {
 		t.Fatalf("cut chain against the note: %d %s", code, stderr)
+	}
+}
+
+// TestChainVerifyUnsignedTail: events after the latest checkpoint make
+// verify fail (ok false in --json, with the count) unless
+// --allow-unsigned-tail; a host event forged and appended after the last
+// checkpoint is such an event.
+func TestChainVerifyUnsignedTail(t *testing.T) {
+	path, key := makeChain(t, "c.chain", 6) // events 0-3, checkpoint 4, events 5-6
+	verify := func(extra ...string) (map[string]any, string, int) {
+		t.Helper()
+		out, stderr, code := runCCOS(t, "", append([]string{"chain", "verify", path, "--key", key + ".pub", "--json"}, extra...)...)
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("verify --json: %v\n%s", err, out)
+		}
+		return doc, stderr, code
+	}
+	doc, stderr, code := verify()
+	if code != 1 || doc["ok"] != false || doc["unsigned_tail"] != 2.0 || doc["signed_events"] != 5.0 ||
+		!strings.Contains(stderr, "events 5 to 6 follow the latest checkpoint: no signature covers them") {
+		t.Fatalf("unsigned tail: %d %v %s", code, doc, stderr)
+	}
+	if doc, _, code := verify("--allow-unsigned-tail"); code != 0 || doc["ok"] != true || doc["unsigned_tail"] != 2.0 {
+		t.Fatalf("allowed tail: %d %v", code, doc)
+	}
+	if _, _, code := runCCOS(t, "", "chain", "checkpoint", path, "--key", key); code != 0 {
+		t.Fatal("checkpoint failed")
+	}
+	if doc, _, code := verify(); code != 0 || doc["ok"] != true || doc["unsigned_tail"] != 0.0 {
+		t.Fatalf("signed chain: %d %v", code, doc)
+	}
+	// A forger who can write the file appends a well-linked host event.
+	s, err := chain.Open(chain.StorageAppendFile, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := chain.NewRecorder(s, nil, chain.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := forger.Append(context.Background(), chain.Event{Type: chain.TypePlanFinished, Payload: rtfs.String{V: "all steps approved"}}); err != nil {
+		t.Fatal(err)
+	}
+	forger.Close()
+	doc, stderr, code = verify()
+	if code != 1 || doc["ok"] != false || doc["unsigned_tail"] != 1.0 || !strings.Contains(stderr, "event 8 follows the latest checkpoint") {
+		t.Fatalf("forged event: %d %v %s", code, doc, stderr)
+	}
+	out, _, code := runCCOS(t, "", "chain", "verify", path, "--key", key+".pub", "--allow-unsigned-tail")
+	if code != 0 || !strings.Contains(out, "accepted with --allow-unsigned-tail: event 8 follows the latest checkpoint") {
+		t.Fatalf("text output: %d %s", code, out)
+	}
+}
+
+// TestChainVerifyRewrittenCheckpointEvent: the checkpoint event's own
+// fields are signed; rewriting the last checkpoint event's time fails.
+func TestChainVerifyRewrittenCheckpointEvent(t *testing.T) {
+	path, key := makeChain(t, "c.chain", 4) // events 0-3, checkpoint 4
+	s, err := chain.OpenReadOnly(chain.StorageAppendFile, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	s.Records(func(_ uint64, data []byte) error {
+		recs = append(recs, append([]byte(nil), data...))
+		return nil
+	})
+	s.Close()
+	e, err := chain.Decode(recs[4])
+	if err != nil || e.Type != chain.TypeCheckpoint {
+		t.Fatalf("event 4: %+v %v", e, err)
+	}
+	e.Time = e.Time.Add(-24 * time.Hour)
+	if recs[4], err = chain.Encode(e); err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(t.TempDir(), "forged.chain")
+	fs, err := chain.Open(chain.StorageAppendFile, forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := <-fs.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.Close()
+	out, stderr, code := runCCOS(t, "", "chain", "verify", forged, "--key", key+".pub", "--json")
+	var doc map[string]any
+	if code != 1 || json.Unmarshal([]byte(out), &doc) != nil || doc["ok"] != false || doc["bad_seq"] != 4.0 ||
+		!strings.Contains(stderr, "seq 4: checkpoint event's fields differ from those its signature covers") {
+		t.Fatalf("rewritten checkpoint event: %d %s %s", code, out, stderr)
 	}
 }

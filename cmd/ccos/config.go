@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/internal/terminal"
 	"github.com/spf13/cobra"
 )
 
@@ -21,17 +22,19 @@ func init() {
 	rootCmd.AddCommand(cmd)
 }
 
+// loadConfig loads the config at path, or from standard input for "-".
 func loadConfig(path string) (*config.Result, error) {
-	res, err := config.LoadFile(path, configEvaluator)
+	src, name, err := readInput(path)
 	if err != nil {
 		return nil, rejected("ccos config: " + err.Error())
 	}
-	return res, nil
+	return config.Load(src, name, configEvaluator), nil
 }
 
 func printDiags(w io.Writer, ds config.Diagnostics) {
 	for _, d := range ds {
-		fmt.Fprintln(w, d.String())
+		// w may be os.Stderr itself (ccos proxy): escape here too.
+		fmt.Fprintln(w, terminal.Escape(d.String()))
 	}
 }
 

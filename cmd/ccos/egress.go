@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/egress"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,7 +78,7 @@ func (f engineFlags) egressOptions() (engine.EgressOptions, error) {
 	}
 	for _, kv := range f.resolve {
 		name, ip, ok := strings.Cut(kv, "=")
-		host, err := egress.NormalizeHost(name)
+		host, err := domain.Normalize(name)
 		if !ok || err != nil {
 			return o, usageErr("--egress-resolve %q: want NAME=IP", kv)
 		}

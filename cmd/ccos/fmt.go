@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ccos-project/ccos/internal/atomicfile"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/spf13/cobra"
 )
@@ -70,9 +71,9 @@ func init() {
 	rootCmd.AddCommand(cmd)
 }
 
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory, so that readers never see a partial file. A new file
-// gets mode 0644, an existing one keeps its mode.
+// writeFileAtomic replaces path with data atomically (atomicfile), so that
+// readers never see a partial file. A new file gets mode 0644, an existing
+// one keeps its mode.
 func writeFileAtomic(path string, data []byte) error {
 	mode := os.FileMode(0o644)
 	if info, err := os.Stat(path); err == nil {
@@ -80,34 +81,5 @@ func writeFileAtomic(path string, data []byte) error {
 	} else if !os.IsNotExist(err) {
 		return err
 	}
-	tmp, err := os.CreateTemp(dirOf(path), ".ccos-fmt-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[:i+1]
-		}
-	}
-	return "."
+	return atomicfile.Write(path, data, mode)
 }

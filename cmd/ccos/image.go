@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/image"
 	"github.com/ccos-project/ccos/image/initbin"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/spf13/cobra"
 )
 
@@ -108,7 +108,7 @@ func runImageBuild(ctx context.Context, stdout, stderr io.Writer, f imageBuildFl
 		Epoch:           f.epoch,
 	}
 	if f.init != "" {
-		in.Init, err = os.ReadFile(f.init)
+		in.Init, err = input.ReadFile(f.init, input.MaxBinary)
 	} else {
 		in.Init, err = initbin.Bytes()
 	}

@@ -3,24 +3,22 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ccos-project/ccos/image"
+	"github.com/ccos-project/ccos/internal/testenv"
 )
 
 // needImageTools skips the test when this host cannot build images.
 func needImageTools(t *testing.T) {
 	t.Helper()
 	if _, err := image.DefaultKernel(); err != nil {
-		t.Skip(err)
+		testenv.Missing(t, err.Error(), "install the Debian package linux-image-cloud-amd64 (scripts/test does)")
 	}
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs is not installed (Debian package squashfs-tools)")
-	}
+	testenv.Tool(t, "mksquashfs", "install the Debian package squashfs-tools (scripts/test does)")
 }
 
 func TestImageBuild(t *testing.T) {

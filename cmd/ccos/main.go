@@ -8,8 +8,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/ccos-project/ccos/internal/terminal"
 	"github.com/ccos-project/ccos/sandbox/process"
 	"github.com/spf13/cobra"
 )
@@ -49,19 +51,36 @@ func main() {
 	rootCmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, msg: err.Error() + "\n" + c.UsageString()}
 	})
+	// Everything a command prints goes through one escaping writer per
+	// stream: a plan, a guest or a config cannot send a terminal control
+	// sequence to the operator's terminal. --json documents pass through
+	// unchanged in value (internal/terminal).
+	stdout, stderr := terminal.NewWriter(os.Stdout), terminal.NewWriter(os.Stderr)
+	rootCmd.SetOut(stdout)
+	rootCmd.SetErr(stderr)
+	os.Exit(execute(stderr, func() {
+		stdout.Flush()
+		stderr.Flush()
+	}))
+}
+
+// execute runs the command and returns the exit code, after printing the
+// error, if any, to stderr and flushing.
+func execute(stderr io.Writer, flush func()) int {
+	defer flush()
 	err := rootCmd.Execute()
 	if err == nil {
-		os.Exit(exitOK)
+		return exitOK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, ee.msg)
+			fmt.Fprintln(stderr, ee.msg)
 		}
-		os.Exit(ee.code)
+		return ee.code
 	}
 	// cobra's own errors (unknown command, wrong argument count) are usage
 	// errors.
-	fmt.Fprintln(os.Stderr, "ccos:", err)
-	os.Exit(exitUsage)
+	fmt.Fprintln(stderr, "ccos:", err)
+	return exitUsage
 }

@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/spf13/cobra"
 )
@@ -42,17 +42,10 @@ func init() {
 	rootCmd.AddCommand(cmd)
 }
 
-// readInput reads a named file, or standard input for "-".
+// readInput reads an RTFS source: a regular file, or standard input for
+// "-", bounded (internal/input).
 func readInput(path string) ([]byte, string, error) {
-	if path == "-" {
-		b, err := io.ReadAll(os.Stdin)
-		return b, "<stdin>", err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, path, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
-	}
-	return b, path, nil
+	return input.ReadArg(path, os.Stdin, input.MaxSource)
 }
 
 func writeJSON(w io.Writer, v any) error {

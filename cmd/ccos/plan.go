@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/governance"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/plan"
 	"github.com/spf13/cobra"
 )
@@ -82,7 +82,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			pemText, err := os.ReadFile(keyPath)
+			pemText, err := input.ReadFile(keyPath, input.MaxSmall)
 			if err != nil {
 				return rejected("ccos plan approve: " + err.Error())
 			}

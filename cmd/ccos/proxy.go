@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/egress"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -155,7 +157,7 @@ func policyFor(cfg *config.Config, f proxyFlags) (egress.Policy, *x509.CertPool,
 	}
 	var roots *x509.CertPool
 	if f.rootCA != "" {
-		pem, err := os.ReadFile(f.rootCA)
+		pem, err := input.ReadFile(f.rootCA, input.MaxSmall)
 		if err != nil {
 			return egress.Policy{}, nil, usageErr("--ca: %v", err)
 		}
@@ -185,7 +187,7 @@ func proxyResolver(pins []string, dns string) (egress.Resolver, error) {
 	static := egress.StaticResolver{}
 	for _, kv := range pins {
 		name, ip, ok := strings.Cut(kv, "=")
-		host, err := egress.NormalizeHost(name)
+		host, err := domain.Normalize(name)
 		if !ok || err != nil {
 			return nil, usageErr("--resolve %q: want NAME=IP", kv)
 		}

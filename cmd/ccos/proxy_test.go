@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,7 @@ func startProxy(t *testing.T, args ...string) *proxyProc {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	p := &proxyProc{}
+	withControl := slices.Contains(args, "--control")
 	ready, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -60,6 +62,11 @@ func startProxy(t *testing.T, args ...string) *proxyProc {
 				p.addr = rec.Addr
 			case "ccos proxy metrics":
 				p.metrics = rec.Addr
+				if !withControl {
+					close(ready)
+				}
+			case "ccos proxy control":
+				// The control socket comes up after the metrics listener.
 				close(ready)
 			}
 			p.mu.Unlock()
@@ -84,6 +91,7 @@ func TestProxyCommand(t *testing.T) {
 	ou, _ := url.Parse(origin.URL)
 	cfg := writeTemp(t, "agent.rtfs", `(agent.config :version "0.1" :agent-id "agent.proxy" :features [:network]
   :orchestrator {:dlp {:enabled true :policy :strict}}
+  :capabilities {:http {:enabled true :egress {:allow-domains ["origin.example.com"]}}}
   :network {:enabled true :egress {:via :proxy :allow-domains ["origin.example.com"]}})`)
 	ctl := filepath.Join(t.TempDir(), "control.sock")
 	p := startProxy(t, "--config", cfg, "--allow-range", "127.0.0.0/8", "--resolve", "origin.example.com=127.0.0.1", "--methods", "GET,POST", "--control", "unix:"+ctl)
@@ -113,6 +121,12 @@ func TestProxyCommand(t *testing.T) {
 		t.Errorf("DLP: %d %q", status, body)
 	}
 	// The host programs a step through the control socket: only GET now.
+	// The proxy may announce its listeners before the control socket.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ctl); err == nil {
+			break
+		}
+	}
 	cc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", ctl)
@@ -142,7 +156,9 @@ func TestProxyCommand(t *testing.T) {
 }
 
 func TestProxyCommandErrors(t *testing.T) {
+	// The network is on only with the :http capability (config.Config.Egress).
 	cfg := writeTemp(t, "agent.rtfs", `(agent.config :version "0.1" :agent-id "a" :features [:network]
+  :capabilities {:http {:enabled true :egress {:allow-domains ["api.example.com"]}}}
   :network {:enabled true :egress {:via :proxy :allow-domains ["api.example.com"] :mtls true}})`)
 	for _, c := range []struct {
 		args []string

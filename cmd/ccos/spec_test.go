@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
 )
 
 func TestSpecCommand(t *testing.T) {
-	api, err := contract.LoadShared(".")
+	api, err := contract.Load(testenv.Shared(t, contract.SharedFile))
 	if err != nil {
-		t.Fatalf("the Firecracker contract %s is required: %v", contract.RelPath, err)
+		t.Fatal(err)
 	}
 	example := filepath.Join("..", "..", "examples", "microvm.rtfs")
 	minimal := filepath.Join("..", "..", "examples", "minimal.rtfs")

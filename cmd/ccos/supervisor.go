@@ -19,11 +19,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // defaultSupervisorSocket is where the supervisor listens without --socket.
@@ -125,8 +127,12 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, f supervisorFlags) e
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	defer store.Close()
+	verifier, err := chainVerifierOfKey(f.agent.chainKey)
+	if err != nil {
+		return err
+	}
 	sup, err := supervisor.New(supervisor.Options{Engine: eng, Store: store, Limits: limits, QueueSize: f.queue,
-		Replay: f.replay, Registerer: reg, Logger: logger})
+		Replay: f.replay, Registerer: reg, Logger: logger, ChainVerifier: verifier})
 	if err != nil {
 		return rejected("ccos supervisor: " + err.Error())
 	}
@@ -176,6 +182,28 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, f supervisorFlags) e
 		return rejected("ccos supervisor: " + err.Error())
 	}
 	return nil
+}
+
+// chainVerifierOfKey is the verifier of the --chain-key signer file (nil
+// without one): the console's chain verification checks checkpoint
+// signatures with it.
+func chainVerifierOfKey(path string) (note.Verifier, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, rejected(fmt.Sprintf("ccos: reading the chain key %s: %v", path, err))
+	}
+	vkey, err := chain.VerifierOf(string(b))
+	if err != nil {
+		return nil, rejected(fmt.Sprintf("ccos: the chain key %s: %v", path, err))
+	}
+	v, err := chain.ParseVerifier(vkey)
+	if err != nil {
+		return nil, rejected(fmt.Sprintf("ccos: the chain key %s: %v", path, err))
+	}
+	return v, nil
 }
 
 // loadAgents loads --config (one agent) or every config of --agents into

@@ -16,34 +16,37 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/ccos-project/ccos/internal/atomicfile"
 )
 
 // Build runs `go build ARGS... -o OUT PKG` with env added to the
 // environment, then installs OUT and OUT.sha256. name prefixes the
 // progress line on standard error.
 func Build(name, pkg, out string, env []string, args ...string) error {
-	tmp := out + ".tmp"
-	cmdArgs := append(append([]string{"build"}, args...), "-o", tmp, pkg)
+	tmpDir, err := os.MkdirTemp("", "embedgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmpDir)
+	built := filepath.Join(tmpDir, filepath.Base(out))
+	cmdArgs := append(append([]string{"build"}, args...), "-o", built, pkg)
 	cmd := exec.Command("go", cmdArgs...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("building %s (%v): %w", pkg, env, err)
 	}
-	data, err := os.ReadFile(tmp)
+	data, err := os.ReadFile(built)
 	if err != nil {
 		return fmt.Errorf("reading the build: %w", err)
 	}
 	sum := sha256.Sum256(data)
 	line := hex.EncodeToString(sum[:]) + "  " + filepath.Base(out) + "\n"
-	if err := os.Rename(tmp, out); err != nil {
+	if err := atomicfile.Write(out, data, 0o644); err != nil {
 		return fmt.Errorf("installing %s: %w", out, err)
 	}
-	digest := out + ".sha256"
-	if err := os.WriteFile(digest+".tmp", []byte(line), 0o644); err != nil {
-		return fmt.Errorf("recording the digest: %w", err)
-	}
-	if err := os.Rename(digest+".tmp", digest); err != nil {
+	if err := atomicfile.Write(out+".sha256", []byte(line), 0o644); err != nil {
 		return fmt.Errorf("recording the digest: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "%s: %s (%d bytes) sha256 %x\n", name, out, len(data), sum)

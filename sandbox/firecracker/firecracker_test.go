@@ -15,6 +15,7 @@ import (
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/image"
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/firecracker"
 	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
@@ -24,9 +25,9 @@ import (
 
 func loadAPI(t *testing.T) *contract.API {
 	t.Helper()
-	api, err := contract.LoadShared(".")
+	api, err := contract.Load(testenv.Shared(t, contract.SharedFile))
 	if err != nil {
-		t.Fatalf("the Firecracker contract %s is required: %v", contract.RelPath, err)
+		t.Fatal(err)
 	}
 	return api
 }

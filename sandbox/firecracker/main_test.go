@@ -21,6 +21,9 @@ import (
 // socket with a guest that echoes.
 const fakeJailerEnv = "CCOS_TEST_FAKE_JAILER"
 
+// fakeAPIEnv passes the fake the path of the API definition.
+const fakeAPIEnv = "CCOS_TEST_FAKE_JAILER_API"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(fakeJailerEnv) == "1" {
 		os.Exit(fakeJailer(os.Args[1:]))
@@ -49,7 +52,7 @@ func fakeJailer(args []string) int {
 		return 2
 	}
 	root := firecracker.Jail{Firecracker: *exe, ID: *id, ChrootBase: *base}.RootDir()
-	api, err := contract.LoadShared(".")
+	api, err := contract.Load(os.Getenv(fakeAPIEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

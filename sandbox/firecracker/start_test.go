@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/firecracker"
+	"github.com/ccos-project/ccos/sandbox/firecracker/contract"
 )
 
 // TestStartWithFakeFirecracker runs every start-up step against a fake
@@ -32,6 +34,7 @@ func TestStartWithFakeFirecracker(t *testing.T) {
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv(fakeJailerEnv, "1")
+	t.Setenv(fakeAPIEnv, testenv.Shared(t, contract.SharedFile))
 
 	images := t.TempDir()
 	for _, f := range []string{"vmlinux", "initrd", "rootfs.img"} {

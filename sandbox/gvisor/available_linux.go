@@ -15,6 +15,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ccos-project/ccos/sandbox/cgroup"
 )
 
 // minRelease is the oldest runsc release this provider was tested with
@@ -138,7 +142,7 @@ type hostCheck struct {
 	platform string
 	why      string // the platform and why
 	binary   string
-	layout   *cgroupLayout
+	layout   *cgroup.Layout
 }
 
 // checkHost reports what this host lacks for gVisor sandboxes, if anything.
@@ -168,7 +172,10 @@ func (p *Provider) checkHost() (*hostCheck, error) {
 	if h.layout, err = cachedLayout(); err != nil {
 		return nil, err
 	}
-	if err := h.layout.check(); err != nil {
+	if err := h.layout.Check(); err != nil {
+		return nil, err
+	}
+	if err := runscAgreesOnCgroups(h.layout); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "ccos-gvisor-check-")
@@ -180,7 +187,22 @@ func (p *Provider) checkHost() (*hostCheck, error) {
 }
 
 // cachedLayout is this process's cgroup layout, read once.
-var cachedLayout = sync.OnceValues(findCgroups)
+var cachedLayout = sync.OnceValues(cgroup.Find)
+
+// runscAgreesOnCgroups checks that runsc, which takes the host as cgroup v2
+// exactly when /sys/fs/cgroup is a cgroup2 mount, sees the version the
+// sandbox's group was made for: otherwise it would join groups where the
+// limits are not.
+func runscAgreesOnCgroups(l *cgroup.Layout) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return fmt.Errorf("no cgroup file system at /sys/fs/cgroup: %w", err)
+	}
+	if runscV2 := st.Type == unix.CGROUP2_SUPER_MAGIC; runscV2 != (l.Version == 2) {
+		return fmt.Errorf("runsc would use cgroup v2=%v at /sys/fs/cgroup, but the memory, pids and cpu controllers are in cgroup v%d: the limits could not be enforced", runscV2, l.Version)
+	}
+	return nil
+}
 
 // binary returns the host path of the guest program.
 func (p *Provider) binary() (string, error) {
@@ -229,9 +251,6 @@ func (p *Provider) Available() (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	v := "v1"
-	if h.layout.v2 {
-		v = "v2"
-	}
+	v := fmt.Sprintf("v%d", h.layout.Version)
 	return true, fmt.Sprintf("runsc %s (release %s), platform %s, --network=none, cgroup %s memory, pids and cpu", h.runsc.path, h.runsc.release, h.why, v)
 }

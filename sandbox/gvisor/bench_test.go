@@ -134,7 +134,7 @@ func sandboxRSS(b *testing.B) int64 {
 	}
 	g := sb.(*gvSandbox)
 	var total int64
-	for _, pid := range append(g.cg.pids(), g.cmd.Process.Pid) {
+	for _, pid := range append(g.cg.PIDs(), g.cmd.Process.Pid) {
 		total += rssOf(pid)
 	}
 	return total

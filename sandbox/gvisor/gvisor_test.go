@@ -50,12 +50,7 @@ func run(t *testing.T, spec sandbox.Spec, attack string) outcome {
 	}
 	g := sb.(*gvSandbox)
 	o := outcome{dir: g.dir}
-	for _, c := range limitControllers {
-		o.cg = append(o.cg, g.cg.dir(c))
-	}
-	for _, d := range g.cg.layout.dirs {
-		o.cg = append(o.cg, filepath.Join(d, g.cg.name))
-	}
+	o.cg = g.cg.Dirs()
 	if attack == "" {
 		if _, err := fmt.Fprintln(sb.Control(), "ping"); err != nil {
 			t.Logf("send ping: %v", err)
@@ -318,7 +313,7 @@ func TestLimitsWritten(t *testing.T) {
 		{"cpu", "cpu.cfs_quota_us", "50000"},
 		{"cpu", "cpu.cfs_period_us", "100000"},
 	}
-	if cg.layout.v2 {
+	if l, _ := cachedLayout(); l.Version == 2 {
 		files = []struct{ controller, file, want string }{
 			{"memory", "memory.max", fmt.Sprint(200 << 20)},
 			{"pids", "pids.max", fmt.Sprint(40 + pidsOverhead)},
@@ -326,12 +321,12 @@ func TestLimitsWritten(t *testing.T) {
 		}
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(cg.dir(f.controller), f.file))
+		b, err := os.ReadFile(filepath.Join(cg.Dir(f.controller), f.file))
 		if got := strings.TrimSpace(string(b)); err != nil || got != f.want {
 			t.Errorf("%s = %q (%v), want %q", f.file, got, err, f.want)
 		}
 	}
-	if n := len(cg.pids()); n < 2 {
+	if n := len(cg.PIDs()); n < 2 {
 		t.Errorf("%d processes in the sandbox's cgroup, want the sentry and the gofer at least", n)
 	}
 }
@@ -354,7 +349,7 @@ func TestKill(t *testing.T) {
 	requireExit(t, sb.Wait(), sandbox.ExitKilled)
 	sb.Control().Close()
 	g := sb.(*gvSandbox)
-	requireCleanedUp(t, outcome{dir: g.dir, cg: []string{g.cg.dir("memory"), g.cg.dir("pids"), g.cg.dir("cpu")}})
+	requireCleanedUp(t, outcome{dir: g.dir, cg: []string{g.cg.Dir("memory"), g.cg.Dir("pids"), g.cg.Dir("cpu")}})
 	if err := g.cmd.Process.Signal(syscall.Signal(0)); err == nil {
 		t.Errorf("runsc (pid %d) still runs after Kill", g.cmd.Process.Pid)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/sandbox/cgroup"
 )
 
 // gvSandbox is one running gVisor sandbox.
@@ -23,7 +24,7 @@ type gvSandbox struct {
 	lim     sandbox.Limits
 	dir     string
 	cmd     *exec.Cmd
-	cg      *cgroup
+	cg      *cgroup.Group
 	control *pipeConn
 	log     *sandbox.LogBuffer
 
@@ -82,7 +83,7 @@ func (st *starter) watch() *gvSandbox {
 	// go through "runsc kill", which needs a responsive sentry and costs
 	// another runsc start.
 	s.Init(func() {
-		s.cg.kill()
+		s.cg.Kill()
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	})
 	go s.drainLog(st.stderr)
@@ -116,7 +117,7 @@ func (s *gvSandbox) Control() io.ReadWriteCloser { return s.control }
 // HostPIDs returns runsc's process and every process of the sandbox's
 // cgroup (the sentry, the gofer, the platform's stubs).
 func (s *gvSandbox) HostPIDs() []int {
-	pids := s.cg.pids()
+	pids := s.cg.PIDs()
 	for _, p := range pids {
 		if p == s.cmd.Process.Pid {
 			return pids
@@ -134,15 +135,15 @@ func (s *gvSandbox) Log() []byte { return s.log.Bytes() }
 func (s *gvSandbox) monitor() {
 	waitErr := s.cmd.Wait()
 	s.Exited()
-	s.cg.kill()
+	s.cg.Kill()
 	<-s.logDone
-	oom, pids := s.cg.oomKills(), s.cg.pidsRefused()
+	oom, pids := s.cg.OOMKills(), s.cg.PIDsRefused()
 	runscErr := s.runscError()
 	// No "runsc delete": everything runsc keeps is in the private
 	// directory (its --root state) and in the cgroups, both removed here,
 	// and every process it started was in the cgroup (rmdir fails while
 	// one is left). delete --force of a killed sandbox took 1.6 s here.
-	cleanupErr := errors.Join(s.cg.remove(), os.RemoveAll(s.dir))
+	cleanupErr := errors.Join(s.cg.Remove(), os.RemoveAll(s.dir))
 	err := s.classify(waitErr, oom, pids, runscErr)
 	if err == nil && cleanupErr != nil {
 		err = fmt.Errorf("gvisor sandbox %q: cleanup: %w", s.id, cleanupErr)

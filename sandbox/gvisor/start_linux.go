@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/sandbox/cgroup"
 )
 
 // starter holds what the steps of Start build; on failure undo releases it.
@@ -27,7 +28,7 @@ type starter struct {
 
 	name string // container id and cgroup name
 	dir  string // private directory: bundle/, state/, runsc.log
-	cg   *cgroup
+	cg   *cgroup.Group
 	cmd  *exec.Cmd
 	// host and runsc ends of the standard streams
 	stdin, childStdin   *os.File
@@ -133,8 +134,14 @@ func (st *starter) makePrivateDir() (err error) {
 	return nil
 }
 
+// pidsOverhead is what the pids limit allows on top of Limits.PIDs for the
+// sandbox's own host tasks: the sentry's and gofer's threads and the ptrace
+// stubs' (an idle sandbox counted 34).
+const pidsOverhead = 96
+
 func (st *starter) createCgroup() (err error) {
-	st.cg, err = newCgroup(st.host.layout, st.name, st.lim)
+	st.cg, err = cgroup.New(st.host.layout, st.name, cgroup.Limits{
+		MemoryBytes: st.lim.MemoryBytes, PIDs: st.lim.PIDs + pidsOverhead, CPUPercent: st.lim.CPUPercent})
 	return err
 }
 
@@ -209,7 +216,7 @@ func (st *starter) undo() {
 		}
 	}
 	if st.cg != nil {
-		_ = st.cg.remove()
+		_ = st.cg.Remove()
 	}
 	if st.dir != "" {
 		_ = os.RemoveAll(st.dir)

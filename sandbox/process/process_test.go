@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/sandbox/cgroup"
 )
 
 // outcome is what one sandbox run produced.
@@ -382,18 +383,12 @@ func TestCgroupsCleanedUp(t *testing.T) {
 		o := run(t, r.provider, sandbox.Spec{ID: id, Limits: r.limits}, r.command)
 		t.Logf("%s: %q, %v", r.command, o.reply, o.err)
 	}
-	layout, err := findCgroups()
+	layout, err := cgroup.Find()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs := []string{layout.v2}
-	if layout.version == 1 {
-		dirs = dirs[:0]
-		for _, d := range layout.v1 {
-			dirs = append(dirs, d)
-		}
-	}
-	for _, d := range dirs {
+	for _, c := range cgroup.Controllers {
+		d := layout.Dir(c)
 		left, _ := filepath.Glob(filepath.Join(d, "ccos-"+id+"-*"))
 		if len(left) > 0 {
 			t.Errorf("cgroups left behind: %v", left)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/sandbox/cgroup"
 )
 
 // procSandbox is one running process sandbox.
@@ -17,7 +18,7 @@ type procSandbox struct {
 	id      string
 	lim     sandbox.Limits
 	cmd     *exec.Cmd
-	cg      *cgroup
+	cg      *cgroup.Group
 	control *os.File
 	setup   *os.File
 	log     *sandbox.LogBuffer
@@ -43,7 +44,7 @@ func (st *starter) watch() *procSandbox {
 	// in it; the cgroup kill catches the rest.
 	s.Init(func() {
 		_ = s.cmd.Process.Signal(syscall.SIGKILL)
-		s.cg.kill()
+		s.cg.Kill()
 	})
 	go s.drainLog(st.stderr)
 	go s.readSetupReport()
@@ -66,11 +67,11 @@ func (s *procSandbox) Log() []byte { return s.log.Bytes() }
 func (s *procSandbox) monitor() {
 	waitErr := s.cmd.Wait()
 	s.Exited()
-	s.cg.kill()
+	s.cg.Kill()
 	<-s.logDone
 	report := <-s.setupDone
-	oom := s.cg.oomKills()
-	cleanupErr := s.cg.remove()
+	oom := s.cg.OOMKills()
+	cleanupErr := s.cg.Remove()
 	s.setup.Close()
 	err := s.classify(waitErr, report, oom)
 	if err == nil && cleanupErr != nil {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ccos-project/ccos/sandbox"
+	"github.com/ccos-project/ccos/sandbox/cgroup"
 )
 
 // Identity inside the user namespace. When the host runs as root, uids and
@@ -48,10 +49,10 @@ func (*Provider) Available() (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	return true, fmt.Sprintf("user, mount, pid, net, uts and ipc namespaces; read-only root; seccomp (x86_64); cgroup v%d memory, pids and cpu", layout.version)
+	return true, fmt.Sprintf("user, mount, pid, net, uts and ipc namespaces; read-only root; seccomp (x86_64); cgroup v%d memory, pids and cpu", layout.Version)
 }
 
-func checkHost() (*cgroupLayout, error) {
+func checkHost() (*cgroup.Layout, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("the seccomp filter is written for x86_64 only (this is %s)", runtime.GOARCH)
 	}
@@ -66,11 +67,11 @@ func checkHost() (*cgroupLayout, error) {
 	if _, _, errno := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_GET_SECCOMP, 0, 0); errno != 0 {
 		return nil, fmt.Errorf("seccomp is not available in this kernel: %w", errno)
 	}
-	layout, err := findCgroups()
+	layout, err := cgroup.Find()
 	if err != nil {
 		return nil, err
 	}
-	return layout, layout.check()
+	return layout, layout.Check()
 }
 
 func checkUserNamespaces() error {
@@ -105,8 +106,8 @@ type starter struct {
 	spec   sandbox.Spec
 	lim    sandbox.Limits
 	fail   string // Provider.failStep, passed to the child
-	layout *cgroupLayout
-	cg     *cgroup
+	layout *cgroup.Layout
+	cg     *cgroup.Group
 	cmd    *exec.Cmd
 	// host and child ends of the control and setup sockets and stderr pipe
 	control, childControl *os.File
@@ -174,18 +175,18 @@ func (st *starter) checkSpec() error {
 // cachedLayout is this process's cgroup layout, read once: mountinfo does
 // not change under a running ccos, and parsing it costs about a tenth of a
 // millisecond per start.
-var cachedLayout = sync.OnceValues(findCgroups)
+var cachedLayout = sync.OnceValues(cgroup.Find)
 
 func (st *starter) findCgroups() (err error) {
 	st.layout, err = cachedLayout()
 	if err != nil {
 		return err
 	}
-	return st.layout.check()
+	return st.layout.Check()
 }
 
 func (st *starter) createCgroup() (err error) {
-	st.cg, err = newCgroup(st.layout, cgroupName(st.spec.ID), st.lim)
+	st.cg, err = cgroup.New(st.layout, cgroupName(st.spec.ID), cgroup.Limits{MemoryBytes: st.lim.MemoryBytes, PIDs: st.lim.PIDs, CPUPercent: st.lim.CPUPercent})
 	return err
 }
 
@@ -351,7 +352,7 @@ func randUint32() uint32 {
 }
 
 func (st *starter) attachCgroup() error {
-	return st.cg.attach(st.cmd.Process.Pid)
+	return st.cg.Attach(st.cmd.Process.Pid)
 }
 
 // releaseChild lets the child go on. A child that has already ended (it
@@ -376,6 +377,6 @@ func (st *starter) undo() {
 		}
 	}
 	if st.cg != nil {
-		_ = st.cg.remove()
+		_ = st.cg.Remove()
 	}
 }

@@ -637,7 +637,14 @@ func TestPoolKeepsWarmClones(t *testing.T) {
 	// A waiting clone that dies leaves the pool and is replaced.
 	waitReady()
 	died := pool.Stats().Died
-	pids := qemusUnder(prov.o.RuntimeDir)
+	// The killed clones' QEMUs may still be exiting, and the waiting
+	// one's may not be listed yet on a loaded host: wait for exactly one.
+	var pids []int
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if pids = qemusUnder(prov.o.RuntimeDir); len(pids) == 1 || time.Now().After(end) {
+			break
+		}
+	}
 	if len(pids) != 1 {
 		t.Fatalf("QEMU processes of the pool: %v", pids)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ccos-project/ccos/config"
 	"github.com/ccos-project/ccos/control"
+	"github.com/ccos-project/ccos/internal/atomicfile"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/vmspec"
 	"golang.org/x/sys/unix"
@@ -462,35 +463,19 @@ func (p *Provider) saveTemplate(t *template) error {
 	return nil
 }
 
-// writeAtomic writes path through fill on a temporary file beside it,
-// syncs it, renames it into place and syncs the directory: readers see
-// the old file or the whole new one.
+// writeAtomic writes path (mode 0600) through fill, atomically
+// (internal/atomicfile: temp file beside it, fsync, rename, directory
+// fsync): readers see the old file or the whole new one.
 func writeAtomic(path string, fill func(*os.File) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	f, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	err = fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	defer f.Abort()
+	if err := fill(f.File); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return f.Commit()
 }
 
 // loadTemplate loads the template saved under key into new sealed memfds,

@@ -21,17 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"gopkg.in/yaml.v3"
 )
 
-// RelPath is where the API definition lives, relative to the directory that
-// holds the project checkout and the shared contracts.
-const RelPath = "shared/contracts/firecracker/firecracker.yaml"
-
-// ErrNotFound is returned by Locate when no ancestor directory holds RelPath.
-var ErrNotFound = errors.New("contract: firecracker.yaml not found")
+// SharedFile is where the API definition lives inside the project's shared
+// reference data (tests find it with internal/testenv).
+const SharedFile = "contracts/firecracker/firecracker.yaml"
 
 // API is a loaded Firecracker API definition.
 type API struct {
@@ -118,35 +114,5 @@ func Parse(b []byte) (*API, error) {
 	return &API{Version: d.Info.Version, definitions: d.Definitions, paths: d.Paths}, nil
 }
 
-// Locate walks up from dir to the first ancestor that holds RelPath and
-// returns the file's path.
-func Locate(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("contract: %w", err)
-	}
-	for {
-		p := filepath.Join(dir, RelPath)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%w: no %s in any ancestor directory", ErrNotFound, RelPath)
-		}
-		dir = parent
-	}
-}
-
 // Definition returns the named definition, or nil.
 func (a *API) Definition(name string) *Schema { return a.definitions[name] }
-
-// LoadShared locates the shared API definition from dir upwards and loads
-// it.
-func LoadShared(dir string) (*API, error) {
-	p, err := Locate(dir)
-	if err != nil {
-		return nil, err
-	}
-	return Load(p)
-}
