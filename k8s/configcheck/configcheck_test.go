@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
 	"github.com/ccos-project/ccos/k8s/internal/kubetest"
 	"github.com/ccos-project/ccos/k8s/nodeagent"
@@ -33,7 +34,7 @@ func TestVerdicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !ok {
-		kubetest.Missing(t, kubetest.HowToGet)
+		testenv.Missing(t, kubetest.What, kubetest.HowToGet)
 	}
 	defer env.Stop()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
 	"github.com/ccos-project/ccos/k8s/internal/kubetest"
 	"github.com/ccos-project/ccos/k8s/nodeagent"
@@ -30,11 +31,6 @@ import (
 )
 
 func repoRoot(testing.TB) string { return kubetest.RepoRoot() }
-
-func missing(t testing.TB, msg string) {
-	t.Helper()
-	kubetest.Missing(t, msg)
-}
 
 // cluster is a real API server (kube-apiserver and etcd, RBAC on) with the
 // ccos deployment applied, and the ccos binary to run against it.
@@ -53,16 +49,11 @@ type cluster struct {
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		missing(t, "kubectl is not installed (Debian: the kubernetes-client package, or a kubectl release binary on PATH)")
-	}
+	kubectl := testenv.Tool(t, "kubectl", "install a kubectl release binary on PATH (the machine image has v1.32)")
 	if ok, why := (&process.Provider{}).Available(); !ok {
-		missing(t, "the process provider cannot run here: "+why)
+		testenv.Missing(t, "the process provider cannot run here: "+why, "run the tests as root on Linux with user namespaces")
 	}
-	if kubetest.Assets() == "" {
-		missing(t, kubetest.HowToGet)
-	}
+	kubetest.Need(t)
 	root := repoRoot(t)
 	k := &cluster{t: t, dir: t.TempDir(), kubectlBin: kubectl}
 	// Build the binary first: it takes longer than the API server's start.
@@ -80,7 +71,7 @@ func startCluster(t testing.TB) *cluster {
 	if k.env, k.admin, ok, err = kubetest.Start(scheme); err != nil {
 		t.Fatal(err)
 	} else if !ok {
-		missing(t, kubetest.HowToGet)
+		kubetest.Need(t)
 	}
 	t.Cleanup(func() {
 		if err := k.env.Stop(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/guest"
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/ccos-project/ccos/k8s/api/v1alpha1"
 	"github.com/ccos-project/ccos/k8s/internal/kubetest"
 	"github.com/ccos-project/ccos/sandbox"
@@ -34,9 +35,9 @@ import (
 // The tests share one real API server (kube-apiserver and etcd, see
 // scripts/kube-assets); each test works in a namespace of its own.
 var (
-	apiCfg  *rest.Config
-	admin   client.Client
-	skipMsg string
+	apiCfg            *rest.Config
+	admin             client.Client
+	skipWhat, skipHow string
 )
 
 // TestMain makes this binary the guest of the process sandboxes, and
@@ -63,7 +64,7 @@ func startAPIServer() (*envtest.Environment, error) {
 	}
 	env, cfg, ok, err := kubetest.Start(scheme)
 	if !ok || err != nil {
-		skipMsg = kubetest.HowToGet
+		skipWhat, skipHow = kubetest.What, kubetest.HowToGet
 		return nil, err
 	}
 	apiCfg = cfg
@@ -78,14 +79,11 @@ func startAPIServer() (*envtest.Environment, error) {
 // the process provider.
 func needAPI(t *testing.T) {
 	t.Helper()
-	msg := skipMsg
-	if msg == "" {
-		if ok, why := (&process.Provider{}).Available(); !ok {
-			msg = "the process provider cannot run here: " + why
-		}
+	if skipWhat != "" {
+		testenv.Missing(t, skipWhat, skipHow)
 	}
-	if msg != "" {
-		kubetest.Missing(t, msg)
+	if ok, why := (&process.Provider{}).Available(); !ok {
+		testenv.Missing(t, "the process provider cannot run here: "+why, "run the tests as root on Linux with user namespaces")
 	}
 }
 

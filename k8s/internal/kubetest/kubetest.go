@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ccos-project/ccos/internal/testenv"
 	"github.com/go-logr/logr"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -21,8 +22,12 @@ import (
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// HowToGet says how to get the binaries when they are missing.
-const HowToGet = "kube-apiserver and etcd are not built: run scripts/kube-assets (it builds them from the Go module proxy, about 15 minutes, and caches them) or set KUBEBUILDER_ASSETS to a directory holding them"
+// What and HowToGet say, for testenv.Missing, what is missing when the
+// binaries are not built and how to get them.
+const (
+	What     = "kube-apiserver and etcd are not built"
+	HowToGet = "run scripts/kube-assets (it builds them from the Go module proxy, about 15 minutes, and caches them; scripts/test does) or set KUBEBUILDER_ASSETS to a directory holding them"
+)
 
 // RepoRoot is the module's root directory.
 func RepoRoot() string {
@@ -43,18 +48,17 @@ func Assets() string {
 	return strings.TrimSpace(string(out))
 }
 
-// Missing skips the test saying what is missing and how to get it, or
-// fails it when the environment variable CI is set.
-func Missing(t testing.TB, msg string) {
+// Need skips t (fails it under CI) when the binaries are not built.
+func Need(t testing.TB) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
+	if Assets() == "" {
+		testenv.Missing(t, What, HowToGet)
 	}
-	t.Skip(msg)
 }
 
 // Start starts an API server with the CRDs of deploy/k8s; ok is false
-// when the binaries are not built (the caller skips with HowToGet).
+// when the binaries are not built (the caller skips with What and
+// HowToGet).
 func Start(scheme *k8sruntime.Scheme) (env *envtest.Environment, cfg *rest.Config, ok bool, err error) {
 	crlog.SetLogger(logr.Discard())
 	assets := Assets()
@@ -63,6 +67,10 @@ func Start(scheme *k8sruntime.Scheme) (env *envtest.Environment, cfg *rest.Confi
 	}
 	env = &envtest.Environment{BinaryAssetsDirectory: assets, Scheme: scheme, ErrorIfCRDPathMissing: true,
 		CRDDirectoryPaths: []string{filepath.Join(RepoRoot(), "deploy", "k8s", "crd")}}
+	// The paths themselves: envtest would take an empty KUBEBUILDER_ASSETS
+	// for the current directory.
+	env.ControlPlane.APIServer = &envtest.APIServer{Path: filepath.Join(assets, "kube-apiserver")}
+	env.ControlPlane.Etcd = &envtest.Etcd{Path: filepath.Join(assets, "etcd")}
 	if cfg, err = env.Start(); err != nil {
 		return nil, nil, true, fmt.Errorf("starting the API server from %s: %w", assets, err)
 	}
