@@ -17,6 +17,7 @@ import (
 	"github.com/ccos-project/ccos/rtfs"
 	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/mock"
+	"github.com/ccos-project/ccos/sandbox/process"
 )
 
 // recorded runs req with an in-memory chain and returns the report, the
@@ -119,7 +120,7 @@ func TestEventFloodIsBounded(t *testing.T) {
 	const bound = 8 << 20
 	bounds := Bounds{EventBytes: bound}
 	t.Run("hostile guest/process", func(t *testing.T) {
-		prov, _ := sandbox.Lookup("process")
+		prov := &process.Provider{}
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "attack"), []byte("events-flood"), 0o644)
 		caps := capability.Builtins(nil)

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"sync"
 	"time"
 )
 
@@ -159,67 +157,8 @@ func (e *ExitError) Error() string {
 // cannot run on this host.
 var ErrUnavailable = errors.New("sandbox provider unavailable")
 
-// ErrUnknownProvider is returned by Lookup for a name no provider has.
+// ErrUnknownProvider is returned for a provider name nothing provides.
 var ErrUnknownProvider = errors.New("unknown sandbox provider")
-
-var (
-	mu        sync.RWMutex
-	providers = map[string]Provider{}
-)
-
-// Register adds a provider to the registry; it panics on a duplicate name,
-// which is a programming error.
-func Register(p Provider) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := providers[p.Name()]; dup {
-		panic("sandbox: provider registered twice: " + p.Name())
-	}
-	providers[p.Name()] = p
-}
-
-// Lookup returns the provider with the given name.
-func Lookup(name string) (Provider, error) {
-	mu.RLock()
-	defer mu.RUnlock()
-	if p, ok := providers[name]; ok {
-		return p, nil
-	}
-	return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownProvider, name, namesLocked())
-}
-
-// Providers returns every registered provider, sorted by name.
-func Providers() []Provider {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]Provider, 0, len(providers))
-	for _, n := range namesLocked() {
-		out = append(out, providers[n])
-	}
-	return out
-}
-
-func namesLocked() []string {
-	names := make([]string, 0, len(providers))
-	for n := range providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// Start looks up a provider, checks that it is available, and starts a
-// sandbox with it. It never substitutes another provider.
-func Start(ctx context.Context, name string, spec Spec) (Sandbox, error) {
-	p, err := Lookup(name)
-	if err != nil {
-		return nil, err
-	}
-	if ok, reason := p.Available(); !ok {
-		return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, name, reason)
-	}
-	return p.Start(ctx, spec)
-}
 
 // Attested is implemented by sandboxes whose provider measured what the
 // guest boots from (kernel, initramfs, rootfs, and a snapshot template's

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,10 +64,21 @@ func (c *consoleState) slots() chan struct{} {
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// handleConsole serves the console's embedded files: a handful of static
+// files by exact name (no directory listing, no ranges: the standard file
+// server's range parsing is more than four small files need).
 func (s *Supervisor) handleConsole(w http.ResponseWriter, r *http.Request) {
-	sub, err := fs.Sub(consoleFiles, "ui")
+	name := strings.TrimPrefix(r.URL.Path, "/ui/")
+	if name == "" {
+		name = "index.html"
+	}
+	if strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
+		writeError(w, http.StatusNotFound, "not-found", fmt.Errorf("no console file %s", name))
+		return
+	}
+	data, err := fs.ReadFile(consoleFiles, "ui/"+name)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "failed", err)
+		writeError(w, http.StatusNotFound, "not-found", fmt.Errorf("no console file %s", name))
 		return
 	}
 	h := w.Header()
@@ -73,7 +86,15 @@ func (s *Supervisor) handleConsole(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-cache")
-	http.StripPrefix("/ui", http.FileServerFS(sub)).ServeHTTP(w, r)
+	ctype := mime.TypeByExtension(path.Ext(name))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	if r.Method != http.MethodHead {
+		w.Write(data)
+	}
 }
 
 // sseID is the id of a change in GET /v1/events: the supervisor's start

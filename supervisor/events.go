@@ -76,7 +76,13 @@ type eventSink struct {
 	bytes     int
 	truncated bool
 	pending   []<-chan error
+	// buf holds events not yet handed to the store: they are stored in
+	// batches (the hub has them at once).
+	buf []storedEvent
 }
+
+// eventBatch is how many events go to the store in one write.
+const eventBatch = 64
 
 func newEventSink(st *Store, h *hub, run string, log *slog.Logger) *eventSink {
 	return &eventSink{store: st, hub: h, run: run, log: log}
@@ -100,7 +106,12 @@ func (k *eventSink) add(e engine.Event) {
 	}
 	k.bytes += len(data)
 	k.hub.add(e.Seq, data)
-	k.pending = append(k.pending, k.store.appendEvents(k.run, []storedEvent{{Seq: e.Seq, Data: data}}))
+	k.buf = append(k.buf, storedEvent{Seq: e.Seq, Data: data})
+	if len(k.buf) < eventBatch {
+		return
+	}
+	k.pending = append(k.pending, k.store.appendEvents(k.run, k.buf))
+	k.buf = nil
 	// Keep the list of waits short: drop the ones already done.
 	if len(k.pending) > 64 {
 		live := k.pending[:0]
@@ -121,6 +132,10 @@ func (k *eventSink) add(e engine.Event) {
 // close waits until every event is stored.
 func (k *eventSink) close() {
 	k.mu.Lock()
+	if len(k.buf) > 0 {
+		k.pending = append(k.pending, k.store.appendEvents(k.run, k.buf))
+		k.buf = nil
+	}
 	pending := k.pending
 	k.pending = nil
 	k.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/ccos-project/ccos/domain"
 	"github.com/ccos-project/ccos/egress"
 	"github.com/ccos-project/ccos/engine"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
@@ -106,7 +107,7 @@ func (f engineFlags) egressOptions() (engine.EgressOptions, error) {
 		o.Upstream = u
 	}
 	if f.rootCA != "" {
-		pem, err := os.ReadFile(f.rootCA)
+		pem, err := input.ReadFile(f.rootCA, input.MaxSmall)
 		if err != nil {
 			return o, usageErr("--egress-ca: %v", err)
 		}

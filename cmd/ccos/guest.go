@@ -6,19 +6,14 @@ import (
 
 	"github.com/ccos-project/ccos/guest"
 	"github.com/ccos-project/ccos/sandbox"
-	// The providers register themselves. gvisor runs this binary as the
-	// guest, so ccos must be built static (CGO_ENABLED=0); firecracker is
-	// contract-tested and needs /dev/kvm and the firecracker binary; wasm
-	// embeds the guest module that go generate ./sandbox/wasm builds.
-	_ "github.com/ccos-project/ccos/sandbox/firecracker"
-	_ "github.com/ccos-project/ccos/sandbox/gvisor"
-	_ "github.com/ccos-project/ccos/sandbox/qemu"
-	_ "github.com/ccos-project/ccos/sandbox/wasm"
 	"github.com/spf13/cobra"
 )
 
 func init() {
-	// Every sandbox runs this same binary's guest agent.
+	// Every sandbox runs this same binary's guest agent (the engine builds
+	// the providers: gvisor runs this binary as the guest, so ccos must be
+	// built static, CGO_ENABLED=0; wasm embeds the guest module that go
+	// generate ./sandbox/wasm builds).
 	sandbox.GuestMain = guest.Run
 	rootCmd.AddCommand(&cobra.Command{
 		Use:    "guest",

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/internal/atomicfile"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/receipt"
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,7 @@ func receiptVerifyCmd() *cobra.Command {
 			if err != nil || v == nil {
 				return rejected(fmt.Sprintf("ccos receipt verify: --key: %v", err))
 			}
-			env, err := os.ReadFile(args[0])
+			env, err := input.ReadFile(args[0], input.MaxSource)
 			if err != nil {
 				return rejected("ccos receipt verify: " + err.Error())
 			}
@@ -117,7 +118,7 @@ func receiptCreateCmd() *cobra.Command {
 				_, err = cmd.OutOrStdout().Write(env)
 				return err
 			}
-			if err := os.WriteFile(out, env, 0o644); err != nil {
+			if err := atomicfile.Write(out, env, 0o644); err != nil {
 				return rejected("ccos receipt create: " + err.Error())
 			}
 			return nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/engine"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -191,7 +192,7 @@ func chainVerifierOfKey(path string) (note.Verifier, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return nil, rejected(fmt.Sprintf("ccos: reading the chain key %s: %v", path, err))
 	}
@@ -277,7 +278,7 @@ func listenTLS(f supervisorFlags) (net.Listener, error) {
 	if err != nil {
 		return nil, usageErr("--tls-cert/--tls-key: %v", err)
 	}
-	pem, err := os.ReadFile(f.clientCA)
+	pem, err := input.ReadFile(f.clientCA, input.MaxSmall)
 	if err != nil {
 		return nil, usageErr("--client-ca: %v", err)
 	}

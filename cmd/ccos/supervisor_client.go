@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ccos-project/ccos/engine"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/supervisor"
 	"github.com/ccos-project/ccos/supervisor/client"
 	"github.com/spf13/cobra"
@@ -48,7 +48,7 @@ func (f clientFlags) client() (*client.Client, error) {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
+		pem, err := input.ReadFile(f.ca, input.MaxSmall)
 		if err != nil {
 			return nil, usageErr("--ca: %v", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/witness"
 	"github.com/spf13/cobra"
 	fnote "github.com/transparency-dev/formats/note"
@@ -51,7 +52,7 @@ func init() {
 }
 
 func serveWitness(cmd *cobra.Command, keyFile string, logKeys []string, state, listen string) error {
-	skey, err := os.ReadFile(keyFile)
+	skey, err := input.ReadFile(keyFile, input.MaxSmall)
 	if err != nil {
 		return rejected("ccos witness: --key: " + err.Error())
 	}
@@ -127,7 +128,7 @@ func cosignCheckpoint(ctx context.Context, tree *chain.Tree, cp *chain.Checkpoin
 // lastWitnessedSize is the size of the checkpoint kept in FILE.witnessed
 // (0 when there is none).
 func lastWitnessedSize(chainPath string) uint64 {
-	b, err := os.ReadFile(witnessedPath(chainPath))
+	b, err := input.ReadFile(witnessedPath(chainPath), input.MaxSmall)
 	if err != nil {
 		return 0
 	}
@@ -149,7 +150,7 @@ func checkWitnessed(tree *chain.Tree, chainPath, external string, v note.Verifie
 	var ws []note.Verifier
 	for _, k := range keys {
 		text := k
-		if b, err := os.ReadFile(k); err == nil {
+		if b, err := input.ReadFile(k, input.MaxSmall); err == nil {
 			text = string(b)
 		}
 		w, err := witness.NewVerifier(text)
@@ -162,7 +163,7 @@ func checkWitnessed(tree *chain.Tree, chainPath, external string, v note.Verifie
 	if path == "" {
 		path = witnessedPath(chainPath)
 	}
-	msg, err := os.ReadFile(path)
+	msg, err := input.ReadFile(path, input.MaxSmall)
 	if err != nil {
 		return fmt.Errorf("no cosigned checkpoint (run `ccos chain checkpoint --witness URL`): %w", err)
 	}

@@ -197,11 +197,8 @@ func TestUnavailableHere(t *testing.T) {
 	}
 }
 
-func TestRegistered(t *testing.T) {
-	p, err := sandbox.Lookup("firecracker")
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestUnconfiguredSaysWhy(t *testing.T) {
+	p := firecracker.New(firecracker.Options{})
 	if ok, reason := p.Available(); !ok && reason == "" {
 		t.Fatal("unavailable without a reason")
 	}

@@ -21,15 +21,8 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/ccos-project/ccos/sandbox"
 	"github.com/ccos-project/ccos/sandbox/firecracker/fcapi"
 )
-
-func init() { sandbox.Register(New(Options{})) }
-
-// Configure replaces the provider's options; cmd/ccos calls it on the
-// registered provider once it knows the config.
-func (p *Provider) Configure(o Options) { *p = *New(o) }
 
 // KVMDevice is the device Firecracker needs.
 const KVMDevice = "/dev/kvm"

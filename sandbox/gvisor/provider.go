@@ -1,15 +1,13 @@
 package gvisor
 
-import "github.com/ccos-project/ccos/sandbox"
-
-// Name is the provider's name in the sandbox registry and on the command line.
+// Name is the provider's name on the command line and in ccos doctor.
 const Name = "gvisor"
 
 // DebianPackage is the Debian package that provides runsc.
 const DebianPackage = "runsc"
 
 // Provider starts gVisor sandboxes. Its zero value is ready to use; the
-// registered instance is the one sandbox.Lookup("gvisor") returns.
+// run engine builds one per agent (there is no global instance).
 type Provider struct {
 	// Binary is the host path of the program run as /ccos in the sandbox
 	// (with the argument "guest"); empty means this program
@@ -28,8 +26,6 @@ type Provider struct {
 	// set it.
 	Raw bool
 }
-
-func init() { sandbox.Register(&Provider{}) }
 
 // Name returns "gvisor".
 func (*Provider) Name() string { return Name }

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/sandbox"
-	_ "github.com/ccos-project/ccos/sandbox/process" // registers "process"
+	"github.com/ccos-project/ccos/sandbox/process"
 )
 
-// Start a guest through the registry, talk to it over the control
+// Start a guest in a process sandbox, talk to it over the control
 // connection, and wait for its end. The guest here is this package's test
 // guest, which answers "ping" with "pong"; in ccos it is the guest agent.
 func Example() {
-	sb, err := sandbox.Start(context.Background(), "process", sandbox.Spec{
+	sb, err := (&process.Provider{}).Start(context.Background(), sandbox.Spec{
 		ID:     "example",
 		Limits: sandbox.Limits{MemoryBytes: 128 << 20, PIDs: 32, Deadline: 10 * time.Second},
 	})

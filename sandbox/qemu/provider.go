@@ -121,18 +121,8 @@ func New(o Options) *Provider {
 	return &Provider{o: o}
 }
 
-func init() { sandbox.Register(New(Options{})) }
-
 // Name returns "qemu".
 func (*Provider) Name() string { return Name }
-
-// Configure replaces the provider's options. cmd/ccos calls it on the
-// registered provider once it knows the config and how to build images.
-func (p *Provider) Configure(o Options) {
-	p.tmplMu.Lock()
-	defer p.tmplMu.Unlock()
-	p.o = New(o).o
-}
 
 // Options returns the provider's options.
 func (p *Provider) Options() Options { return p.o }

@@ -10,10 +10,10 @@ import (
 	"github.com/ccos-project/ccos/sandbox/wasm"
 )
 
-// The host starts the guest through the registry, talks to it over the
+// The host starts the guest with a wasm provider, talks to it over the
 // control channel and learns how it ended from Wait.
 func Example() {
-	sb, err := sandbox.Start(context.Background(), wasm.Name, sandbox.Spec{
+	sb, err := wasm.New(wasm.Options{}).Start(context.Background(), sandbox.Spec{
 		ID:     "run-1",
 		Limits: sandbox.Limits{MemoryBytes: 128 << 20},
 	})

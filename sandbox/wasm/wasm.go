@@ -66,10 +66,6 @@ const pageSize = 65536
 // GuestProgramName is the only argument the guest sees (its argv[0]).
 const GuestProgramName = "ccos-guest"
 
-func init() {
-	sandbox.Register(New(Options{}))
-}
-
 // Options configures a Provider.
 type Options struct {
 	// Source yields the guest module; nil means EmbeddedModule.
