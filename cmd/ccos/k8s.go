@@ -16,6 +16,7 @@ import (
 	"github.com/ccos-project/ccos/chain"
 	k8sdeploy "github.com/ccos-project/ccos/deploy/k8s"
 	"github.com/ccos-project/ccos/engine"
+	"github.com/ccos-project/ccos/internal/input"
 	"github.com/ccos-project/ccos/k8s/configcheck"
 	"github.com/ccos-project/ccos/k8s/nodeagent"
 	"github.com/go-logr/logr"
@@ -221,7 +222,7 @@ func nodeChainKey(keyPath, state, node string) (note.Signer, string, error) {
 			}
 		}
 	}
-	b, err := os.ReadFile(keyPath)
+	b, err := input.ReadFile(keyPath, input.MaxSmall)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the chain key: %w", err)
 	}
