@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,9 @@ type Options struct {
 	// RootCAs verifies origins the proxy speaks TLS to (the system pool
 	// when nil).
 	RootCAs *x509.CertPool
+	// Upstream, when set, is a forward proxy every origin is reached
+	// through, after this proxy's decision (see upstream.go).
+	Upstream *url.URL
 }
 
 // Proxy is the egress proxy. Its methods are safe for concurrent use.
@@ -394,7 +398,7 @@ func (p *Proxy) newTransport(c *compiled, t *compiledTLS) *http.Transport {
 	}
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialChecked(c.Limits.DialTimeout),
+		DialContext:           p.transportDialer(c.Limits.DialTimeout),
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   c.Limits.DialTimeout,
 		ResponseHeaderTimeout: c.Limits.ResponseTimeout,

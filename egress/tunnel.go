@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -45,8 +44,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { <-st.tunnels }()
-	dialer := net.Dialer{Timeout: st.pol.Limits.DialTimeout}
-	up, err := dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(d.Addr, uint16(port)).String())
+	up, err := p.dialOrigin(ctx, st.pol.Limits.DialTimeout, d.Addr, host, port)
 	if err != nil {
 		d.Err = err.Error()
 		d.deny(RuleUpstream, "dialling %s: %v", d.Addr, err)

@@ -83,7 +83,7 @@ func (e *Engine) addEgress(cfg *config.Config, dir string) (*agentEgress, error)
 			res = egress.PinnedResolver{Static: egress.StaticResolver(e.o.Egress.Resolve), Next: net.DefaultResolver}
 		}
 		px, err := egress.New(pol, egress.Options{Logger: logger, Resolver: res, RootCAs: e.o.Egress.RootCAs,
-			Recorder: e.decided, Metrics: e.o.Metrics})
+			Recorder: e.decided, Metrics: e.o.Metrics, Upstream: e.o.Egress.Upstream})
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"sync"
 
 	"github.com/ccos-project/ccos/egress"
@@ -67,6 +68,9 @@ type EgressOptions struct {
 	RootCAs *x509.CertPool
 	// DecisionLog receives one JSON line per decision, when set.
 	DecisionLog io.Writer
+	// Upstream, when set, is the forward proxy every origin is reached
+	// through after the proxy's decision (a cluster's egress proxy).
+	Upstream *url.URL
 }
 
 // Engine runs the agents of one host. It is safe for concurrent use.

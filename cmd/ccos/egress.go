@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ccos-project/ccos/domain"
+	"github.com/ccos-project/ccos/egress"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/internal/input"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,7 @@ import (
 type engineFlags struct {
 	allowRanges, resolve          []string
 	clientCert, clientKey, rootCA string
-	logFile                       string
+	logFile, upstream             string
 	// snapshots makes qemu restore guests from a snapshot of a booted one.
 	snapshots bool
 }
@@ -35,6 +36,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clientKey, "egress-client-key", "", "its private key")
 	fl.StringVar(&f.rootCA, "egress-ca", "", "CA certificates (PEM) the egress proxy verifies origins with (default: the system's)")
 	fl.StringVar(&f.logFile, "egress-log", "", "append the egress proxy's decisions as JSON lines to this file")
+	fl.StringVar(&f.upstream, "egress-upstream", "", "reach every origin through this forward proxy (http://HOST:PORT, e.g. a cluster's egress proxy), by name, after the egress proxy's own decision")
 	fl.BoolVar(&f.snapshots, "vm-snapshots", false, "start QEMU guests as clones of a booted, warmed-up template guest (copy-on-write RAM, a fraction of a TCG boot; each clone gets fresh entropy, its own hostname, machine id and workdir, but clones share the template's memory layout)")
 }
 
@@ -96,6 +98,13 @@ func (f engineFlags) egressOptions() (engine.EgressOptions, error) {
 			return o, usageErr("--egress-client-cert/--egress-client-key: %v", err)
 		}
 		o.ClientCert = &cert
+	}
+	if f.upstream != "" {
+		u, err := egress.ParseUpstream(f.upstream)
+		if err != nil {
+			return o, usageErr("--egress-upstream: %v", err)
+		}
+		o.Upstream = u
 	}
 	if f.rootCA != "" {
 		pem, err := input.ReadFile(f.rootCA, input.MaxSmall)

@@ -43,6 +43,7 @@ type supervisorFlags struct {
 	listen, tlsCert, tlsKey, clientCA        string
 	agent                                    agentFlags
 	eng                                      engineFlags
+	kube                                     kubeFlags // --kube: the Kubernetes node agent (k8s.go)
 }
 
 func init() {
@@ -81,11 +82,15 @@ func init() {
 	fl.StringVar(&f.clientCA, "client-ca", "", "CA certificates that sign client certificates; a client certificate's subject CN names the agent it may act for")
 	f.agent.register(cmd, "ccos supervisor")
 	f.eng.register(cmd)
+	f.kube.register(fl)
 	cmd.AddCommand(supervisorClientCmds()...)
 	rootCmd.AddCommand(cmd)
 }
 
 func serveSupervisor(ctx context.Context, stderr io.Writer, f supervisorFlags) error {
+	if f.kube.enabled {
+		return serveKubeNode(ctx, stderr, f)
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
