@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ccos-project/ccos/internal/groupcommit"
@@ -29,6 +31,7 @@ import (
 //	calls(run, key, capability, args JSON, done, value, error; PK run, key)
 //	events(run, seq, data JSON; PK run, seq)
 type Store struct {
+	lock   *os.File
 	w      *sql.DB
 	r      *sql.DB
 	commit *groupcommit.Committer[*op]
@@ -76,8 +79,31 @@ CREATE TABLE IF NOT EXISTS events (run TEXT NOT NULL, seq INTEGER NOT NULL, data
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '1');
 `
 
-// OpenStore opens (creating) the run store at path.
+// ErrStoreInUse is returned when another process has the run store open:
+// two supervisors must never resume the same runs.
+var ErrStoreInUse = errors.New("supervisor: the run store is in use by another process")
+
+// OpenStore opens (creating) the run store at path, holding an exclusive
+// lock (path + ".lock", flock) until Close.
 func OpenStore(path string) (*Store, error) {
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: run store lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%w (%s)", ErrStoreInUse, path)
+	}
+	s, err := openStore(path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+func openStore(path string) (*Store, error) {
 	dsn := func(ro bool) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
@@ -138,10 +164,15 @@ func (s *Store) flush(batch []*op) error {
 	return tx.Commit()
 }
 
-// Close waits for the queued writes and closes the database.
+// Close waits for the queued writes, closes the database and releases
+// the lock.
 func (s *Store) Close() error {
 	err := s.commit.Close()
-	return errors.Join(err, s.r.Close(), s.w.Close())
+	err = errors.Join(err, s.r.Close(), s.w.Close())
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+	}
+	return err
 }
 
 // Status is a run's state.

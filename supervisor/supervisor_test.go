@@ -523,3 +523,22 @@ func TestHostHeader(t *testing.T) {
 		}
 	}
 }
+
+// Two supervisors never share a run store: the second one's open is
+// refused while the first holds it.
+func TestStoreLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runs.db")
+	a, err := OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenStore(path); !errors.Is(err, ErrStoreInUse) {
+		t.Fatalf("second open: %v", err)
+	}
+	a.Close()
+	b, err := OpenStore(path)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	b.Close()
+}

@@ -26,7 +26,7 @@ func TestSupervisorConsole(t *testing.T) {
 	if _, stderr, code := runCCOS(t, "", "chain", "keygen", "ccos.test/console", "--out", key); code != 0 {
 		t.Fatalf("keygen: %d %s", code, stderr)
 	}
-	cmd := exec.Command(ccosBin, "supervisor", "--socket", sock, "--provider", "process", "--pool", "0",
+	cmd := exec.Command(ccosBin, "supervisor", "--socket", sock, "--state", filepath.Join(dir, "state"), "--provider", "process", "--pool", "0",
 		"--chain", filepath.Join(dir, "chain.log"), "--chain-key", key)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -32,6 +32,10 @@ import (
 // defaultSupervisorSocket is where the supervisor listens without --socket.
 const defaultSupervisorSocket = "/run/ccos/supervisor.sock"
 
+// defaultSupervisorState holds the run store and chains without --state:
+// on persistent storage, as runs must survive a reboot.
+const defaultSupervisorState = "/var/lib/ccos/supervisor"
+
 // supervisorFlags are ccos supervisor's flags.
 type supervisorFlags struct {
 	cfgPath, agentsDir, socket, state, level string
@@ -69,7 +73,7 @@ func init() {
 	fl.StringVar(&f.cfgPath, "config", "", "one agent's config file (default: "+defaultConfig+" unless --agents)")
 	fl.StringVar(&f.agentsDir, "agents", "", "serve every agent config (*.rtfs) in this directory, one agent each")
 	fl.StringVar(&f.socket, "socket", defaultSupervisorSocket, "Unix socket of the API (mode 0600: the operator's)")
-	fl.StringVar(&f.state, "state", "", "directory of the run store and the agents' causal chains (default: beside the socket)")
+	fl.StringVar(&f.state, "state", defaultSupervisorState, "directory of the run store and the agents' causal chains (one supervisor at a time)")
 	fl.StringVar(&f.level, "security-level", "controlled", "pure, controlled or full")
 	fl.IntVar(&f.pool, "pool", 1, "sandboxes kept started and waiting per agent (0: start one per run)")
 	fl.BoolVar(&f.replay, "replay", false, "replay a run once in a fresh guest after its guest crashed, whatever the config says")
@@ -107,8 +111,13 @@ func serveSupervisor(ctx context.Context, stderr io.Writer, f supervisorFlags) e
 		}
 		limits[name] = v
 	}
-	if f.state == "" {
-		f.state = filepath.Join(filepath.Dir(f.socket), "state")
+	// A second supervisor on a live socket stops here, before it touches
+	// anything.
+	if err := os.MkdirAll(filepath.Dir(f.socket), 0o700); err != nil {
+		return rejected("ccos supervisor: " + err.Error())
+	}
+	if err := removeStaleSocket(f.socket); err != nil {
+		return rejected("ccos supervisor: " + err.Error())
 	}
 	if err := os.MkdirAll(filepath.Join(f.state, "chains"), 0o700); err != nil {
 		return rejected("ccos supervisor: " + err.Error())

@@ -27,7 +27,7 @@ func TestSupervisorServesPlans(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "sup.sock")
 	chainFile := filepath.Join(dir, "chain.log")
-	cmd := exec.Command(ccosBin, "supervisor", "--socket", sock, "--provider", "process", "--pool", "1", "--chain", chainFile)
+	cmd := exec.Command(ccosBin, "supervisor", "--socket", sock, "--state", filepath.Join(dir, "state"), "--provider", "process", "--pool", "1", "--chain", chainFile)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -58,7 +58,7 @@ func TestSupervisorServesPlans(t *testing.T) {
 		t.Errorf("unadmitted plan: %d %s", code, errOut)
 	}
 	// A second supervisor on the same socket is refused.
-	if _, errOut, code = runCCOS(t, "", "supervisor", "--socket", sock, "--provider", "process"); code != 1 || !strings.Contains(errOut, "already listening") {
+	if _, errOut, code = runCCOS(t, "", "supervisor", "--socket", sock, "--state", filepath.Join(dir, "state2"), "--provider", "process"); code != 1 || !strings.Contains(errOut, "already listening") {
 		t.Errorf("second supervisor: %d %s", code, errOut)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
