@@ -44,6 +44,8 @@ type Pool struct {
 	fillErr error
 	// died counts waiting sandboxes that ended before a run took them.
 	died int
+	// failures counts the starts that failed in a row.
+	failures int
 	// plain is set once the provider is known to start sandboxes that are
 	// not Holdable: they are started with the run's own spec.
 	plain bool
@@ -140,7 +142,18 @@ func (pl *Pool) refillLocked(delay time.Duration) {
 
 func (pl *Pool) fillOne(delay time.Duration) {
 	defer pl.wg.Done()
-	time.Sleep(delay)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-pl.quit:
+			t.Stop()
+			pl.mu.Lock()
+			pl.filling--
+			pl.mu.Unlock()
+			return
+		}
+	}
 	spec := pl.spec
 	pl.mu.Lock()
 	if !pl.plain {
@@ -153,10 +166,15 @@ func (pl *Pool) fillOne(delay time.Duration) {
 	defer pl.mu.Unlock()
 	pl.filling--
 	if err != nil {
-		// Do not retry in a loop: the next Start refills.
+		// Retried after a pause that doubles with each failure in a row
+		// (1 s up to a minute): never a hot loop against a broken
+		// provider, and the pool fills again once it works.
 		pl.fillErr = err
+		pl.failures++
+		pl.refillLocked(min(time.Second<<min(pl.failures-1, 6), time.Minute))
 		return
 	}
+	pl.failures = 0
 	if pl.closed {
 		sb.Kill()
 		sb.Wait()

@@ -151,3 +151,32 @@ func TestPoolReplacesDeadSandbox(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// flakyProvider fails its first starts.
+type flakyProvider struct {
+	mock.Provider
+	fails atomic.Int32
+}
+
+func (f *flakyProvider) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, errors.New("the provider failed to start a sandbox")
+	}
+	return f.Provider.Start(ctx, spec)
+}
+
+// A pool whose starts fail retries after a pause, fills once they work,
+// and clears its error.
+func TestPoolRetriesFailedStarts(t *testing.T) {
+	p := &flakyProvider{Provider: mock.Provider{Guest: blockingGuest}}
+	p.fails.Store(2)
+	pl := sandbox.NewPool(p, sandbox.Spec{}, 1)
+	defer pl.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for pl.Stats().Ready == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := pl.Stats(); st.Ready != 1 || st.LastFillError != nil {
+		t.Fatalf("after two failed starts: %+v", st)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -145,7 +146,17 @@ func (st *starter) run(steps []step) error {
 		t0 := time.Now()
 		if err := s.run(st); err != nil {
 			st.undo(err)
-			return fmt.Errorf("qemu sandbox %q: %s: %w", st.spec.ID, s.name, err)
+			err = fmt.Errorf("qemu sandbox %q: %s: %w", st.spec.ID, s.name, err)
+			if st.b != nil {
+				// What QEMU and the guest's console said says why.
+				if tail := strings.TrimSpace(string(st.b.Log())); tail != "" {
+					if len(tail) > 2000 {
+						tail = "..." + tail[len(tail)-2000:]
+					}
+					err = fmt.Errorf("%w\nQEMU log:\n%s", err, tail)
+				}
+			}
+			return err
 		}
 		st.times = append(st.times, StepTime{Name: s.name, Took: time.Since(t0)})
 	}
