@@ -90,7 +90,11 @@ func (p *flakyProvider) Start(ctx context.Context, _ sandbox.Spec) (sandbox.Sand
 		// The guest's last bytes (its result) must reach the host before
 		// the "machine" goes away.
 		for b.guest.Unacked() > 0 {
-			time.Sleep(time.Millisecond)
+			select {
+			case <-b.stop: // killed: the "machine" is gone
+				return
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}()
 	return b, nil
@@ -129,8 +133,12 @@ func TestControlChannelSurvivesReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	prov := &flakyProvider{}
+	deadline := 30 * time.Second
+	if raceDetector {
+		deadline = 3 * time.Minute
+	}
 	rep, err := Run(context.Background(), Request{Plan: p, Admission: a, Provider: prov, Caps: caps, Recorder: rec,
-		Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: 30 * time.Second}}})
+		Spec: sandbox.Spec{Limits: sandbox.Limits{Deadline: deadline}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestHostileGuestsInProcessSandbox(t *testing.T) {
 			}
 		})
 	}
-	// 64 MiB of output: the host keeps 1 MiB, says it cut the rest, and
+	// 64 MiB of output (4 under the race detector): the host keeps 1 MiB, says it cut the rest, and
 	// still gets the value.
 	rep, err := runInProcess(t, `(step "s" 1)`, "flood")
 	if err != nil {
