@@ -409,16 +409,9 @@ func (p *Proxy) checkResponse(d *Decision, st *agentState, resp *http.Response) 
 		d.deny(RuleUpstream, "the text response is %s-encoded and cannot be checked for prompt injection", enc)
 		return errors.New("encoded response")
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	resp.Body.Close()
+	b, err := readResponse(d, resp, limit)
 	if err != nil {
-		d.Err = err.Error()
-		d.deny(RuleUpstream, "reading the response: %v", err)
 		return err
-	}
-	if int64(len(b)) > limit {
-		d.deny(RuleResponseTooLarge, "response exceeds %d bytes", limit)
-		return ErrResponseTooLarge
 	}
 	p.metrics.addBytes(agent, "received", int64(len(b)))
 	text, hit := stripInjection(string(b))
@@ -551,4 +544,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log.Warn("egress response aborted", "agent", d.Agent, "host", d.Host, "error", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// readResponse reads and closes a response body the proxy must inspect
+// whole, refusing the decision when it cannot be read or passes limit.
+func readResponse(d *Decision, resp *http.Response, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	resp.Body.Close()
+	if err != nil {
+		d.Err = err.Error()
+		d.deny(RuleUpstream, "reading the response: %v", err)
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		d.deny(RuleResponseTooLarge, "response exceeds %d bytes", limit)
+		return nil, ErrResponseTooLarge
+	}
+	return b, nil
 }

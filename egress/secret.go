@@ -141,16 +141,9 @@ func (c *compiled) inject(host string, h http.Header) []string {
 // the response cap) and refuses it when it carries one of them back.
 func (p *Proxy) checkEcho(d *Decision, st *agentState, resp *http.Response) error {
 	limit := st.pol.Limits.MaxResponseBytes
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	resp.Body.Close()
+	b, err := readResponse(d, resp, limit)
 	if err != nil {
-		d.Err = err.Error()
-		d.deny(RuleUpstream, "reading the response: %v", err)
 		return err
-	}
-	if int64(len(b)) > limit {
-		d.deny(RuleResponseTooLarge, "response exceeds %d bytes", limit)
-		return ErrResponseTooLarge
 	}
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		d.deny(RuleSecretEcho, "the response to a request carrying secret %s is %s-encoded and cannot be checked for it", strings.Join(d.Secrets, ","), enc)

@@ -46,7 +46,7 @@ func (s *Supervisor) Agents() []AgentInfo {
 			info.Network = true
 			info.AllowDomains = append(info.AllowDomains, eg.AllowDomains...)
 		}
-		info.Runs, _ = s.o.Store.agentCounts(context.Background(), a.ID())
+		info.Runs, _ = s.o.Store.counts(context.Background(), a.ID())
 		out = append(out, info)
 	}
 	return out

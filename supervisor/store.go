@@ -429,28 +429,14 @@ func (s *Store) live(ctx context.Context) ([]*record, error) {
 	return out, nil
 }
 
-// counts returns how many runs are in each state.
-func (s *Store) counts(ctx context.Context) (map[Status]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM runs GROUP BY status`)
-	if err != nil {
-		return nil, err
+// counts returns how many runs are in each state: of one agent, or of
+// all when agent is "".
+func (s *Store) counts(ctx context.Context, agent string) (map[Status]int, error) {
+	q, args := `SELECT status, COUNT(*) FROM runs GROUP BY status`, []any{}
+	if agent != "" {
+		q, args = `SELECT status, COUNT(*) FROM runs WHERE agent = ? GROUP BY status`, []any{agent}
 	}
-	defer rows.Close()
-	out := map[Status]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[Status(st)] = n
-	}
-	return out, rows.Err()
-}
-
-// agentCounts returns how many runs of an agent are in each state.
-func (s *Store) agentCounts(ctx context.Context, agent string) (map[Status]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM runs WHERE agent = ? GROUP BY status`, agent)
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -551,7 +551,7 @@ func (s *Supervisor) Health(ctx context.Context) Health {
 		h.Status = "draining"
 	}
 	s.mu.Unlock()
-	h.Runs, _ = s.o.Store.counts(ctx)
+	h.Runs, _ = s.o.Store.counts(ctx, "")
 	return h
 }
 
