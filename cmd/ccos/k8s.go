@@ -183,7 +183,7 @@ func serveKubeNode(ctx context.Context, stderr io.Writer, f supervisorFlags) err
 	runner, err := nodeagent.NewEngineRunner(nodeagent.EngineOptions{
 		Engine:   engine.Options{VMSnapshots: f.eng.snapshots, Egress: eo, Logger: logger},
 		Allowed:  allowed,
-		Agent:    engine.AgentOptions{Level: level},
+		Agent:    engine.AgentOptions{Level: level, Pool: f.pool},
 		Recorder: rec,
 	})
 	if err != nil {
