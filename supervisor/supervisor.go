@@ -417,6 +417,13 @@ func (s *Supervisor) execute(id string) {
 	// The hub closes after the final state is stored: a subscriber that
 	// sees the end reads the final status.
 	defer h.close()
+	if s.base.Err() != nil && !errors.Is(context.Cause(ctx), errCancelled) {
+		// The supervisor stopped it (a drain that ran out of time): the
+		// run stays running in the store, and the next supervisor resumes
+		// it with its journal.
+		s.log.Warn("run interrupted by the supervisor's stop; the next start resumes it", "run", id, "agent", rec.Agent)
+		return
+	}
 	out := Outcome{Isolation: rec.Outcome.Isolation}
 	if res != nil {
 		t := res.Timings

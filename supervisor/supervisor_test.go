@@ -542,3 +542,70 @@ func TestStoreLocked(t *testing.T) {
 	}
 	b.Close()
 }
+
+// A drain that runs out of time leaves the runs it interrupted running in
+// the store, and the next supervisor resumes and finishes them.
+func TestDrainTimeoutLeavesRunsToResume(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*Supervisor, *engine.Engine, *Store) {
+		eng, err := engine.New(engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := eng.LoadAgent([]byte(`(profile:minimal "agent.drain")`), "agent.drain.rtfs", engine.AgentOptions{Provider: "process"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Prepare(); err != nil {
+			t.Fatal(err)
+		}
+		store, err := OpenStore(filepath.Join(dir, "runs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sup, err := New(Options{Engine: eng, Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sup, eng, store
+	}
+	sup, eng, store := open()
+	ctx := context.Background()
+	r, err := sup.Submit(ctx, "agent.drain", plan(`(step "s" (loop [i 0] (if (< i 2000000) (recur (inc i)) i)))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if g, _ := sup.Get(ctx, r.ID); g.Status == StatusRunning {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	sup.Drain(dctx)
+	cancel()
+	if g, _ := sup.Get(ctx, r.ID); g.Status != StatusRunning {
+		t.Fatalf("after a drain that ran out of time: %s %s", g.Status, g.Failure)
+	}
+	eng.Close()
+	store.Close()
+	sup2, eng2, store2 := open()
+	defer func() {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		sup2.Drain(c)
+		cancel()
+		eng2.Close()
+		store2.Close()
+	}()
+	for i := 0; i < 3000; i++ {
+		g, _ := sup2.Get(ctx, r.ID)
+		if g.Status.Final() {
+			if g.Attempts != 2 || g.Status == StatusCancelled {
+				t.Fatalf("resumed run: %s after %d attempts (%s)", g.Status, g.Attempts, g.Failure)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the resumed run did not finish")
+}
