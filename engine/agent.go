@@ -11,6 +11,7 @@ import (
 	"github.com/ccos-project/ccos/capability"
 	"github.com/ccos-project/ccos/chain"
 	"github.com/ccos-project/ccos/config"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/ccos-project/ccos/sandbox"
 	"golang.org/x/mod/sumdb/note"
@@ -54,6 +55,11 @@ type AgentOptions struct {
 	// Limits bound each of the agent's sandboxes (memory, processes,
 	// deadline...); the sandbox defaults where zero.
 	Limits sandbox.Limits
+	// Evaluation bounds the evaluation of the agent's plans in the guest
+	// (time, steps, depth, collection size, output); the interpreter's
+	// defaults where zero (5 s, 10 million steps). The sandbox's deadline
+	// (Limits) stays the hard bound.
+	Evaluation control.RunLimits
 	// Rules are a front end's own rules for the config (an MCP server's
 	// for configs its clients send), checked after validation and before
 	// the agent touches anything on the host; their errors make the load

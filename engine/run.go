@@ -170,6 +170,7 @@ func (a *Agent) Run(ctx context.Context, req RunRequest) (*RunResult, error) {
 		Admission: ad.Admission,
 		Provider:  prov,
 		Spec:      sandbox.Spec{ID: req.ID, Limits: a.o.Limits},
+		Limits:    a.o.Evaluation,
 		Caps:      a.caps,
 		Recorder:  rec,
 		Calls:     calls,

@@ -21,8 +21,10 @@ import (
 	"unicode/utf16"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/governance"
+	"github.com/ccos-project/ccos/sandbox"
 	. "github.com/ccos-project/ccos/supervisor"
 	"github.com/ccos-project/ccos/supervisor/client"
 )
@@ -72,8 +74,11 @@ func newConsoleHarness(t testing.TB) *consoleHarness {
 	ch := &consoleHarness{origin: origin, port: port, chains: map[string]string{}}
 	for _, id := range []string{"agent.min", "agent.net"} {
 		ch.chains[id] = filepath.Join(dir, id+".chain")
+		// The spinning runs of the tests must outlast the tests' steps on
+		// a slow machine: they end by cancellation, not at a limit.
 		a, err := eng.LoadAgent([]byte(configs[id]), id+".rtfs", engine.AgentOptions{Provider: "process", Level: governance.LevelFull,
-			Chain: ch.chains[id], Signer: signer})
+			Chain: ch.chains[id], Signer: signer, Limits: sandbox.Limits{Deadline: 10 * time.Minute},
+			Evaluation: control.RunLimits{TimeoutMillis: 5 * 60 * 1000, Steps: 1 << 40}})
 		if err != nil {
 			t.Fatal(err)
 		}

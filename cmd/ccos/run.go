@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/governance"
 	"github.com/spf13/cobra"
@@ -61,6 +63,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 type agentFlags struct {
 	provider, chainPath, chainKey, archiveDir string
 	allowWeaker                               bool
+	evalTimeout                               time.Duration
+	evalSteps                                 int64
 }
 
 func (f *agentFlags) register(cmd *cobra.Command, who string) {
@@ -70,11 +74,17 @@ func (f *agentFlags) register(cmd *cobra.Command, who string) {
 	fl.StringVar(&f.chainPath, "chain", "", "record runs in this causal chain file (default: the config's :causal_chain :storage)")
 	fl.StringVar(&f.chainKey, "chain-key", "", "sign a checkpoint of the chain at the end of each run with this key (from `ccos chain keygen`)")
 	fl.StringVar(&f.archiveDir, "archive", "", "store the admitted plan, its :intent (in the intent graph, with the run's outcome as status) and the run's signed checkpoint in this content-addressed archive")
+	fl.DurationVar(&f.evalTimeout, "eval-timeout", 0, "how long a plan's evaluation may take (default 5s; the sandbox's deadline stays the hard bound)")
+	fl.Int64Var(&f.evalSteps, "eval-steps", 0, "how many evaluation steps a plan may take (default 10 million)")
 }
 
 // options are the engine's agent options of the flags.
 func (f agentFlags) options() (engine.AgentOptions, error) {
-	o := engine.AgentOptions{Provider: f.provider, AllowWeaker: f.allowWeaker, Chain: f.chainPath, Archive: f.archiveDir}
+	o := engine.AgentOptions{Provider: f.provider, AllowWeaker: f.allowWeaker, Chain: f.chainPath, Archive: f.archiveDir,
+		Evaluation: control.RunLimits{TimeoutMillis: f.evalTimeout.Milliseconds(), Steps: f.evalSteps}}
+	if f.evalTimeout < 0 || f.evalSteps < 0 {
+		return o, usageErr("--eval-timeout and --eval-steps must not be negative")
+	}
 	if f.chainKey != "" {
 		signer, err := chain.ReadSignerFile(f.chainKey)
 		if err != nil {
