@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ccos-project/ccos/chain"
+	"github.com/ccos-project/ccos/control"
 	"github.com/ccos-project/ccos/engine"
 	"github.com/ccos-project/ccos/receipt"
 	"github.com/ccos-project/ccos/sandbox"
@@ -242,7 +243,10 @@ func TestSubmissionAnswers(t *testing.T) {
 // The events stream carries a run's events live and from the start, then
 // its end; a running run can be cancelled.
 func TestEventsAndCancel(t *testing.T) {
-	h := newHarness(t, []string{"agent.ev"}, Options{}, engine.AgentOptions{})
+	// The long run must outlast the test's wait for it to be running: it
+	// ends by cancellation, not at an evaluation limit.
+	h := newHarness(t, []string{"agent.ev"}, Options{}, engine.AgentOptions{
+		Evaluation: control.RunLimits{TimeoutMillis: 5 * 60 * 1000, Steps: 1 << 40}})
 	ctx := context.Background()
 	r, err := h.c.Submit(ctx, "agent.ev", plan(`(plan "p" :body [(step "one" (println "first")) (step "two" (call :ccos.math.add 1 2))])`))
 	if err != nil {
